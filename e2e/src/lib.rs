@@ -1,0 +1,3 @@
+//! netheal's cluster-in-a-box: test fixtures for end-to-end tests.
+
+pub mod netns;
