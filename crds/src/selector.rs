@@ -36,10 +36,10 @@ pub fn selects(
     let Some(selector) = selector else {
         return Ok(true);
     };
-    if let Some(match_labels) = &selector.match_labels {
-        if match_labels.iter().any(|(k, v)| labels.get(k) != Some(v)) {
-            return Ok(false);
-        }
+    if let Some(match_labels) = &selector.match_labels
+        && match_labels.iter().any(|(k, v)| labels.get(k) != Some(v))
+    {
+        return Ok(false);
     }
     for (index, expr) in selector.match_expressions.iter().flatten().enumerate() {
         let values = expr.values.as_deref().unwrap_or_default();
