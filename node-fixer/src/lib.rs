@@ -1,0 +1,5 @@
+//! node-fixer: finds node-local network faults (probe → check) and fixes them one approved
+//! order at a time (fix). The [`engine`] module is the entry point used by the standalone CLI
+//! and by the agent.
+
+pub mod engine;
