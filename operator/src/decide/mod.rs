@@ -1,0 +1,491 @@
+//! The decision engine: pure. From the policies, reports, nodes, pods, the ledger of past
+//! actions and `now`, compute the orders each report's spec must carry, the cluster actions to
+//! take, the action records to write, and each policy's findings with the reason each one is
+//! or is not acted on. No API access; every safety limit lives here.
+
+pub mod cluster_actions;
+pub mod duplicates;
+pub mod flapping;
+pub mod orders;
+pub mod ownership;
+pub mod summary;
+
+#[cfg(test)]
+pub(crate) mod testkit;
+#[cfg(test)]
+mod tests;
+
+use crate::ledger::{Entry, Ledger};
+use std::borrow::Cow;
+use crate::model::{NodeInfo, SlimPod};
+use cluster_actions::{ClusterAction, PodRef};
+use duplicates::DuplicateGroup;
+use k8s_openapi::jiff::{SignedDuration, Timestamp};
+use netheal_crds::report::MAX_REPORT_ORDERS;
+use netheal_crds::{
+    Action, Check, Finding, Mode, NetworkHealthPolicy, NodeNetworkReport, PolicyFinding,
+    RemediationOrder,
+};
+use orders::{Recorded, Withdraw};
+use ownership::{Policies, name};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::sync::Arc;
+use summary::{Flap, PolicyOutcome};
+
+/// Everything a decision is computed from.
+pub struct Inputs<'a> {
+    /// Every policy.
+    pub policies: &'a [Arc<NetworkHealthPolicy>],
+    /// Every report (named after its node).
+    pub reports: &'a [Arc<NodeNetworkReport>],
+    /// Every node.
+    pub nodes: &'a [NodeInfo],
+    /// Every pod (slim).
+    pub pods: &'a [Arc<SlimPod>],
+    /// Past actions and orders out.
+    pub ledger: &'a Ledger,
+    /// The time of the decision (whole seconds).
+    pub now: Timestamp,
+}
+
+/// What one pass decided.
+#[derive(Debug, Default)]
+pub struct Decision {
+    /// The `spec.remediations` each node's report must carry (every node with orders out
+    /// before or after this pass).
+    pub orders: BTreeMap<String, Vec<RemediationOrder>>,
+    /// Orders approved in this pass, as `(node, order id)`.
+    pub approved: Vec<(String, String)>,
+    /// Answers and withdrawals to record in the policies' status.
+    pub recorded: Vec<Recorded>,
+    /// Cluster actions to take now.
+    pub cluster_actions: Vec<ClusterAction>,
+    /// Per policy: findings, dispositions, counters.
+    pub policies: BTreeMap<String, PolicyOutcome>,
+    /// Nodes with an action in flight after this pass.
+    pub nodes_in_flight: BTreeSet<String>,
+}
+
+/// One finding to decide about.
+struct Work<'a> {
+    node: &'a NodeInfo,
+    finding: &'a Finding,
+    owner: usize,
+    report: Option<&'a NodeNetworkReport>,
+    duplicate: Option<&'a DuplicateGroup>,
+}
+
+/// The running state of a pass.
+struct Pass<'a> {
+    inputs: &'a Inputs<'a>,
+    ledger: Cow<'a, Ledger>,
+    in_flight: BTreeSet<String>,
+    open_orders: BTreeMap<String, Vec<RemediationOrder>>,
+    cni_busy: Option<String>,
+    cni_this_pass: Option<(String, String)>,
+    decision: Decision,
+}
+
+/// Decide. Deterministic for the same inputs.
+pub fn decide(inputs: &Inputs<'_>) -> Decision {
+    let now = inputs.now;
+    let mut policies = Policies::new(inputs.policies);
+    let by_name: BTreeMap<&str, &NetworkHealthPolicy> = policies
+        .sorted
+        .iter()
+        .map(|p| (name(p), p.as_ref()))
+        .collect();
+    let nodes: HashMap<&str, &NodeInfo> =
+        inputs.nodes.iter().map(|n| (n.name.as_str(), n)).collect();
+    let reports: HashMap<&str, &NodeNetworkReport> = inputs
+        .reports
+        .iter()
+        .filter_map(|r| Some((r.metadata.name.as_deref()?, r.as_ref())))
+        .collect();
+
+    let mut pass = Pass {
+        inputs,
+        ledger: Cow::Borrowed(inputs.ledger),
+        in_flight: BTreeSet::new(),
+        open_orders: BTreeMap::new(),
+        cni_busy: None,
+        cni_this_pass: None,
+        decision: Decision::default(),
+    };
+    for policy in &policies.sorted {
+        pass.decision.policies.insert(
+            name(policy).to_string(),
+            PolicyOutcome {
+                generation: policy.metadata.generation,
+                paused: policy.spec.paused,
+                ..Default::default()
+            },
+        );
+    }
+
+    // 1. The orders out: answered, withdrawn or still open.
+    let mut order_nodes: BTreeSet<&str> = inputs.ledger.pending_nodes().map(|(n, _)| n).collect();
+    order_nodes.extend(
+        reports
+            .iter()
+            .filter(|(_, r)| !r.spec.remediations.is_empty())
+            .map(|(n, _)| *n),
+    );
+    for node in order_nodes {
+        let info = nodes.get(node).copied();
+        let report = reports.get(node).copied();
+        let withdraw = |order: &RemediationOrder| match (info, by_name.get(order.policy.as_str())) {
+            (None, _) => Some(Withdraw::NodeDeleted),
+            _ if report.is_none() => Some(Withdraw::ReportMissing),
+            (_, None) => Some(Withdraw::PolicyDeleted),
+            (_, Some(p)) if p.spec.paused => Some(Withdraw::PolicyPaused),
+            (Some(n), _) if n.paused => Some(Withdraw::NodePaused),
+            _ => None,
+        };
+        let settled = orders::settle(node, inputs.ledger, report, now, withdraw);
+        pass.decision.recorded.extend(settled.recorded);
+        if !settled.open.is_empty() {
+            pass.in_flight.insert(node.to_string());
+        }
+        pass.open_orders.insert(node.to_string(), settled.open);
+    }
+
+    // The answers read in this pass count for the limits at once.
+    if !pass.decision.recorded.is_empty() {
+        let mut ledger = inputs.ledger.clone();
+        for recorded in &pass.decision.recorded {
+            ledger.push(Entry::from_record(&recorded.policy, &recorded.record));
+        }
+        pass.ledger = Cow::Owned(ledger);
+    }
+
+    // 2. A CNI agent restart still waiting for its new pod.
+    let agent_pods = cluster_actions::agent_pods_by_node(inputs.pods, inputs.policies);
+    if let Some((node, _)) = cluster_actions::cni_restart_in_flight(
+        &pass.ledger,
+        &by_name,
+        &agent_pods,
+        |n| nodes.contains_key(n),
+        now,
+    ) {
+        pass.in_flight.insert(node.clone());
+        pass.cni_busy = Some(node);
+    }
+
+    // 3. Findings, each with its owning policy.
+    let mut sorted_nodes: Vec<&NodeInfo> = inputs.nodes.iter().collect();
+    sorted_nodes.sort_by(|a, b| a.name.cmp(&b.name));
+    let mut selecting: HashMap<&str, Vec<usize>> = HashMap::with_capacity(sorted_nodes.len());
+    let mut work: Vec<Work<'_>> = Vec::new();
+    for node in &sorted_nodes {
+        let sel = policies.selecting(&node.labels);
+        let report = reports.get(node.name.as_str()).copied();
+        for &i in &sel {
+            if let Some(outcome) = pass.decision.policies.get_mut(name(&policies.sorted[i])) {
+                outcome.nodes_selected += 1;
+                if report.is_some_and(|r| r.status.is_some()) {
+                    outcome.reporting.insert(node.name.clone());
+                }
+            }
+        }
+        for finding in report
+            .and_then(|r| r.status.as_ref())
+            .into_iter()
+            .flat_map(|s| s.findings.iter())
+        {
+            if let Some(owner) = policies.owner(&sel, finding.check, finding.policy.as_deref()) {
+                work.push(Work {
+                    node,
+                    finding,
+                    owner,
+                    report,
+                    duplicate: None,
+                });
+            }
+        }
+        selecting.insert(node.name.as_str(), sel);
+    }
+    let groups = duplicates::detect(inputs.pods);
+    for group in &groups {
+        let Some(node) = nodes.get(group.node.as_str()) else {
+            continue;
+        };
+        let sel = selecting.get(group.node.as_str()).map(Vec::as_slice);
+        if let Some(owner) = policies.owner(sel.unwrap_or_default(), Check::DuplicatePodIp, None) {
+            work.push(Work {
+                node,
+                finding: &group.finding,
+                owner,
+                report: reports.get(group.node.as_str()).copied(),
+                duplicate: Some(group),
+            });
+        }
+    }
+
+    // 4. Decide each finding, node by node.
+    for item in &work {
+        let policy = &policies.sorted[item.owner];
+        let disposition = pass.dispose(policy, item);
+        let action = item.finding.action.or_else(|| item.finding.check.remedy());
+        if let Some(outcome) = pass.decision.policies.get_mut(name(policy)) {
+            outcome.add_finding(PolicyFinding {
+                id: item.finding.id.clone(),
+                node: item.node.name.clone(),
+                check: item.finding.check,
+                target: item.finding.target.clone(),
+                observed: item.finding.observed.clone(),
+                desired: item.finding.desired.clone(),
+                proposed_action: action,
+                disposition: Some(disposition),
+            });
+        }
+    }
+
+    for (policy, error) in &policies.selector_errors {
+        if let Some(outcome) = pass.decision.policies.get_mut(policy) {
+            outcome.selector_error = Some(error.clone());
+        }
+    }
+    for outcome in pass.decision.policies.values_mut() {
+        outcome.finish();
+    }
+    pass.decision.orders = pass.open_orders;
+    pass.decision.nodes_in_flight = pass.in_flight;
+    pass.decision
+}
+
+impl Pass<'_> {
+    /// The disposition of one finding; approves it (an order or a cluster action) when every
+    /// limit allows.
+    fn dispose(&mut self, policy: &NetworkHealthPolicy, item: &Work<'_>) -> String {
+        match self.gate(policy, item) {
+            Ok(action) => self.approve(policy, item, action),
+            Err(why) => why,
+        }
+    }
+
+    /// The checks every action goes through, in order. `Ok(action)` when it may proceed.
+    fn gate(&mut self, policy: &NetworkHealthPolicy, item: &Work<'_>) -> Result<Action, String> {
+        let finding = item.finding;
+        let node = item.node.name.as_str();
+        let ledger: &Ledger = &self.ledger;
+        let now = self.inputs.now;
+        let remediation = &policy.spec.remediation;
+        let Some(action) = finding.action.or_else(|| finding.check.remedy()) else {
+            return Err(format!(
+                "report-only: no automatic fix for {}",
+                finding.check
+            ));
+        };
+        if policy.spec.paused {
+            return Err("paused: the policy is paused".into());
+        }
+        if item.node.paused {
+            return Err(format!(
+                "node paused: the Node is annotated {}=true",
+                netheal_crds::PAUSED_ANNOTATION
+            ));
+        }
+        if !remediation.approves(action) {
+            return Err(format!(
+                "not approved: {action} is not in spec.remediation.actions"
+            ));
+        }
+        if let Some(order) = self
+            .open_orders
+            .get(node)
+            .and_then(|o| o.iter().find(|o| o.finding_id == finding.id))
+        {
+            return Err(format!(
+                "in flight: order {} is waiting for node-fixer",
+                order.id
+            ));
+        }
+        if let Some(fixes) =
+            flapping::flapping(ledger, node, &finding.id, &remediation.flap_limit, now)
+        {
+            if let Some(outcome) = self.decision.policies.get_mut(name(policy)) {
+                outcome.flapping.push(Flap {
+                    node: node.to_string(),
+                    check: finding.check,
+                    target: finding.target.clone(),
+                    fixes,
+                });
+            }
+            return Err(format!(
+                "flapping: fixed {fixes} times in the last {}s and back again; not fixed any more (something else writes it)",
+                remediation.flap_limit.window_seconds
+            ));
+        }
+        let seen = finding.last_seen.as_ref().map(|t| t.0).or_else(|| {
+            item.report
+                .and_then(|r| r.status.as_ref())
+                .and_then(|s| s.last_scan_time.as_ref())
+                .map(|t| t.0)
+        });
+        if let (Some(last), Some(seen)) = (ledger.last_for_finding(node, &finding.id), seen)
+            && last.time >= seen
+            && item.duplicate.is_none()
+        {
+            return Err(format!(
+                "fixed at {} by {}; waiting for the next scan",
+                last.time, last.id
+            ));
+        }
+        if let Some(last) = ledger.last_run(node, action) {
+            let until = last
+                .time
+                .checked_add(SignedDuration::from_secs(i64::from(
+                    remediation.cooldown_seconds,
+                )))
+                .unwrap_or(Timestamp::MAX);
+            if now < until {
+                return Err(format!("cooldown until {until}"));
+            }
+        }
+        if policy.spec.mode == Mode::DryRun {
+            return Err(format!("dry-run: would {action}"));
+        }
+        if action == Action::RestartCniPod {
+            self.cni_gate(node)?;
+        }
+        let max = remediation.max_concurrent_nodes as usize;
+        if !self.in_flight.contains(node) && self.in_flight.len() >= max {
+            return Err(format!(
+                "concurrency limit: {} of {max} nodes in flight",
+                self.in_flight.len()
+            ));
+        }
+        Ok(action)
+    }
+
+    /// One CNI agent restart at a time, cluster-wide.
+    fn cni_gate(&self, node: &str) -> Result<(), String> {
+        if let Some(busy) = &self.cni_busy {
+            return Err(if busy == node {
+                "in flight: waiting for the new CNI agent pod on this node to be Ready".into()
+            } else {
+                format!("waiting: RestartCniPod on node {busy} until its new CNI agent pod is Ready")
+            });
+        }
+        match &self.cni_this_pass {
+            Some((busy, id)) if busy == node => {
+                Err(format!("in flight: RestartCniPod {id} on this node"))
+            }
+            Some((busy, _)) => Err(format!(
+                "waiting: RestartCniPod on node {busy} goes first (one node at a time)"
+            )),
+            None => Ok(()),
+        }
+    }
+
+    fn approve(&mut self, policy: &NetworkHealthPolicy, item: &Work<'_>, action: Action) -> String {
+        let node = item.node.name.as_str();
+        let now = self.inputs.now;
+        let finding = item.finding;
+        let policy_name = name(policy);
+        match action {
+            Action::RestartCniPod => {
+                let selector = &policy.spec.checks.overlay.agent_selector;
+                let agents: Vec<&SlimPod> = self
+                    .inputs
+                    .pods
+                    .iter()
+                    .filter(|p| p.node() == Some(node))
+                    .map(Arc::as_ref)
+                    .collect();
+                let Some(pod) = cluster_actions::agent_pod(&agents, selector) else {
+                    return format!(
+                        "no CNI agent pod in namespace {} with labels {:?} on this node",
+                        selector.namespace, selector.labels
+                    );
+                };
+                let id = orders::action_id(&finding.id, now);
+                let pod = PodRef::of(pod);
+                let disposition = format!("approved: RestartCniPod {id}: delete {pod}");
+                self.decision.cluster_actions.push(ClusterAction {
+                    id: id.clone(),
+                    policy: policy_name.to_string(),
+                    node: node.to_string(),
+                    action,
+                    check: finding.check,
+                    finding_id: finding.id.clone(),
+                    target: finding.target.clone(),
+                    note: format!("restart the CNI agent: {}", finding.target),
+                    pod,
+                });
+                self.cni_this_pass = Some((node.to_string(), id));
+                self.in_flight.insert(node.to_string());
+                disposition
+            }
+            Action::RecreatePod => self.approve_recreate(policy_name, item),
+            _ => {
+                let open = self.open_orders.entry(node.to_string()).or_default();
+                if open.len() >= MAX_REPORT_ORDERS {
+                    return format!("queued: {MAX_REPORT_ORDERS} orders already out on this node");
+                }
+                let Some(order) = orders::new_order(finding, policy_name, now) else {
+                    return format!("report-only: {action} is not a node-local action");
+                };
+                let disposition = format!("approved: order {}", order.id);
+                self.decision
+                    .approved
+                    .push((node.to_string(), order.id.clone()));
+                open.push(order);
+                self.in_flight.insert(node.to_string());
+                disposition
+            }
+        }
+    }
+
+    fn approve_recreate(&mut self, policy: &str, item: &Work<'_>) -> String {
+        let Some(group) = item.duplicate else {
+            return "report-only: RecreatePod needs the pods' list".into();
+        };
+        let Some(keep) = duplicates::keeper(group, item.report) else {
+            return "report-only: no pod to keep".into();
+        };
+        let keep_key = keep.key();
+        let victims: Vec<&Arc<SlimPod>> =
+            group.pods.iter().filter(|p| p.key() != keep_key).collect();
+        let (owned, bare): (Vec<_>, Vec<_>) =
+            victims.into_iter().partition(|p| p.controller().is_some());
+        let bare: Vec<String> = bare.iter().map(|p| p.key()).collect();
+        if owned.is_empty() {
+            return format!(
+                "report-only: {} has no controller; a bare pod is never deleted (keep {keep_key})",
+                bare.join(", ")
+            );
+        }
+        let node = item.node.name.clone();
+        let base = orders::action_id(&item.finding.id, self.inputs.now);
+        let mut evicted = Vec::new();
+        for (i, pod) in owned.iter().enumerate() {
+            let pod = PodRef::of(pod);
+            evicted.push(pod.to_string());
+            self.decision.cluster_actions.push(ClusterAction {
+                id: format!("{base}-{i}"),
+                policy: policy.to_string(),
+                node: node.clone(),
+                action: Action::RecreatePod,
+                check: item.finding.check,
+                finding_id: item.finding.id.clone(),
+                target: item.finding.target.clone(),
+                note: format!("{} also holds {}; keep {keep_key}", pod, group.ip),
+                pod,
+            });
+        }
+        self.in_flight.insert(node);
+        let mut disposition = format!(
+            "approved: RecreatePod: evict {} (keep {keep_key})",
+            evicted.join(", ")
+        );
+        if !bare.is_empty() {
+            disposition.push_str(&format!(
+                "; {} has no controller and is only reported",
+                bare.join(", ")
+            ));
+        }
+        disposition
+    }
+}

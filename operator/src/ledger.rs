@@ -1,0 +1,298 @@
+//! The record of past actions the safety limits are computed from: what was done, where and
+//! when, and which orders are out and not yet answered. It lives in memory and is rebuilt at
+//! start from the policies' `status.actions` and the reports' `spec.remediations`.
+
+use k8s_openapi::jiff::{SignedDuration, Timestamp};
+use netheal_crds::{
+    Action, ActionRecord, Check, NetworkHealthPolicy, NodeNetworkReport, Outcome, RemediationOrder,
+    finding_id,
+};
+use std::collections::{BTreeMap, HashMap, HashSet};
+
+/// Records older than this are forgotten (the longest flap window the schema allows is a week).
+pub const RETENTION: SignedDuration = SignedDuration::from_hours(24 * 8);
+
+/// One action taken (or attempted) on a node.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Entry {
+    /// The action id (the order id for node-local actions).
+    pub id: String,
+    /// The policy that approved it.
+    pub policy: String,
+    /// The node it concerns.
+    pub node: String,
+    /// What was done.
+    pub action: Action,
+    /// The finding it answered: `finding_id(check, target)`.
+    pub finding_id: String,
+    /// When.
+    pub time: Timestamp,
+    /// How it ended.
+    pub outcome: Outcome,
+    /// Nothing was written.
+    pub dry_run: bool,
+}
+
+impl Entry {
+    /// The ledger entry for an action record of `policy`.
+    pub fn from_record(policy: &str, record: &ActionRecord) -> Self {
+        let check = record
+            .check
+            .or_else(|| first_check_fixed_by(record.action))
+            .unwrap_or(netheal_crds::Check::ArpIgnore);
+        Self {
+            id: record.id.clone(),
+            policy: policy.to_string(),
+            node: record.node.clone(),
+            action: record.action,
+            finding_id: finding_id(check, &record.target),
+            time: record.time.0,
+            outcome: record.outcome,
+            dry_run: record.dry_run,
+        }
+    }
+
+    /// True when the action changed something on the node.
+    pub fn changed_something(&self) -> bool {
+        self.outcome == Outcome::Applied && !self.dry_run
+    }
+
+    /// True when the action ran (successfully or not), which starts a cooldown.
+    pub fn ran(&self) -> bool {
+        !self.dry_run && matches!(self.outcome, Outcome::Applied | Outcome::Failed)
+    }
+}
+
+fn first_check_fixed_by(action: Action) -> Option<Check> {
+    Check::ALL.into_iter().find(|c| c.remedy() == Some(action))
+}
+
+/// Past actions and the orders still out.
+#[derive(Clone, Debug, Default)]
+pub struct Ledger {
+    entries: Vec<Entry>,
+    ids: HashSet<(String, String)>,
+    by_node: HashMap<String, Vec<usize>>,
+    pending: BTreeMap<String, Vec<RemediationOrder>>,
+}
+
+impl Ledger {
+    /// An empty ledger.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Rebuild from what the API holds: every policy's `status.actions` and every report's
+    /// `spec.remediations` (orders out and not yet answered).
+    pub fn rebuild<'a>(
+        policies: impl IntoIterator<Item = &'a NetworkHealthPolicy>,
+        reports: impl IntoIterator<Item = &'a NodeNetworkReport>,
+    ) -> Self {
+        let mut ledger = Self::new();
+        for policy in policies {
+            let name = policy.metadata.name.as_deref().unwrap_or_default();
+            for record in policy.status.iter().flat_map(|s| s.actions.iter()) {
+                ledger.push(Entry::from_record(name, record));
+            }
+        }
+        for report in reports {
+            let node = report.metadata.name.clone().unwrap_or_default();
+            let out = report.spec.remediations.clone();
+            if !out.is_empty() {
+                ledger.pending.insert(node, out);
+            }
+        }
+        ledger
+    }
+
+    /// Add one entry (ignored when `(node, id)` is already recorded).
+    pub fn push(&mut self, entry: Entry) {
+        if !self.ids.insert((entry.node.clone(), entry.id.clone())) {
+            return;
+        }
+        self.by_node
+            .entry(entry.node.clone())
+            .or_default()
+            .push(self.entries.len());
+        self.entries.push(entry);
+    }
+
+    /// True when the action `(node, id)` is recorded.
+    pub fn has(&self, node: &str, id: &str) -> bool {
+        self.ids.contains(&(node.to_string(), id.to_string()))
+    }
+
+    /// The entries about `node`, oldest first.
+    pub fn for_node(&self, node: &str) -> impl Iterator<Item = &Entry> {
+        self.by_node
+            .get(node)
+            .into_iter()
+            .flatten()
+            .filter_map(|&i| self.entries.get(i))
+    }
+
+    /// Every entry, oldest first.
+    pub fn entries(&self) -> &[Entry] {
+        &self.entries
+    }
+
+    /// The orders out on `node`.
+    pub fn pending(&self, node: &str) -> &[RemediationOrder] {
+        self.pending.get(node).map(Vec::as_slice).unwrap_or_default()
+    }
+
+    /// Every node with orders out.
+    pub fn pending_nodes(&self) -> impl Iterator<Item = (&str, &[RemediationOrder])> {
+        self.pending.iter().map(|(n, o)| (n.as_str(), o.as_slice()))
+    }
+
+    /// Replace the orders out on `node`.
+    pub fn set_pending(&mut self, node: &str, orders: Vec<RemediationOrder>) {
+        if orders.is_empty() {
+            self.pending.remove(node);
+        } else {
+            self.pending.insert(node.to_string(), orders);
+        }
+    }
+
+    /// The latest run of `action` on `node`.
+    pub fn last_run(&self, node: &str, action: Action) -> Option<&Entry> {
+        self.for_node(node)
+            .filter(|e| e.action == action && e.ran())
+            .max_by_key(|e| e.time)
+    }
+
+    /// The latest action that answered `finding` on `node`.
+    pub fn last_for_finding(&self, node: &str, finding: &str) -> Option<&Entry> {
+        self.for_node(node)
+            .filter(|e| e.finding_id == finding && !e.dry_run)
+            .max_by_key(|e| e.time)
+    }
+
+    /// How many times `finding` was fixed on `node` since `since`.
+    pub fn fixes_since(&self, node: &str, finding: &str, since: Timestamp) -> usize {
+        self.for_node(node)
+            .filter(|e| e.finding_id == finding && e.changed_something() && e.time >= since)
+            .count()
+    }
+
+    /// Forget entries older than [`RETENTION`].
+    pub fn prune(&mut self, now: Timestamp) {
+        let Ok(cutoff) = now.checked_sub(RETENTION) else {
+            return;
+        };
+        if self.entries.iter().all(|e| e.time >= cutoff) {
+            return;
+        }
+        let kept: Vec<Entry> = std::mem::take(&mut self.entries)
+            .into_iter()
+            .filter(|e| e.time >= cutoff)
+            .collect();
+        self.ids.clear();
+        self.by_node.clear();
+        for entry in kept {
+            self.push(entry);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
+
+    fn entry(id: &str, node: &str, action: Action, secs: i64, outcome: Outcome) -> Entry {
+        Entry {
+            id: id.into(),
+            policy: "p".into(),
+            node: node.into(),
+            action,
+            finding_id: "f1".into(),
+            time: Timestamp::from_second(secs).unwrap(),
+            outcome,
+            dry_run: false,
+        }
+    }
+
+    #[test]
+    fn duplicates_are_ignored_and_queries_are_per_node() {
+        let mut ledger = Ledger::new();
+        ledger.push(entry("a", "n1", Action::SetSysctl, 10, Outcome::Applied));
+        ledger.push(entry("a", "n1", Action::SetSysctl, 99, Outcome::Applied));
+        ledger.push(entry("b", "n1", Action::SetSysctl, 20, Outcome::NoChange));
+        ledger.push(entry("a", "n2", Action::SetSysctl, 30, Outcome::Failed));
+        assert_eq!(ledger.entries().len(), 3);
+        assert_eq!(
+            ledger.last_run("n1", Action::SetSysctl).unwrap().time,
+            Timestamp::from_second(10).unwrap()
+        );
+        assert!(ledger.last_run("n1", Action::DeleteNeighbour).is_none());
+        assert_eq!(
+            ledger.fixes_since("n1", "f1", Timestamp::from_second(0).unwrap()),
+            1
+        );
+        assert_eq!(
+            ledger.fixes_since("n2", "f1", Timestamp::from_second(0).unwrap()),
+            0
+        );
+    }
+
+    #[test]
+    fn prune_forgets_old_entries() {
+        let mut ledger = Ledger::new();
+        ledger.push(entry("old", "n1", Action::SetSysctl, 0, Outcome::Applied));
+        ledger.push(entry(
+            "new",
+            "n1",
+            Action::SetSysctl,
+            RETENTION.as_secs() + 10,
+            Outcome::Applied,
+        ));
+        ledger.prune(Timestamp::from_second(RETENTION.as_secs() + 20).unwrap());
+        assert!(!ledger.has("n1", "old"));
+        assert!(ledger.has("n1", "new"));
+        assert_eq!(ledger.for_node("n1").count(), 1);
+    }
+
+    #[test]
+    fn rebuild_reads_status_actions_and_unanswered_orders() {
+        let record = ActionRecord {
+            id: "x-1".into(),
+            time: Time(Timestamp::from_second(100).unwrap()),
+            node: "n1".into(),
+            action: Action::SetSysctl,
+            check: Some(Check::IpForward),
+            target: "net.ipv4.ip_forward".into(),
+            before: "0".into(),
+            after: "1".into(),
+            outcome: Outcome::Applied,
+            dry_run: false,
+            message: None,
+        };
+        let mut policy = NetworkHealthPolicy::new("p", Default::default());
+        policy.status = Some(netheal_crds::NetworkHealthPolicyStatus {
+            actions: vec![record],
+            ..Default::default()
+        });
+        let mut report = NodeNetworkReport::new("n1", Default::default());
+        report.spec.remediations.push(RemediationOrder {
+            id: "y-2".into(),
+            action: Action::SetSysctl,
+            finding_id: "y".into(),
+            check: Check::ArpIgnore,
+            target: "t".into(),
+            parameters: Default::default(),
+            policy: "p".into(),
+            dry_run: false,
+            approved_at: Time(Timestamp::from_second(200).unwrap()),
+        });
+        let ledger = Ledger::rebuild([&policy], [&report]);
+        assert!(ledger.has("n1", "x-1"));
+        assert_eq!(
+            ledger.entries()[0].finding_id,
+            finding_id(Check::IpForward, "net.ipv4.ip_forward")
+        );
+        assert_eq!(ledger.pending("n1").len(), 1);
+        assert_eq!(ledger.pending("n2").len(), 0);
+    }
+}

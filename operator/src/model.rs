@@ -1,0 +1,179 @@
+//! The slim objects the operator keeps in memory. A 5,000-node cluster has 150,000 pods, so
+//! the pod store holds only what the decisions read: name, namespace, uid, labels, owner
+//! references, creation time, node, host networking, phase, readiness and pod IPs. Unknown
+//! fields are dropped while deserializing, and the watch stream strips the rest.
+
+use k8s_openapi::api::core::v1::Node;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
+use k8s_openapi::jiff::Timestamp;
+use kube::core::NamespaceResourceScope;
+use serde::{Deserialize, Serialize};
+use std::borrow::Cow;
+use std::collections::BTreeMap;
+
+/// A Pod with only the fields netheal reads.
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
+pub struct SlimPod {
+    /// Name, namespace, uid, labels, owner references, creation and deletion time.
+    pub metadata: ObjectMeta,
+    /// `spec.nodeName`, `spec.hostNetwork`.
+    #[serde(default)]
+    pub spec: SlimPodSpec,
+    /// `status.phase`, `status.podIPs`, the `Ready` condition.
+    #[serde(default)]
+    pub status: SlimPodStatus,
+}
+
+/// The part of `PodSpec` netheal reads.
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, Eq)]
+#[serde(rename_all = "camelCase")]
+pub struct SlimPodSpec {
+    /// The node the pod runs on.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub node_name: Option<String>,
+    /// True for pods in the host's network namespace (they share the node's IP).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub host_network: Option<bool>,
+}
+
+/// The part of `PodStatus` netheal reads.
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, Eq)]
+#[serde(rename_all = "camelCase")]
+pub struct SlimPodStatus {
+    /// `Pending`, `Running`, …
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub phase: Option<String>,
+    /// The pod's IPs.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub pod_ips: Vec<SlimPodIp>,
+    /// Only the `Ready` condition is kept.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub conditions: Vec<SlimCondition>,
+}
+
+/// One entry of `status.podIPs`.
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, Eq)]
+pub struct SlimPodIp {
+    /// The address.
+    #[serde(default)]
+    pub ip: String,
+}
+
+/// A pod condition: type and status only.
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, Eq)]
+pub struct SlimCondition {
+    /// `Ready`, `ContainersReady`, …
+    #[serde(rename = "type")]
+    pub type_: String,
+    /// `True`, `False`, `Unknown`.
+    pub status: String,
+}
+
+impl kube::Resource for SlimPod {
+    type DynamicType = ();
+    type Scope = NamespaceResourceScope;
+
+    fn kind(_: &()) -> Cow<'_, str> {
+        Cow::Borrowed("Pod")
+    }
+    fn group(_: &()) -> Cow<'_, str> {
+        Cow::Borrowed("")
+    }
+    fn version(_: &()) -> Cow<'_, str> {
+        Cow::Borrowed("v1")
+    }
+    fn plural(_: &()) -> Cow<'_, str> {
+        Cow::Borrowed("pods")
+    }
+    fn meta(&self) -> &ObjectMeta {
+        &self.metadata
+    }
+    fn meta_mut(&mut self) -> &mut ObjectMeta {
+        &mut self.metadata
+    }
+}
+
+impl SlimPod {
+    /// `namespace/name`.
+    pub fn key(&self) -> String {
+        format!(
+            "{}/{}",
+            self.metadata.namespace.as_deref().unwrap_or_default(),
+            self.metadata.name.as_deref().unwrap_or_default()
+        )
+    }
+
+    /// The node the pod is scheduled on.
+    pub fn node(&self) -> Option<&str> {
+        self.spec.node_name.as_deref()
+    }
+
+    /// True when the pod's `Ready` condition is `True`.
+    pub fn is_ready(&self) -> bool {
+        self.status
+            .conditions
+            .iter()
+            .any(|c| c.type_ == "Ready" && c.status == "True")
+    }
+
+    /// True for a running pod with its own network namespace that is not being deleted.
+    pub fn is_running_pod_network(&self) -> bool {
+        self.status.phase.as_deref() == Some("Running")
+            && self.spec.host_network != Some(true)
+            && self.metadata.deletion_timestamp.is_none()
+    }
+
+    /// The kind and name of the controller that owns the pod, when there is one.
+    pub fn controller(&self) -> Option<(&str, &str)> {
+        self.metadata
+            .owner_references
+            .iter()
+            .flatten()
+            .find(|o| o.controller == Some(true))
+            .map(|o| (o.kind.as_str(), o.name.as_str()))
+    }
+
+    /// The creation time (the epoch when absent, so that unknown sorts first).
+    pub fn created(&self) -> Timestamp {
+        self.metadata
+            .creation_timestamp
+            .as_ref()
+            .map_or(Timestamp::UNIX_EPOCH, |t| t.0)
+    }
+
+    /// True when every label of `selector` is on the pod.
+    pub fn has_labels(&self, selector: &BTreeMap<String, String>) -> bool {
+        let labels = self.metadata.labels.as_ref();
+        selector
+            .iter()
+            .all(|(k, v)| labels.and_then(|l| l.get(k)) == Some(v))
+    }
+}
+
+/// What the decisions need to know about a Node.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct NodeInfo {
+    /// The node's name.
+    pub name: String,
+    /// Its labels (policies select nodes by label).
+    pub labels: BTreeMap<String, String>,
+    /// `netheal.io/paused: "true"`.
+    pub paused: bool,
+}
+
+impl NodeInfo {
+    /// Read a Node object.
+    pub fn from_node(node: &Node) -> Self {
+        let paused = node
+            .metadata
+            .annotations
+            .as_ref()
+            .and_then(|a| a.get(netheal_crds::PAUSED_ANNOTATION))
+            .is_some_and(|v| v == "true");
+        Self {
+            name: node.metadata.name.clone().unwrap_or_default(),
+            labels: node.metadata.labels.clone().unwrap_or_default(),
+            paused,
+        }
+    }
+}
