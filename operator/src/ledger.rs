@@ -138,7 +138,10 @@ impl Ledger {
 
     /// The orders out on `node`.
     pub fn pending(&self, node: &str) -> &[RemediationOrder] {
-        self.pending.get(node).map(Vec::as_slice).unwrap_or_default()
+        self.pending
+            .get(node)
+            .map(Vec::as_slice)
+            .unwrap_or_default()
     }
 
     /// Every node with orders out.
@@ -165,7 +168,7 @@ impl Ledger {
     /// The latest action that answered `finding` on `node`.
     pub fn last_for_finding(&self, node: &str, finding: &str) -> Option<&Entry> {
         self.for_node(node)
-            .filter(|e| e.finding_id == finding && !e.dry_run)
+            .filter(|e| e.finding_id == finding && !e.dry_run && e.outcome != Outcome::Skipped)
             .max_by_key(|e| e.time)
     }
 
@@ -174,6 +177,16 @@ impl Ledger {
         self.for_node(node)
             .filter(|e| e.finding_id == finding && e.changed_something() && e.time >= since)
             .count()
+    }
+
+    /// Fold a decision in: its records become entries, its orders are the orders out.
+    pub fn apply(&mut self, decision: &crate::decide::Decision) {
+        for recorded in &decision.recorded {
+            self.push(Entry::from_record(&recorded.policy, &recorded.record));
+        }
+        for (node, orders) in &decision.orders {
+            self.set_pending(node, orders.clone());
+        }
     }
 
     /// Forget entries older than [`RETENTION`].

@@ -110,7 +110,9 @@ pub fn cni_restart_in_flight(
     node_exists: impl Fn(&str) -> bool,
     now: Timestamp,
 ) -> Option<(String, Timestamp)> {
-    let since = now.checked_sub(CNI_RESTART_TIMEOUT).unwrap_or(Timestamp::MIN);
+    let since = now
+        .checked_sub(CNI_RESTART_TIMEOUT)
+        .unwrap_or(Timestamp::MIN);
     let mut latest: BTreeMap<&str, (Timestamp, &str)> = BTreeMap::new();
     for entry in ledger.entries() {
         if entry.action == Action::RestartCniPod && entry.changed_something() && entry.time >= since

@@ -133,7 +133,11 @@ mod tests {
         assert_eq!(g.finding.target, "pod-ip 10.244.1.5");
         assert_eq!(g.finding.check, Check::DuplicatePodIp);
         assert_eq!(g.finding.details["pods"], "default/a@n1,default/b@n1");
-        assert_eq!(keeper(g, None).unwrap().key(), "default/b", "the oldest pod keeps the IP");
+        assert_eq!(
+            keeper(g, None).unwrap().key(),
+            "default/b",
+            "the oldest pod keeps the IP"
+        );
     }
 
     #[test]
@@ -152,6 +156,9 @@ mod tests {
             findings: vec![finding],
             ..Default::default()
         });
-        assert_eq!(keeper(&groups[0], Some(&report)).unwrap().key(), "default/young");
+        assert_eq!(
+            keeper(&groups[0], Some(&report)).unwrap().key(),
+            "default/young"
+        );
     }
 }

@@ -16,7 +16,6 @@ pub(crate) mod testkit;
 mod tests;
 
 use crate::ledger::{Entry, Ledger};
-use std::borrow::Cow;
 use crate::model::{NodeInfo, SlimPod};
 use cluster_actions::{ClusterAction, PodRef};
 use duplicates::DuplicateGroup;
@@ -28,6 +27,7 @@ use netheal_crds::{
 };
 use orders::{Recorded, Withdraw};
 use ownership::{Policies, name};
+use std::borrow::Cow;
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::Arc;
 use summary::{Flap, PolicyOutcome};
@@ -365,7 +365,9 @@ impl Pass<'_> {
             return Err(if busy == node {
                 "in flight: waiting for the new CNI agent pod on this node to be Ready".into()
             } else {
-                format!("waiting: RestartCniPod on node {busy} until its new CNI agent pod is Ready")
+                format!(
+                    "waiting: RestartCniPod on node {busy} until its new CNI agent pod is Ready"
+                )
             });
         }
         match &self.cni_this_pass {

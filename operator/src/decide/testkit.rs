@@ -16,13 +16,15 @@ pub fn at(secs: i64) -> Timestamp {
 
 /// An enforcing policy with the default limits (1 node, 60 s cooldown, 3 fixes per hour).
 pub fn policy(name: &str) -> Arc<NetworkHealthPolicy> {
-    let mut p = NetworkHealthPolicy::new(
-        name,
-        NetworkHealthPolicySpec {
-            mode: Mode::Enforce,
-            ..Default::default()
-        },
-    );
+    // Through serde, so that every default is the one a policy file gets.
+    let spec: NetworkHealthPolicySpec =
+        serde_json::from_value(serde_json::json!({"mode": "Enforce"})).unwrap();
+    let mut spec = spec;
+    assert_eq!(spec.mode, Mode::Enforce);
+    // `OverlayCheck::default()` leaves the check off (the serde default of a present
+    // `overlay` object turns it on); the tests want every check on.
+    spec.checks.overlay.enabled = true;
+    let mut p = NetworkHealthPolicy::new(name, spec);
     p.metadata.generation = Some(1);
     Arc::new(p)
 }

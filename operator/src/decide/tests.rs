@@ -1,1 +1,755 @@
-//! The decision engine's tests.
+//! The decision engine's tests: every safety limit, both modes, ownership, cluster actions.
+
+use super::testkit::*;
+use super::*;
+use crate::ledger::Entry;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
+use netheal_crds::{Outcome, RemediationResult};
+
+struct World {
+    policies: Vec<Arc<NetworkHealthPolicy>>,
+    reports: Vec<Arc<NodeNetworkReport>>,
+    nodes: Vec<NodeInfo>,
+    pods: Vec<Arc<SlimPod>>,
+    ledger: Ledger,
+}
+
+impl World {
+    fn new() -> Self {
+        Self {
+            policies: vec![policy("p")],
+            reports: vec![],
+            nodes: vec![],
+            pods: vec![],
+            ledger: Ledger::new(),
+        }
+    }
+
+    /// A node with a report holding `findings`, scanned at t=100.
+    fn with_node(mut self, name: &str, findings: Vec<Finding>) -> Self {
+        self.nodes.push(node(name));
+        self.reports.push(report(name, 100, findings));
+        self
+    }
+
+    fn policy(&mut self) -> &mut NetworkHealthPolicy {
+        Arc::make_mut(&mut self.policies[0])
+    }
+
+    fn decide(&self, now: i64) -> Decision {
+        decide(&Inputs {
+            policies: &self.policies,
+            reports: &self.reports,
+            nodes: &self.nodes,
+            pods: &self.pods,
+            ledger: &self.ledger,
+            now: at(now),
+        })
+    }
+
+    /// Decide, then fold the decision into the ledger as the operator does.
+    fn step(&mut self, now: i64) -> Decision {
+        let d = self.decide(now);
+        self.ledger.apply(&d);
+        d
+    }
+
+    fn report_mut(&mut self, node: &str) -> &mut NodeNetworkReport {
+        let r = self
+            .reports
+            .iter_mut()
+            .find(|r| r.metadata.name.as_deref() == Some(node))
+            .unwrap();
+        Arc::make_mut(r)
+    }
+
+    /// node-fixer answers every order in the report's spec with `outcome` at `time`.
+    fn answer_all(&mut self, node: &str, orders: &[RemediationOrder], outcome: Outcome, time: i64) {
+        let r = self.report_mut(node);
+        r.spec.remediations = orders.to_vec();
+        let status = r.status.get_or_insert_with(Default::default);
+        for o in orders {
+            status.results.push(RemediationResult {
+                id: o.id.clone(),
+                action: o.action,
+                target: o.target.clone(),
+                outcome,
+                before: "2".into(),
+                after: "0".into(),
+                dry_run: false,
+                time: Time(at(time)),
+                message: None,
+            });
+        }
+    }
+
+    /// node-fixer rescans at `time` and still sees `findings`.
+    fn rescan(&mut self, node: &str, time: i64, findings: Vec<Finding>) {
+        let status = self
+            .report_mut(node)
+            .status
+            .get_or_insert_with(Default::default);
+        status.last_scan_time = Some(Time(at(time)));
+        status.findings = findings;
+    }
+}
+
+fn arp(target: &str) -> Finding {
+    finding(Check::ArpIgnore, target)
+}
+
+fn disposition<'a>(d: &'a Decision, policy: &str, node: &str) -> Vec<&'a str> {
+    d.policies[policy]
+        .findings
+        .iter()
+        .filter(|f| f.node == node)
+        .map(|f| f.disposition.as_deref().unwrap_or_default())
+        .collect()
+}
+
+#[test]
+fn an_approved_finding_becomes_an_order_with_the_details_as_parameters() {
+    let f = arp("net.ipv4.conf.all.arp_ignore");
+    let w = World::new().with_node("n1", vec![f.clone()]);
+    let d = w.decide(1000);
+    let orders = &d.orders["n1"];
+    assert_eq!(orders.len(), 1);
+    let o = &orders[0];
+    assert_eq!(o.id, format!("{}-1000", f.id));
+    assert_eq!(o.action, Action::SetSysctl);
+    assert_eq!(o.finding_id, f.id);
+    assert_eq!(o.parameters, f.details);
+    assert_eq!(o.policy, "p");
+    assert!(!o.dry_run);
+    assert_eq!(o.approved_at, Time(at(1000)));
+    assert_eq!(d.approved, vec![("n1".to_string(), o.id.clone())]);
+    assert_eq!(
+        disposition(&d, "p", "n1"),
+        vec![format!("approved: order {}", o.id).as_str()]
+    );
+    assert!(d.nodes_in_flight.contains("n1"));
+    let outcome = &d.policies["p"];
+    assert_eq!(
+        (
+            outcome.nodes_selected,
+            outcome.nodes_reporting,
+            outcome.nodes_healthy
+        ),
+        (1, 1, 0)
+    );
+    assert_eq!(outcome.open_findings(), 1);
+}
+
+#[test]
+fn all_findings_of_one_node_are_batched_in_one_pass() {
+    let w = World::new().with_node(
+        "n1",
+        vec![
+            arp("net.ipv4.conf.all.arp_ignore"),
+            arp("net.ipv4.conf.flannel/1.arp_ignore"),
+            finding(Check::StaleNeighbour, "neigh 10.244.1.0 dev flannel.1"),
+        ],
+    );
+    let d = w.decide(1000);
+    assert_eq!(d.orders["n1"].len(), 3);
+    let ids: BTreeSet<_> = d.orders["n1"].iter().map(|o| &o.id).collect();
+    assert_eq!(ids.len(), 3, "order ids are unique");
+}
+
+#[test]
+fn only_approved_actions_in_enforce_mode_are_ordered() {
+    let mut w = World::new().with_node(
+        "n1",
+        vec![
+            arp("net.ipv4.conf.all.arp_ignore"),
+            finding(Check::RejectRule, "filter INPUT -j REJECT"),
+            finding(Check::ProxyArpOff, "net.ipv4.conf.cali1.proxy_arp"),
+        ],
+    );
+    w.policy().spec.remediation.actions = vec![Action::SetSysctl];
+    let d = w.decide(1000);
+    assert_eq!(d.orders["n1"].len(), 1);
+    let mut got = disposition(&d, "p", "n1");
+    got.sort();
+    assert!(got[0].starts_with("approved: order"));
+    assert_eq!(
+        got[1],
+        "not approved: RemoveRejectRule is not in spec.remediation.actions"
+    );
+    assert_eq!(got[2], "report-only: no automatic fix for ProxyArpOff");
+}
+
+#[test]
+fn dry_run_proposes_the_same_action_and_orders_nothing() {
+    let mut w = World::new().with_node("n1", vec![arp("net.ipv4.conf.all.arp_ignore")]);
+    w.policy().spec.mode = Mode::DryRun;
+    let d = w.decide(1000);
+    assert!(d.orders.get("n1").is_none_or(Vec::is_empty));
+    assert!(d.cluster_actions.is_empty());
+    assert!(d.nodes_in_flight.is_empty());
+    let f = &d.policies["p"].findings[0];
+    assert_eq!(f.proposed_action, Some(Action::SetSysctl));
+    assert_eq!(f.disposition.as_deref(), Some("dry-run: would SetSysctl"));
+}
+
+#[test]
+fn a_paused_policy_or_node_gets_no_orders() {
+    let mut w = World::new().with_node("n1", vec![arp("net.ipv4.conf.all.arp_ignore")]);
+    w.policy().spec.paused = true;
+    let d = w.decide(1000);
+    assert!(d.orders.is_empty());
+    assert_eq!(
+        disposition(&d, "p", "n1"),
+        vec!["paused: the policy is paused"]
+    );
+    assert!(d.policies["p"].paused);
+
+    let mut w = World::new().with_node("n1", vec![arp("net.ipv4.conf.all.arp_ignore")]);
+    w.nodes[0].paused = true;
+    let d = w.decide(1000);
+    assert!(d.orders.is_empty());
+    assert_eq!(
+        disposition(&d, "p", "n1"),
+        vec!["node paused: the Node is annotated netheal.io/paused=true"]
+    );
+}
+
+#[test]
+fn pausing_withdraws_the_orders_still_out() {
+    let mut w = World::new().with_node("n1", vec![arp("net.ipv4.conf.all.arp_ignore")]);
+    let d = w.step(1000);
+    assert_eq!(w.ledger.pending("n1").len(), 1);
+    let id = d.orders["n1"][0].id.clone();
+    w.nodes[0].paused = true;
+    let d = w.step(1001);
+    assert_eq!(d.orders["n1"], vec![]);
+    assert_eq!(d.recorded.len(), 1);
+    assert_eq!(d.recorded[0].record.id, id);
+    assert_eq!(d.recorded[0].record.outcome, Outcome::Skipped);
+    assert!(d.nodes_in_flight.is_empty());
+}
+
+#[test]
+fn at_most_max_concurrent_nodes_are_in_flight() {
+    let mut w = World::new();
+    for n in ["n1", "n2", "n3"] {
+        w = w.with_node(n, vec![arp("net.ipv4.conf.all.arp_ignore")]);
+    }
+    w.policy().spec.remediation.max_concurrent_nodes = 2;
+    let d = w.step(1000);
+    assert_eq!(d.nodes_in_flight.len(), 2);
+    assert_eq!(d.orders.values().filter(|o| !o.is_empty()).count(), 2);
+    assert_eq!(
+        disposition(&d, "p", "n3"),
+        vec!["concurrency limit: 2 of 2 nodes in flight"]
+    );
+    // While n1 and n2 have orders out, n3 keeps waiting.
+    let d = w.step(1010);
+    assert!(d.orders.get("n3").is_none_or(Vec::is_empty));
+    assert_eq!(
+        disposition(&d, "p", "n1")[0],
+        format!(
+            "in flight: order {} is waiting for node-fixer",
+            d.orders["n1"][0].id
+        )
+    );
+    // n1 answers: its slot frees and n3 goes.
+    let orders = d.orders["n1"].clone();
+    w.answer_all("n1", &orders, Outcome::Applied, 1015);
+    let d = w.step(1020);
+    assert_eq!(d.recorded.len(), 1);
+    assert_eq!(d.recorded[0].record.outcome, Outcome::Applied);
+    assert_eq!(d.recorded[0].record.check, Some(Check::ArpIgnore));
+    assert_eq!(d.orders["n1"], vec![], "answered orders leave the spec");
+    assert_eq!(d.orders["n3"].len(), 1);
+    assert_eq!(
+        d.nodes_in_flight,
+        BTreeSet::from(["n2".to_string(), "n3".to_string()])
+    );
+}
+
+#[test]
+fn cooldown_applies_per_node_and_action_kind_after_a_fix() {
+    let f = arp("net.ipv4.conf.all.arp_ignore");
+    let mut w = World::new().with_node("n1", vec![f.clone()]);
+    let d = w.step(1000);
+    let orders = d.orders["n1"].clone();
+    w.answer_all("n1", &orders, Outcome::Applied, 1005);
+    w.step(1006);
+    // The fault comes back at the next scan, inside the 60 s cooldown.
+    w.rescan("n1", 1010, vec![f.clone()]);
+    let d = w.step(1020);
+    assert_eq!(
+        disposition(&d, "p", "n1"),
+        vec!["cooldown until 1970-01-01T00:17:45Z"]
+    );
+    assert_eq!(d.orders["n1"], vec![]);
+    // Another action kind on the same node is not cooled down.
+    let neigh = finding(Check::StaleNeighbour, "neigh 10.244.1.0 dev flannel.1");
+    w.rescan("n1", 1030, vec![f.clone(), neigh]);
+    let d = w.step(1031);
+    assert_eq!(d.orders["n1"].len(), 1);
+    assert_eq!(d.orders["n1"][0].action, Action::DeleteNeighbour);
+    // After the cooldown the sysctl is fixed again.
+    let d = w.decide(1066);
+    assert!(d.orders["n1"].iter().any(|o| o.action == Action::SetSysctl));
+}
+
+#[test]
+fn a_fixed_finding_is_not_ordered_again_before_the_next_scan() {
+    let f = arp("net.ipv4.conf.all.arp_ignore");
+    let mut w = World::new().with_node("n1", vec![f.clone()]);
+    w.policy().spec.remediation.cooldown_seconds = 0;
+    let d = w.step(1000);
+    let orders = d.orders["n1"].clone();
+    w.answer_all("n1", &orders, Outcome::Applied, 1005);
+    // The report still lists the finding from the scan at t=100.
+    let d = w.step(1006);
+    assert_eq!(d.orders["n1"], vec![]);
+    assert!(disposition(&d, "p", "n1")[0].contains("waiting for the next scan"));
+}
+
+#[test]
+fn flapping_findings_are_no_longer_fixed_and_named() {
+    let f = arp("net.ipv4.conf.all.arp_ignore");
+    let mut w = World::new().with_node("n1", vec![f.clone()]);
+    w.policy().spec.remediation.cooldown_seconds = 0;
+    w.policy().spec.remediation.flap_limit.fixes = 2;
+    let mut t = 1000;
+    for _ in 0..2 {
+        let d = w.step(t);
+        let orders = d.orders["n1"].clone();
+        assert_eq!(orders.len(), 1, "fixed while under the limit");
+        w.answer_all("n1", &orders, Outcome::Applied, t + 1);
+        w.rescan("n1", t + 2, vec![f.clone()]);
+        t += 10;
+    }
+    let d = w.step(t);
+    assert_eq!(d.orders["n1"], vec![]);
+    assert!(disposition(&d, "p", "n1")[0].starts_with("flapping: fixed 2 times"));
+    assert_eq!(
+        d.policies["p"].flapping,
+        vec![Flap {
+            node: "n1".into(),
+            check: Check::ArpIgnore,
+            target: f.target.clone(),
+            fixes: 2
+        }]
+    );
+    // Outside the window it is fixed again.
+    let d = w.decide(t + 3600);
+    assert_eq!(d.orders["n1"].len(), 1);
+}
+
+#[test]
+fn failed_fixes_do_not_count_as_flapping_but_start_a_cooldown() {
+    let f = arp("net.ipv4.conf.all.arp_ignore");
+    let mut w = World::new().with_node("n1", vec![f.clone()]);
+    w.policy().spec.remediation.flap_limit.fixes = 1;
+    let d = w.step(1000);
+    let orders = d.orders["n1"].clone();
+    w.answer_all("n1", &orders, Outcome::Failed, 1001);
+    w.rescan("n1", 1002, vec![f.clone()]);
+    let d = w.step(1003);
+    assert!(disposition(&d, "p", "n1")[0].starts_with("cooldown until"));
+    assert!(d.policies["p"].flapping.is_empty());
+}
+
+#[test]
+fn a_node_without_history_is_treated_at_once() {
+    // Another node was fixed a second ago: the cooldown is per node, so the new node goes now.
+    let mut w = World::new().with_node("old", vec![]);
+    w.policy().spec.remediation.max_concurrent_nodes = 5;
+    w.ledger.push(Entry {
+        id: "x-1".into(),
+        policy: "p".into(),
+        node: "old".into(),
+        action: Action::SetSysctl,
+        finding_id: "x".into(),
+        time: at(999),
+        outcome: Outcome::Applied,
+        dry_run: false,
+    });
+    let w = w.with_node("new", vec![arp("net.ipv4.conf.all.arp_ignore")]);
+    let d = w.decide(1000);
+    assert_eq!(d.orders["new"].len(), 1);
+}
+
+#[test]
+fn a_node_deleted_mid_action_frees_its_slot_and_is_recorded() {
+    let mut w = World::new()
+        .with_node("n1", vec![arp("net.ipv4.conf.all.arp_ignore")])
+        .with_node("n2", vec![arp("net.ipv4.conf.all.arp_ignore")]);
+    let d = w.step(1000);
+    assert_eq!(d.orders["n1"].len(), 1);
+    assert!(d.orders.get("n2").is_none_or(Vec::is_empty));
+    // n1 goes away (its report with it) before node-fixer answers.
+    w.nodes.retain(|n| n.name != "n1");
+    w.reports
+        .retain(|r| r.metadata.name.as_deref() != Some("n1"));
+    let d = w.step(1001);
+    assert_eq!(d.recorded.len(), 1);
+    assert_eq!(d.recorded[0].record.node, "n1");
+    assert_eq!(d.recorded[0].record.outcome, Outcome::Skipped);
+    assert!(
+        d.recorded[0]
+            .record
+            .message
+            .as_deref()
+            .unwrap()
+            .contains("deleted")
+    );
+    assert_eq!(d.orders["n2"].len(), 1);
+    assert_eq!(w.ledger.pending("n1").len(), 0);
+}
+
+#[test]
+fn the_lexically_first_enabling_policy_owns_a_nodes_findings() {
+    let mut w = World::new().with_node("n1", vec![arp("net.ipv4.conf.all.arp_ignore")]);
+    let mut zeta = policy("zeta");
+    Arc::make_mut(&mut zeta).spec.mode = Mode::DryRun;
+    let mut alpha = policy("alpha");
+    Arc::make_mut(&mut alpha).spec.mode = Mode::DryRun;
+    Arc::make_mut(&mut alpha).spec.checks.arp_ignore.enabled = false;
+    w.policies.push(zeta);
+    w.policies.push(alpha);
+    let d = w.decide(1000);
+    // alpha does not enable ArpIgnore; "p" comes before "zeta".
+    assert_eq!(d.policies["p"].findings.len(), 1);
+    assert!(d.policies["zeta"].findings.is_empty());
+    assert!(d.policies["alpha"].findings.is_empty());
+    assert_eq!(d.policies["zeta"].nodes_selected, 1);
+    assert_eq!(d.policies["zeta"].nodes_healthy, 1);
+    // The policy named in the finding wins when it selects the node and enables the check.
+    let mut f = arp("net.ipv4.conf.all.arp_ignore");
+    f.policy = Some("zeta".into());
+    w.report_mut("n1").status.as_mut().unwrap().findings = vec![f];
+    let d = w.decide(1000);
+    assert_eq!(
+        disposition(&d, "zeta", "n1"),
+        vec!["dry-run: would SetSysctl"]
+    );
+    assert!(d.policies["p"].findings.is_empty());
+}
+
+#[test]
+fn a_node_outside_the_selector_is_ignored() {
+    let mut w = World::new().with_node("n1", vec![arp("net.ipv4.conf.all.arp_ignore")]);
+    w.policy().spec.node_selector = Some(
+        k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelector {
+            match_labels: Some(BTreeMap::from([("pool".into(), "edge".into())])),
+            ..Default::default()
+        },
+    );
+    let d = w.decide(1000);
+    assert!(d.orders.is_empty());
+    assert_eq!(d.policies["p"].nodes_selected, 0);
+    w.nodes[0].labels.insert("pool".into(), "edge".into());
+    assert_eq!(w.decide(1000).orders["n1"].len(), 1);
+}
+
+fn overlay_world() -> World {
+    let mut w = World::new()
+        .with_node(
+            "n1",
+            vec![finding(
+                Check::VtepMissing,
+                "neigh 10.244.3.0 dev flannel.1",
+            )],
+        )
+        .with_node(
+            "n2",
+            vec![finding(Check::PeerRouteMissing, "route 10.244.3.0/24")],
+        )
+        .with_node("n3", vec![]);
+    w.policy().spec.remediation.max_concurrent_nodes = 5;
+    w.policy().spec.remediation.cooldown_seconds = 0;
+    w.pods = vec![
+        agent("canal-a", "n1", 10, true),
+        agent("canal-b", "n2", 10, true),
+        agent("canal-c", "n3", 10, true),
+    ];
+    w
+}
+
+fn apply_cluster_actions(w: &mut World, d: &Decision, now: i64) {
+    for a in &d.cluster_actions {
+        w.ledger.push(Entry {
+            id: a.id.clone(),
+            policy: a.policy.clone(),
+            node: a.node.clone(),
+            action: a.action,
+            finding_id: a.finding_id.clone(),
+            time: at(now),
+            outcome: Outcome::Applied,
+            dry_run: false,
+        });
+    }
+}
+
+#[test]
+fn cni_agents_restart_one_node_at_a_time_gated_on_the_new_pod_being_ready() {
+    let mut w = overlay_world();
+    let d = w.step(1000);
+    assert_eq!(d.cluster_actions.len(), 1);
+    let a = &d.cluster_actions[0];
+    assert_eq!(a.action, Action::RestartCniPod);
+    assert_eq!(a.node, "n1");
+    assert_eq!(a.pod.to_string(), "kube-system/canal-a");
+    assert_eq!(a.pod.uid.as_deref(), Some("uid-kube-system-canal-a"));
+    assert!(disposition(&d, "p", "n2")[0].contains("n1 goes first"));
+    apply_cluster_actions(&mut w, &d, 1000);
+
+    // The old pod is gone, the new one is not Ready yet: n2 waits.
+    w.pods.retain(|p| p.key() != "kube-system/canal-a");
+    w.pods.push(agent("canal-a2", "n1", 1002, false));
+    w.rescan("n1", 1003, vec![]);
+    let d = w.step(1004);
+    assert!(d.cluster_actions.is_empty());
+    assert_eq!(
+        disposition(&d, "p", "n2"),
+        vec!["waiting: RestartCniPod on node n1 until its new CNI agent pod is Ready"]
+    );
+    assert!(d.nodes_in_flight.contains("n1"));
+
+    // Ready: n2 goes.
+    w.pods.retain(|p| p.key() != "kube-system/canal-a2");
+    w.pods.push(agent("canal-a2", "n1", 1002, true));
+    let d = w.step(1005);
+    assert_eq!(d.cluster_actions.len(), 1);
+    assert_eq!(d.cluster_actions[0].node, "n2");
+    assert_eq!(d.cluster_actions[0].pod.name, "canal-b");
+}
+
+#[test]
+fn several_overlay_findings_on_one_node_restart_its_agent_once() {
+    let mut w = overlay_world();
+    w.report_mut("n1").status.as_mut().unwrap().findings = vec![
+        finding(Check::VtepMissing, "neigh 10.244.3.0 dev flannel.1"),
+        finding(Check::VtepMissing, "fdb aa:bb dev flannel.1 dst 172.18.0.4"),
+    ];
+    let d = w.decide(1000);
+    assert_eq!(d.cluster_actions.len(), 1);
+    let got = disposition(&d, "p", "n1");
+    assert!(got.iter().any(|s| s.starts_with("approved: RestartCniPod")));
+    assert!(
+        got.iter()
+            .any(|s| s.starts_with("in flight: RestartCniPod"))
+    );
+}
+
+#[test]
+fn no_agent_pod_means_no_restart() {
+    let mut w = overlay_world();
+    w.pods.clear();
+    let d = w.decide(1000);
+    assert!(d.cluster_actions.is_empty());
+    assert!(disposition(&d, "p", "n1")[0].starts_with("no CNI agent pod"));
+}
+
+#[test]
+fn a_cni_restart_on_a_deleted_node_does_not_block_the_next() {
+    let mut w = overlay_world();
+    let d = w.step(1000);
+    apply_cluster_actions(&mut w, &d, 1000);
+    w.nodes.retain(|n| n.name != "n1");
+    w.reports
+        .retain(|r| r.metadata.name.as_deref() != Some("n1"));
+    let d = w.step(1001);
+    assert_eq!(d.cluster_actions.len(), 1);
+    assert_eq!(d.cluster_actions[0].node, "n2");
+}
+
+fn duplicate_world() -> World {
+    let mut w = World::new().with_node("n1", vec![]);
+    w.pods = vec![
+        pod("default", "web-1", "n1", "10.244.1.5", 100),
+        pod("default", "web-2", "n1", "10.244.1.5", 50),
+        pod("default", "web-3", "n1", "10.244.1.5", 200),
+        pod("default", "other", "n1", "10.244.1.6", 1),
+    ];
+    w
+}
+
+#[test]
+fn duplicate_ips_evict_controller_owned_pods_and_keep_the_oldest() {
+    let w = duplicate_world();
+    let d = w.decide(1000);
+    let evicted: Vec<String> = d
+        .cluster_actions
+        .iter()
+        .map(|a| a.pod.to_string())
+        .collect();
+    assert_eq!(evicted, vec!["default/web-1", "default/web-3"]);
+    assert!(
+        d.cluster_actions
+            .iter()
+            .all(|a| a.action == Action::RecreatePod)
+    );
+    assert!(
+        d.cluster_actions
+            .iter()
+            .all(|a| a.target == "pod-ip 10.244.1.5")
+    );
+    assert_ne!(d.cluster_actions[0].id, d.cluster_actions[1].id);
+    let f = &d.policies["p"].findings[0];
+    assert_eq!(f.check, Check::DuplicatePodIp);
+    assert_eq!(f.node, "n1");
+    assert!(
+        f.disposition
+            .as_deref()
+            .unwrap()
+            .contains("keep default/web-2")
+    );
+}
+
+#[test]
+fn bare_pods_are_reported_never_evicted() {
+    let mut w = duplicate_world();
+    for p in &mut w.pods {
+        Arc::make_mut(p).metadata.owner_references = None;
+    }
+    let d = w.decide(1000);
+    assert!(d.cluster_actions.is_empty());
+    let disp = disposition(&d, "p", "n1");
+    assert!(disp[0].starts_with("report-only: default/web-1, default/web-3 has no controller"));
+
+    // Mixed: only the owned one is evicted.
+    let mut w = duplicate_world();
+    Arc::make_mut(&mut w.pods[0]).metadata.owner_references = None;
+    let d = w.decide(1000);
+    let evicted: Vec<String> = d
+        .cluster_actions
+        .iter()
+        .map(|a| a.pod.to_string())
+        .collect();
+    assert_eq!(evicted, vec!["default/web-3"]);
+    assert!(disposition(&d, "p", "n1")[0].contains("default/web-1 has no controller"));
+}
+
+#[test]
+fn a_refused_eviction_is_retried_after_the_cooldown() {
+    let mut w = duplicate_world();
+    w.policy().spec.remediation.cooldown_seconds = 30;
+    let d = w.step(1000);
+    assert_eq!(d.cluster_actions.len(), 2);
+    // The PodDisruptionBudget refused both evictions: recorded as Failed (429).
+    for a in &d.cluster_actions {
+        w.ledger.push(Entry {
+            id: a.id.clone(),
+            policy: a.policy.clone(),
+            node: a.node.clone(),
+            action: a.action,
+            finding_id: a.finding_id.clone(),
+            time: at(1000),
+            outcome: Outcome::Failed,
+            dry_run: false,
+        });
+    }
+    let d = w.step(1010);
+    assert!(d.cluster_actions.is_empty());
+    assert!(disposition(&d, "p", "n1")[0].starts_with("cooldown until"));
+    let d = w.step(1031);
+    assert_eq!(d.cluster_actions.len(), 2, "retried");
+}
+
+#[test]
+fn dry_run_duplicates_are_proposed_only() {
+    let mut w = duplicate_world();
+    w.policy().spec.mode = Mode::DryRun;
+    let d = w.decide(1000);
+    assert!(d.cluster_actions.is_empty());
+    assert_eq!(
+        disposition(&d, "p", "n1"),
+        vec!["dry-run: would RecreatePod"]
+    );
+}
+
+#[test]
+fn orders_of_a_deleted_policy_are_withdrawn() {
+    let mut w = World::new().with_node("n1", vec![arp("net.ipv4.conf.all.arp_ignore")]);
+    w.step(1000);
+    w.policies[0] = policy("q");
+    let d = w.step(1001);
+    assert_eq!(d.recorded.len(), 1);
+    assert_eq!(d.recorded[0].policy, "p");
+    assert!(
+        d.recorded[0]
+            .record
+            .message
+            .as_deref()
+            .unwrap()
+            .contains("policy was deleted")
+    );
+    // "q" (also Enforce) takes the finding over.
+    assert_eq!(d.orders["n1"].len(), 1);
+    assert_eq!(d.orders["n1"][0].policy, "q");
+}
+
+#[test]
+fn answers_recorded_before_a_restart_are_not_recorded_twice() {
+    let mut w = World::new().with_node("n1", vec![arp("net.ipv4.conf.all.arp_ignore")]);
+    let d = w.step(1000);
+    let orders = d.orders["n1"].clone();
+    w.answer_all("n1", &orders, Outcome::Applied, 1001);
+    let d = w.step(1002);
+    assert_eq!(d.recorded.len(), 1);
+    // The spec still lists the order (the patch was lost): nothing is recorded again.
+    w.report_mut("n1").spec.remediations = orders;
+    let d = w.step(1003);
+    assert!(d.recorded.is_empty());
+    assert_eq!(d.orders["n1"], vec![]);
+}
+
+mod properties {
+    use super::*;
+    use proptest::prelude::*;
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(64))]
+        #[test]
+        fn never_more_nodes_in_flight_than_allowed(
+            max in 1u32..4,
+            findings in proptest::collection::vec(0usize..6, 0..8),
+            paused in proptest::collection::vec(any::<bool>(), 8),
+            steps in 1usize..5,
+            answer in any::<bool>(),
+        ) {
+            let mut w = World::new();
+            w.policy().spec.remediation.max_concurrent_nodes = max;
+            w.policy().spec.remediation.cooldown_seconds = 0;
+            let checks = [
+                finding(Check::ArpIgnore, "net.ipv4.conf.all.arp_ignore"),
+                finding(Check::IpForward, "net.ipv4.ip_forward"),
+                finding(Check::StaleNeighbour, "neigh 10.244.1.0 dev flannel.1"),
+                finding(Check::RejectRule, "filter INPUT -j REJECT"),
+                finding(Check::VtepMissing, "neigh 10.244.9.0 dev flannel.1"),
+                finding(Check::ProxyArpOff, "net.ipv4.conf.cali1.proxy_arp"),
+            ];
+            for (i, &k) in findings.iter().enumerate() {
+                let name = format!("n{i}");
+                w = w.with_node(&name, vec![checks[k].clone()]);
+                w.nodes[i].paused = paused[i];
+                w.pods.push(agent(&format!("canal-{i}"), &name, 1, true));
+            }
+            let mut t = 1000;
+            for _ in 0..steps {
+                let d = w.step(t);
+                prop_assert!(d.nodes_in_flight.len() <= max as usize);
+                let with_orders = d.orders.values().filter(|o| !o.is_empty()).count();
+                prop_assert!(with_orders <= max as usize);
+                for a in &d.cluster_actions {
+                    prop_assert!(!w.nodes.iter().any(|n| n.name == a.node && n.paused));
+                }
+                prop_assert!(d.cluster_actions.iter().filter(|a| a.action == Action::RestartCniPod).count() <= 1);
+                apply_cluster_actions(&mut w, &d, t);
+                if answer {
+                    for (node, orders) in d.orders.clone() {
+                        w.answer_all(&node, &orders, Outcome::Applied, t);
+                    }
+                }
+                t += 5;
+            }
+        }
+    }
+}
