@@ -1,11 +1,17 @@
 //! The engine: scan a node (probe → check) and execute one approved order (fix). Blocking
 //! functions; async callers run them on `tokio::task::spawn_blocking`.
 
+use crate::checks::{self, Input, peers::peers};
+use crate::fix::{self, FixOutcome, neighbour::Target, param};
+use crate::netns::{self, netns_path};
+use crate::probe::{self, PROC_SYS, ProbeSet};
+use crate::snapshot::{Backend, Mac, Snapshot};
 use k8s_openapi::api::core::v1::Node;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use netheal_crds::{
-    Finding, NetworkHealthPolicySpec, Outcome, RemediationOrder, RemediationResult,
+    Action, Finding, NetworkHealthPolicySpec, Outcome, RemediationOrder, RemediationResult,
 };
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 /// What the cluster says about the nodes (the truth overlay checks compare against).
@@ -49,10 +55,23 @@ impl Default for EngineConfig {
     }
 }
 
+impl EngineConfig {
+    /// The host namespace's file, `None` for the process's own.
+    pub fn host_netns(&self) -> Option<PathBuf> {
+        self.netns.as_deref().map(netns_path)
+    }
+
+    /// The pod namespaces on this host now.
+    pub fn pod_netns(&self) -> Result<Vec<PathBuf>, String> {
+        let host = self.host_netns();
+        netns::pod_namespaces(&self.pod_netns_glob, host.as_deref())
+    }
+}
+
 /// The result of one scan.
 #[derive(Clone, Debug, Default)]
 pub struct ScanOutput {
-    /// Every finding, in a stable order.
+    /// Every finding, sorted by (check, target).
     pub findings: Vec<Finding>,
     /// The iptables backend the host's rules live in (`nft` or `legacy`), when known.
     pub iptables_backend: Option<String>,
@@ -62,13 +81,57 @@ pub struct ScanOutput {
     pub duration: Duration,
 }
 
+/// Read everything the enabled checks of `policy` need.
+pub fn snapshot(
+    policy: &NetworkHealthPolicySpec,
+    config: &EngineConfig,
+) -> (Snapshot, Vec<String>) {
+    let c = &policy.checks;
+    let set = ProbeSet {
+        netlink: c.stale_neighbours.enabled || c.overlay.enabled,
+        sysctls: true,
+        iptables: c.reject_rules.enabled || c.masquerade.enabled,
+    };
+    let host_ns = config.host_netns();
+    let (host, mut errors) = probe::probe_namespace(host_ns.as_deref(), set);
+    let mut snap = Snapshot {
+        host,
+        pods: Vec::new(),
+    };
+    if c.arp_ignore.enabled && c.arp_ignore.pod_namespaces {
+        match config.pod_netns() {
+            Ok(paths) => {
+                let (pods, errs) = probe::probe_pods(&paths);
+                snap.pods = pods;
+                errors.extend(errs);
+            }
+            Err(e) => errors.push(e),
+        }
+    }
+    (snap, errors)
+}
+
 /// Probe the node (and its pod namespaces) and run every enabled check of `policy`.
 pub fn scan(policy: &NetworkHealthPolicySpec, config: &EngineConfig) -> ScanOutput {
     let start = Instant::now();
-    let _ = (policy, config);
+    let (snap, errors) = snapshot(policy, config);
+    let findings = checks::run_all(&Input {
+        snapshot: &snap,
+        policy,
+        cluster: &config.cluster,
+    });
+    for e in &errors {
+        tracing::warn!(error = %e, "probe failed");
+    }
     ScanOutput {
+        findings,
+        iptables_backend: snap
+            .host
+            .iptables
+            .as_ref()
+            .map(|i| i.backend.as_str().to_string()),
+        errors,
         duration: start.elapsed(),
-        ..Default::default()
     }
 }
 
@@ -78,16 +141,204 @@ pub fn execute(
     policy: &NetworkHealthPolicySpec,
     config: &EngineConfig,
 ) -> RemediationResult {
-    let _ = (policy, config);
+    let out = match order.action {
+        Action::SetSysctl => set_sysctl(order, policy, config),
+        Action::DeleteNeighbour => delete_neighbour(order, policy, config),
+        Action::RemoveRejectRule => remove_reject_rule(order, policy, config),
+        other => Ok(FixOutcome::skipped(format!(
+            "{other} is a cluster action; node-fixer does not execute it"
+        ))),
+    }
+    .unwrap_or_else(|e| FixOutcome::failed("", e));
+    tracing::info!(
+        id = %order.id, action = %order.action, target = %order.target,
+        outcome = %out.outcome, dry_run = order.dry_run, "remediation executed"
+    );
     RemediationResult {
         id: order.id.clone(),
         action: order.action,
         target: order.target.clone(),
-        outcome: Outcome::Failed,
-        before: String::new(),
-        after: String::new(),
-        dry_run: order.dry_run,
-        time: k8s_openapi::apimachinery::pkg::apis::meta::v1::Time(jiff::Timestamp::now()),
-        message: Some("not implemented yet".into()),
+        outcome: out.outcome,
+        before: out.before,
+        after: out.after,
+        dry_run: order.dry_run && out.outcome == Outcome::Applied,
+        time: Time(jiff::Timestamp::now()),
+        message: out.message,
     }
+}
+
+/// The namespace an order names: `""` = the host, else a pod namespace on this host.
+fn order_netns(order: &RemediationOrder, config: &EngineConfig) -> Result<Option<PathBuf>, String> {
+    let name = order
+        .parameters
+        .get("netns")
+        .map(String::as_str)
+        .unwrap_or("");
+    if name.is_empty() {
+        return Ok(config.host_netns());
+    }
+    config
+        .pod_netns()?
+        .into_iter()
+        .find(|p| netns::netns_name(p) == name)
+        .map(Some)
+        .ok_or_else(|| format!("pod network namespace {name:?} is not on this host (any more)"))
+}
+
+fn set_sysctl(
+    order: &RemediationOrder,
+    policy: &NetworkHealthPolicySpec,
+    config: &EngineConfig,
+) -> Result<FixOutcome, String> {
+    let key = param(&order.parameters, "sysctl")?.to_string();
+    let value = param(&order.parameters, "value")?.to_string();
+    fix::sysctl::validate_key(&key)?;
+    if value.is_empty() || !value.chars().all(|c| c.is_ascii_digit()) {
+        return Err(format!(
+            "order parameter \"value\": {value:?} is not a number"
+        ));
+    }
+    let ns = match order_netns(order, config) {
+        Ok(ns) => ns,
+        // The pod is gone: nothing left to fix.
+        Err(e) if order.parameters.get("netns").is_some_and(|n| !n.is_empty()) => {
+            return Ok(FixOutcome::no_change("absent", Some(e)));
+        }
+        Err(e) => return Err(e),
+    };
+    let dry_run = order.dry_run;
+    let (k, v) = (key.clone(), value.clone());
+    let mut out = netns::run_in(ns.as_deref(), move || {
+        fix::sysctl::set_here(Path::new(PROC_SYS), &k, &v, dry_run)
+    })
+    .map_err(|e| e.to_string())?;
+    let host = order.parameters.get("netns").is_none_or(|n| n.is_empty());
+    if host
+        && !dry_run
+        && policy.remediation.persist_sysctls
+        && out.outcome == Outcome::Applied
+        && fix::sysctl::is_persistable(&key)
+        && let Err(e) = fix::sysctl::persist(&config.sysctl_dir, SYSCTL_DROPIN, &key, &value)
+    {
+        out.message = Some(format!("set, but not persisted: {e}"));
+    }
+    Ok(out)
+}
+
+fn delete_neighbour(
+    order: &RemediationOrder,
+    policy: &NetworkHealthPolicySpec,
+    config: &EngineConfig,
+) -> Result<FixOutcome, String> {
+    let p = &order.parameters;
+    let interface = param(p, "interface")?.to_string();
+    let pats = checks::patterns(
+        "spec.checks.staleNeighbours.interfaces",
+        &policy.checks.stale_neighbours.interfaces,
+    );
+    if !pats.matches(&interface) {
+        return Ok(FixOutcome::skipped(format!(
+            "interface {interface} is not covered by spec.checks.staleNeighbours.interfaces"
+        )));
+    }
+    let lladdr = p.get("lladdr").map(String::as_str).unwrap_or("");
+    let mac = if lladdr.is_empty() {
+        None
+    } else {
+        Some(
+            Mac::parse(lladdr)
+                .ok_or_else(|| format!("order parameter \"lladdr\": {lladdr:?} is not a MAC"))?,
+        )
+    };
+    let ip = param(p, "ip")?;
+    let target = if p.get("kind").map(String::as_str) == Some("fdb") {
+        Target::Fdb {
+            mac: mac.ok_or("order parameter \"lladdr\" is required for an fdb entry")?,
+            interface,
+            dst: ip
+                .parse()
+                .map_err(|_| format!("order parameter \"ip\": {ip:?} is not an IP"))?,
+        }
+    } else {
+        Target::Neighbour {
+            ip: ip
+                .parse()
+                .map_err(|_| format!("order parameter \"ip\": {ip:?} is not an IPv4 address"))?,
+            interface,
+            lladdr: mac,
+        }
+    };
+    // fdb entries of live peers' VTEPs stay, whatever neighbour carried their MAC.
+    let protected: Vec<Mac> = peers(&config.cluster)
+        .iter()
+        .filter_map(|p| p.vtep_mac)
+        .collect();
+    let ns = order_netns(order, config)?;
+    let dry_run = order.dry_run;
+    netns::run_in(ns.as_deref(), move || {
+        fix::neighbour::delete_here(&target, dry_run, &protected)
+    })
+    .map_err(|e| e.to_string())
+}
+
+fn remove_reject_rule(
+    order: &RemediationOrder,
+    policy: &NetworkHealthPolicySpec,
+    config: &EngineConfig,
+) -> Result<FixOutcome, String> {
+    let p = &order.parameters;
+    let table = param(p, "table")?.to_string();
+    let chain = param(p, "chain")?.to_string();
+    let spec = param(p, "rule")?.to_string();
+    let backend_name = param(p, "backend")?;
+    let backend = Backend::parse(backend_name).ok_or_else(|| {
+        format!("order parameter \"backend\": {backend_name:?} is not nft or legacy")
+    })?;
+    let rule = crate::snapshot::Rule {
+        table: table.clone(),
+        chain: chain.clone(),
+        spec: spec.clone(),
+    };
+    if !checks::reject::is_candidate(&rule, &policy.checks.reject_rules.chains) {
+        return Ok(FixOutcome::skipped(format!(
+            "-A {chain} {spec} is not a REJECT rule this policy may remove (owned by Kubernetes or the CNI, or not in spec.checks.rejectRules.chains)"
+        )));
+    }
+    if spec.contains('\n') {
+        return Err("order parameter \"rule\" must be one line".into());
+    }
+    let ns = order_netns(order, config)?;
+    let dry_run = order.dry_run;
+    netns::run_in(ns.as_deref(), move || {
+        fix::iptables::remove_here(backend, &table, &chain, &spec, dry_run)
+    })
+    .map_err(|e| e.to_string())
+}
+
+/// Orders for every finding of `scan` whose action is node-local and approved by `policy`
+/// (what `node-fixer fix` applies). Ids are the finding ids.
+pub fn orders_for(
+    findings: &[Finding],
+    policy: &NetworkHealthPolicySpec,
+    dry_run: bool,
+) -> Vec<RemediationOrder> {
+    findings
+        .iter()
+        .filter_map(|f| {
+            let action = f.action?;
+            (action.is_node_local() && policy.remediation.actions.contains(&action)).then(|| {
+                RemediationOrder {
+                    id: f.id.clone(),
+                    action,
+                    finding_id: f.id.clone(),
+                    check: f.check,
+                    target: f.target.clone(),
+                    parameters: f.details.clone(),
+                    policy: "local".to_string(),
+                    dry_run,
+                    approved_at: Time(jiff::Timestamp::now()),
+                }
+            })
+        })
+        .collect()
 }

@@ -2,4 +2,9 @@
 //! order at a time (fix). The [`engine`] module is the entry point used by the standalone CLI
 //! and by the agent.
 
+pub mod checks;
 pub mod engine;
+pub mod fix;
+pub mod netns;
+pub mod probe;
+pub mod snapshot;

@@ -1,0 +1,166 @@
+//! `StaleNeighbour`: PERMANENT neighbours (and vxlan fdb entries) that point at the wrong place.
+//! Calico veths: the pod IP's host route names another interface, or no route reaches it on
+//! this one. flannel VTEPs: the MAC differs from the owner Node's VtepMAC, or no Node owns the
+//! subnet any more.
+
+use super::peers::{Peer, peers};
+use super::{Input, details, finding, patterns};
+use crate::snapshot::{FdbEntry, Mac, Neighbour, NsSnapshot, state_name};
+use netheal_crds::{Check, Finding};
+use std::net::Ipv4Addr;
+
+/// The main routing table.
+const RT_TABLE_MAIN: u32 = 254;
+
+/// Whether an interface is a flannel VTEP (audited against the Node objects).
+pub fn is_vtep(name: &str) -> bool {
+    name.starts_with("flannel.")
+}
+
+/// All stale neighbours and fdb entries on the audited interfaces.
+pub fn check(input: &Input<'_>) -> Vec<Finding> {
+    let host = &input.snapshot.host;
+    let pats = patterns(
+        "spec.checks.staleNeighbours.interfaces",
+        &input.policy.checks.stale_neighbours.interfaces,
+    );
+    let peers = peers(input.cluster);
+    let mut out = Vec::new();
+    for n in host.neighbours.iter().filter(|n| n.is_permanent()) {
+        let Some(iface) = host.link_name(n.ifindex) else {
+            continue;
+        };
+        if !pats.matches(iface) {
+            continue;
+        }
+        let why = if is_vtep(iface) {
+            if peers.is_empty() {
+                continue; // without Node objects there is no truth to compare with
+            }
+            vtep_problem(n, &peers)
+        } else {
+            route_problem(host, n, iface)
+        };
+        if let Some(why) = why {
+            out.push(neighbour_finding(n, iface, why));
+        }
+    }
+    if !peers.is_empty() {
+        for e in host.fdb.iter().filter(|e| e.state & 0x80 != 0) {
+            let Some(iface) = host.link_name(e.ifindex) else {
+                continue;
+            };
+            if !pats.matches(iface) || !is_vtep(iface) || e.mac == Mac([0; 6]) {
+                continue;
+            }
+            if let Some(why) = fdb_problem(e, &peers) {
+                out.push(fdb_finding(e, iface, why));
+            }
+        }
+    }
+    out
+}
+
+/// Why a PERMANENT neighbour on a veth is stale, if it is: the longest-prefix route to its IP
+/// in the main table must leave through the same interface.
+pub fn route_problem(host: &NsSnapshot, n: &Neighbour, iface: &str) -> Option<String> {
+    let best = host
+        .routes
+        .iter()
+        .filter(|r| r.table == RT_TABLE_MAIN && r.dst.contains(&n.ip))
+        .max_by_key(|r| r.dst.prefix_len());
+    match best {
+        Some(r) if r.dst.prefix_len() > 0 && r.oif == Some(n.ifindex) => None,
+        Some(r) if r.dst.prefix_len() > 0 => Some(format!(
+            "the route {} goes through {}, not {iface}",
+            r.dst,
+            r.oif
+                .and_then(|i| host.link_name(i))
+                .unwrap_or("another interface")
+        )),
+        _ => Some(format!("no route to {} (the pod is gone)", n.ip)),
+    }
+}
+
+/// Why a PERMANENT neighbour on a VTEP is stale, if it is.
+pub fn vtep_problem(n: &Neighbour, peers: &[Peer]) -> Option<String> {
+    let owner = peers
+        .iter()
+        .find(|p| p.pod_cidr.is_some_and(|c| c.contains(&n.ip)));
+    let Some(owner) = owner else {
+        return Some(format!("no Node owns a pod subnet containing {}", n.ip));
+    };
+    if owner.is_self {
+        return None;
+    }
+    match (owner.vtep_mac, n.lladdr) {
+        (Some(want), Some(have)) if want != have => Some(format!(
+            "Node {} has VtepMAC {want}, the entry says {have}",
+            owner.name
+        )),
+        _ => None,
+    }
+}
+
+/// Why a vxlan fdb entry is stale, if it is: its MAC must be a live peer's VtepMAC and its
+/// destination that peer's public IP.
+pub fn fdb_problem(e: &FdbEntry, peers: &[Peer]) -> Option<String> {
+    match peers.iter().find(|p| p.vtep_mac == Some(e.mac)) {
+        None => Some(format!("no Node has VtepMAC {}", e.mac)),
+        Some(p) if p.public_ip.is_some_and(|ip| ip != e.dst) => Some(format!(
+            "Node {} with VtepMAC {} has public IP {}, not {}",
+            p.name,
+            e.mac,
+            p.public_ip.map(|i| i.to_string()).unwrap_or_default(),
+            e.dst
+        )),
+        Some(_) => None,
+    }
+}
+
+fn neighbour_finding(n: &Neighbour, iface: &str, why: String) -> Finding {
+    let lladdr = n.lladdr.map(|m| m.to_string()).unwrap_or_default();
+    let state = state_name(n.state);
+    finding(
+        Check::StaleNeighbour,
+        neigh_target(n.ip, iface),
+        format!("{} lladdr {lladdr} {state}", n.ip),
+        "absent".to_string(),
+        format!("stale PERMANENT neighbour: {why}"),
+        details([
+            ("netns", String::new()),
+            ("ip", n.ip.to_string()),
+            ("interface", iface.to_string()),
+            ("lladdr", lladdr),
+            ("state", state.to_string()),
+        ]),
+    )
+}
+
+fn fdb_finding(e: &FdbEntry, iface: &str, why: String) -> Finding {
+    finding(
+        Check::StaleNeighbour,
+        fdb_target(e.mac, iface, &e.dst.to_string()),
+        format!("{} dst {} {}", e.mac, e.dst, state_name(e.state)),
+        "absent".to_string(),
+        format!("stale vxlan fdb entry: {why}"),
+        details([
+            ("netns", String::new()),
+            ("kind", "fdb".to_string()),
+            ("ip", e.dst.to_string()),
+            ("interface", iface.to_string()),
+            ("lladdr", e.mac.to_string()),
+            ("state", state_name(e.state).to_string()),
+        ]),
+    )
+}
+
+/// `neigh 10.244.1.0 dev flannel.1`.
+pub fn neigh_target(ip: Ipv4Addr, iface: &str) -> String {
+    format!("neigh {ip} dev {iface}")
+}
+
+/// `fdb aa:..:ff dev flannel.1 dst 172.18.0.3`.
+pub fn fdb_target(mac: Mac, iface: &str, dst: &str) -> String {
+    format!("fdb {mac} dev {iface} dst {dst}")
+}

@@ -1,0 +1,215 @@
+//! `DeleteNeighbour`: delete exactly one neighbour `(ip, interface)` by netlink, with the
+//! matching vxlan fdb entry, or exactly one fdb entry `(lladdr, interface, dst)`.
+
+use super::FixOutcome;
+use crate::netns;
+use crate::probe::{link, neigh};
+use crate::snapshot::{Mac, state_name};
+use rtnetlink::Handle;
+use rtnetlink::packet_route::AddressFamily;
+use rtnetlink::packet_route::neighbour::{
+    NeighbourAddress, NeighbourAttribute, NeighbourMessage, NeighbourState,
+};
+use std::net::{IpAddr, Ipv4Addr};
+
+/// What to delete.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Target {
+    /// An IPv4 neighbour; `lladdr` is what the finding saw (the order is stale if it changed).
+    Neighbour {
+        /// Address.
+        ip: Ipv4Addr,
+        /// Interface name.
+        interface: String,
+        /// The MAC seen by the scan, if any.
+        lladdr: Option<Mac>,
+    },
+    /// A vxlan fdb entry.
+    Fdb {
+        /// MAC.
+        mac: Mac,
+        /// Interface name.
+        interface: String,
+        /// Remote VTEP.
+        dst: IpAddr,
+    },
+}
+
+/// Run the deletion in the current thread's namespace. `protected` are MACs of live peers'
+/// VTEPs: their fdb entries are never deleted along with a neighbour.
+pub fn delete_here(target: &Target, dry_run: bool, protected: &[Mac]) -> FixOutcome {
+    let rt = match netns::runtime() {
+        Ok(rt) => rt,
+        Err(e) => return FixOutcome::failed("", format!("tokio runtime: {e}")),
+    };
+    rt.block_on(async {
+        let (connection, handle, _) = match rtnetlink::new_connection() {
+            Ok(c) => c,
+            Err(e) => return FixOutcome::failed("", format!("netlink socket: {e}")),
+        };
+        let task = tokio::spawn(connection);
+        let out = match target {
+            Target::Neighbour {
+                ip,
+                interface,
+                lladdr,
+            } => delete_neighbour(&handle, *ip, interface, *lladdr, dry_run, protected).await,
+            Target::Fdb {
+                mac,
+                interface,
+                dst,
+            } => delete_fdb(&handle, *mac, interface, *dst, dry_run).await,
+        };
+        task.abort();
+        out
+    })
+}
+
+async fn ifindex(handle: &Handle, name: &str) -> Result<Option<u32>, String> {
+    let links = link::dump_links(handle)
+        .await
+        .map_err(|e| format!("link dump: {e}"))?;
+    Ok(links.iter().find(|l| l.name == name).map(|l| l.index))
+}
+
+async fn delete_neighbour(
+    handle: &Handle,
+    ip: Ipv4Addr,
+    interface: &str,
+    lladdr: Option<Mac>,
+    dry_run: bool,
+    protected: &[Mac],
+) -> FixOutcome {
+    let index = match ifindex(handle, interface).await {
+        Ok(Some(i)) => i,
+        Ok(None) => {
+            return FixOutcome::failed(
+                "",
+                format!("interface {interface} does not exist (any more); nothing was changed"),
+            );
+        }
+        Err(e) => return FixOutcome::failed("", e),
+    };
+    let neighbours = match neigh::dump_neighbours(handle).await {
+        Ok(n) => n,
+        Err(e) => return FixOutcome::failed("", format!("neighbour dump: {e}")),
+    };
+    let Some(current) = neighbours.iter().find(|n| n.ip == ip && n.ifindex == index) else {
+        return FixOutcome::no_change("absent", None);
+    };
+    let describe = |n: &crate::snapshot::Neighbour| {
+        format!(
+            "{} dev {interface} lladdr {} {}",
+            n.ip,
+            n.lladdr.map(|m| m.to_string()).unwrap_or_default(),
+            state_name(n.state)
+        )
+    };
+    let before = describe(current);
+    if !current.is_permanent() || (lladdr.is_some() && current.lladdr != lladdr) {
+        return FixOutcome::no_change(
+            before,
+            Some("the neighbour changed since the scan; left alone".into()),
+        );
+    }
+    // The vxlan fdb entry that carries this MAC (flannel programs both).
+    let fdb = match (current.lladdr, neigh::dump_fdb(handle).await) {
+        (Some(mac), Ok(entries)) if !protected.contains(&mac) => entries
+            .into_iter()
+            .filter(|e| e.ifindex == index && e.mac == mac)
+            .collect::<Vec<_>>(),
+        _ => Vec::new(),
+    };
+    let mut full = before.clone();
+    for e in &fdb {
+        full.push_str(&format!(
+            "; fdb {} dev {interface} dst {} {}",
+            e.mac,
+            e.dst,
+            state_name(e.state)
+        ));
+    }
+    if dry_run {
+        return FixOutcome::applied(full, "absent", Some("dry-run: not deleted".into()));
+    }
+    let mut msg = NeighbourMessage::default();
+    msg.header.family = AddressFamily::Inet;
+    msg.header.ifindex = index;
+    msg.attributes
+        .push(NeighbourAttribute::Destination(NeighbourAddress::Inet(ip)));
+    if let Err(e) = handle.neighbours().del(msg).execute().await {
+        return FixOutcome::failed(before, format!("netlink delete {ip} dev {interface}: {e}"));
+    }
+    let mut message = None;
+    for e in &fdb {
+        if let Err(err) = del_fdb(handle, e.mac, index, Some(e.dst)).await {
+            message = Some(format!(
+                "neighbour deleted; fdb {} dst {}: {err}",
+                e.mac, e.dst
+            ));
+        }
+    }
+    FixOutcome::applied(full, "absent", message)
+}
+
+async fn del_fdb(
+    handle: &Handle,
+    mac: Mac,
+    index: u32,
+    dst: Option<IpAddr>,
+) -> Result<(), rtnetlink::Error> {
+    let mut msg = NeighbourMessage::default();
+    msg.header.family = AddressFamily::Bridge;
+    msg.header.ifindex = index;
+    msg.header.state = NeighbourState::Permanent;
+    msg.attributes
+        .push(NeighbourAttribute::LinkLayerAddress(mac.0.to_vec()));
+    if let Some(dst) = dst {
+        let addr = match dst {
+            IpAddr::V4(a) => NeighbourAddress::Inet(a),
+            IpAddr::V6(a) => NeighbourAddress::Inet6(a),
+        };
+        msg.attributes.push(NeighbourAttribute::Destination(addr));
+    }
+    handle.neighbours().del(msg).execute().await
+}
+
+async fn delete_fdb(
+    handle: &Handle,
+    mac: Mac,
+    interface: &str,
+    dst: IpAddr,
+    dry_run: bool,
+) -> FixOutcome {
+    let index = match ifindex(handle, interface).await {
+        Ok(Some(i)) => i,
+        Ok(None) => {
+            return FixOutcome::failed(
+                "",
+                format!("interface {interface} does not exist (any more); nothing was changed"),
+            );
+        }
+        Err(e) => return FixOutcome::failed("", e),
+    };
+    let entries = match neigh::dump_fdb(handle).await {
+        Ok(e) => e,
+        Err(e) => return FixOutcome::failed("", format!("fdb dump: {e}")),
+    };
+    let Some(current) = entries
+        .iter()
+        .find(|e| e.ifindex == index && e.mac == mac && e.dst == dst)
+    else {
+        return FixOutcome::no_change("absent", None);
+    };
+    let before = format!(
+        "fdb {mac} dev {interface} dst {dst} {}",
+        state_name(current.state)
+    );
+    if dry_run {
+        return FixOutcome::applied(before, "absent", Some("dry-run: not deleted".into()));
+    }
+    match del_fdb(handle, mac, index, Some(dst)).await {
+        Ok(()) => FixOutcome::applied(before, "absent", None),
+        Err(e) => FixOutcome::failed(before, format!("netlink fdb delete: {e}")),
+    }
+}

@@ -1,0 +1,206 @@
+//! iptables rules from `iptables-save`, with the backend chosen the way kube-proxy's
+//! iptables-wrapper does: the backend holding kube-proxy's hint/canary chains wins, otherwise
+//! the one holding more rules (nft on a tie).
+
+use crate::snapshot::{Backend, Iptables, Rule};
+use std::process::Command;
+
+/// Chains kube-proxy and the kubelet create to mark the backend in use.
+const HINT_CHAINS: [&str; 2] = [":KUBE-IPTABLES-HINT", ":KUBE-KUBELET-CANARY"];
+
+/// Run `<backend>-save` (all tables). Spawned from the calling thread, so it runs in that
+/// thread's network namespace.
+pub fn save(backend: Backend) -> Result<String, String> {
+    let output = Command::new(backend.save())
+        .output()
+        .map_err(|e| format!("cannot run {}: {e}", backend.save()))?;
+    if !output.status.success() {
+        return Err(format!(
+            "{} failed ({}): {}",
+            backend.save(),
+            output.status,
+            String::from_utf8_lossy(&output.stderr).trim()
+        ));
+    }
+    String::from_utf8(output.stdout).map_err(|e| format!("{}: not UTF-8: {e}", backend.save()))
+}
+
+/// Read both backends and keep the rules of the one in use. `Ok(None)` when neither backend's
+/// tool could be run.
+pub fn probe() -> Result<Option<Iptables>, String> {
+    let nft = save(Backend::Nft);
+    let legacy = save(Backend::Legacy);
+    let (nft, legacy) = match (nft, legacy) {
+        (Err(a), Err(b)) => return Err(format!("{a}; {b}")),
+        (a, b) => (a.ok(), b.ok()),
+    };
+    let backend = choose_backend(nft.as_deref(), legacy.as_deref());
+    let text = match backend {
+        Backend::Nft => nft,
+        Backend::Legacy => legacy,
+    };
+    Ok(text.map(|t| Iptables {
+        backend,
+        rules: parse_save(&t),
+    }))
+}
+
+/// kube-proxy's choice between two `iptables-save` outputs.
+pub fn choose_backend(nft: Option<&str>, legacy: Option<&str>) -> Backend {
+    let has_hint = |t: Option<&str>| {
+        t.is_some_and(|t| {
+            t.lines()
+                .any(|l| HINT_CHAINS.iter().any(|h| l.starts_with(h)))
+        })
+    };
+    let rules =
+        |t: Option<&str>| t.map_or(0, |t| t.lines().filter(|l| l.starts_with("-A ")).count());
+    match (nft, legacy) {
+        (Some(_), None) => Backend::Nft,
+        (None, Some(_)) => Backend::Legacy,
+        _ if has_hint(nft) => Backend::Nft,
+        _ if has_hint(legacy) => Backend::Legacy,
+        _ if rules(legacy) > rules(nft) => Backend::Legacy,
+        _ => Backend::Nft,
+    }
+}
+
+/// The rules of an `iptables-save` dump, in order.
+pub fn parse_save(text: &str) -> Vec<Rule> {
+    let mut table = String::new();
+    let mut rules = Vec::new();
+    for line in text.lines() {
+        if let Some(t) = line.strip_prefix('*') {
+            table = t.trim().to_string();
+        } else if let Some(rest) = line.strip_prefix("-A ") {
+            let (chain, spec) = rest.split_once(' ').unwrap_or((rest, ""));
+            rules.push(Rule {
+                table: table.clone(),
+                chain: chain.to_string(),
+                spec: spec.to_string(),
+            });
+        }
+    }
+    rules
+}
+
+/// Split a rule spec into arguments as the shell would: double-quoted strings (with `\"` and
+/// `\\` escapes, as `iptables-save` writes comments) are one argument.
+pub fn split_args(spec: &str) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut cur = String::new();
+    let mut in_arg = false;
+    let mut quoted = false;
+    let mut chars = spec.chars();
+    while let Some(c) = chars.next() {
+        match c {
+            '\\' if quoted => {
+                if let Some(n) = chars.next() {
+                    cur.push(n);
+                }
+            }
+            '"' => {
+                quoted = !quoted;
+                in_arg = true;
+            }
+            c if c.is_whitespace() && !quoted => {
+                if in_arg {
+                    out.push(std::mem::take(&mut cur));
+                    in_arg = false;
+                }
+            }
+            c => {
+                cur.push(c);
+                in_arg = true;
+            }
+        }
+    }
+    if in_arg {
+        out.push(cur);
+    }
+    out
+}
+
+/// Join arguments back into `iptables-save` form: an argument that is empty or holds
+/// whitespace or quotes is double-quoted, with `"` and `\` escaped.
+pub fn join_args(args: &[String]) -> String {
+    args.iter()
+        .map(|a| {
+            if a.is_empty()
+                || a.chars()
+                    .any(|c| c.is_whitespace() || c == '"' || c == '\\')
+            {
+                format!("\"{}\"", a.replace('\\', "\\\\").replace('"', "\\\""))
+            } else {
+                a.clone()
+            }
+        })
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+/// The value following `flag` in `args` (`-j` → `REJECT`).
+pub fn arg_value<'a>(args: &'a [String], flag: &str) -> Option<&'a str> {
+    args.iter()
+        .position(|a| a == flag)
+        .and_then(|i| args.get(i + 1))
+        .map(String::as_str)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    const SAVE: &str = "# Generated by iptables-nft-save v1.8.9\n*filter\n:INPUT ACCEPT [0:0]\n:KUBE-SERVICES - [0:0]\n-A INPUT -j REJECT --reject-with icmp-host-prohibited\n-A KUBE-SERVICES -d 10.96.0.10/32 -p tcp -m comment --comment \"default/svc:port has no endpoints\" -m tcp --dport 80 -j REJECT --reject-with icmp-port-unreachable\nCOMMIT\n*nat\n-A POSTROUTING -s 10.244.0.0/16 ! -o docker0 -j MASQUERADE\nCOMMIT\n";
+
+    #[test]
+    fn save_output_is_split_into_rules_with_tables() {
+        let rules = parse_save(SAVE);
+        assert_eq!(rules.len(), 3);
+        assert_eq!(rules[0].table, "filter");
+        assert_eq!(rules[0].chain, "INPUT");
+        assert_eq!(
+            rules[0].spec,
+            "-j REJECT --reject-with icmp-host-prohibited"
+        );
+        assert_eq!(rules[2].table, "nat");
+        let args = split_args(&rules[1].spec);
+        assert_eq!(
+            arg_value(&args, "--comment"),
+            Some("default/svc:port has no endpoints")
+        );
+        assert_eq!(arg_value(&args, "-j"), Some("REJECT"));
+        assert_eq!(join_args(&args), rules[1].spec);
+    }
+
+    #[test]
+    fn backend_follows_hints_then_rule_counts() {
+        let empty = "*filter\n:INPUT ACCEPT [0:0]\nCOMMIT\n";
+        let one = "*filter\n-A INPUT -j ACCEPT\nCOMMIT\n";
+        let hint = "*mangle\n:KUBE-IPTABLES-HINT - [0:0]\nCOMMIT\n";
+        assert_eq!(choose_backend(Some(empty), Some(one)), Backend::Legacy);
+        assert_eq!(choose_backend(Some(one), Some(empty)), Backend::Nft);
+        assert_eq!(choose_backend(Some(empty), Some(empty)), Backend::Nft);
+        assert_eq!(choose_backend(Some(empty), Some(hint)), Backend::Legacy);
+        assert_eq!(choose_backend(Some(hint), Some(one)), Backend::Nft);
+        assert_eq!(choose_backend(None, Some(empty)), Backend::Legacy);
+    }
+
+    proptest! {
+        #[test]
+        fn args_round_trip_through_quoting(args in proptest::collection::vec("[ -~]{0,12}", 0..8)) {
+            let joined = join_args(&args);
+            prop_assert_eq!(split_args(&joined), args);
+        }
+
+        #[test]
+        fn canonical_specs_round_trip(words in proptest::collection::vec("[a-zA-Z0-9/:._-]{1,10}", 1..6), comment in "[ -~]{0,20}") {
+            let mut args = words.clone();
+            args.push("--comment".into());
+            args.push(comment);
+            let spec = join_args(&args);
+            prop_assert_eq!(join_args(&split_args(&spec)), spec);
+        }
+    }
+}

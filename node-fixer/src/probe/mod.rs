@@ -1,0 +1,111 @@
+//! Probes: read kernel state into a [`crate::snapshot::Snapshot`]. Read-only; every probe runs
+//! on a short-lived thread inside the namespace it reads (see [`crate::netns`]).
+
+pub mod iptables;
+pub mod link;
+pub mod neigh;
+pub mod route;
+pub mod sysctl;
+
+use crate::netns;
+use crate::snapshot::{NsSnapshot, PodSnapshot};
+use std::path::{Path, PathBuf};
+
+/// `/proc/sys`.
+pub const PROC_SYS: &str = "/proc/sys";
+
+/// What to read in a namespace.
+#[derive(Clone, Copy, Debug)]
+pub struct ProbeSet {
+    /// Links, neighbours, fdb and routes (netlink).
+    pub netlink: bool,
+    /// Sysctls.
+    pub sysctls: bool,
+    /// iptables rules.
+    pub iptables: bool,
+}
+
+/// Read the namespace `ns` (`None`: the process's own). Errors of single probes are returned
+/// beside the partial snapshot.
+pub fn probe_namespace(ns: Option<&Path>, set: ProbeSet) -> (NsSnapshot, Vec<String>) {
+    let label = ns.map_or_else(|| "host".to_string(), |p| p.display().to_string());
+    match netns::run_in(ns, move || probe_here(set)) {
+        Ok(result) => result,
+        Err(e) => (NsSnapshot::default(), vec![format!("{label}: {e}")]),
+    }
+}
+
+/// Read the current thread's namespace.
+fn probe_here(set: ProbeSet) -> (NsSnapshot, Vec<String>) {
+    let mut snap = NsSnapshot::default();
+    let mut errors = Vec::new();
+    if set.netlink {
+        if let Err(e) = probe_netlink(&mut snap) {
+            errors.push(e);
+        }
+    }
+    if set.sysctls {
+        let (sysctls, errs) = sysctl::read_sysctls(Path::new(PROC_SYS));
+        snap.sysctls = sysctls;
+        errors.extend(errs);
+    }
+    if set.iptables {
+        match iptables::probe() {
+            Ok(rules) => snap.iptables = rules,
+            Err(e) => errors.push(format!("iptables: {e}")),
+        }
+    }
+    (snap, errors)
+}
+
+fn probe_netlink(snap: &mut NsSnapshot) -> Result<(), String> {
+    let rt = netns::runtime().map_err(|e| format!("tokio runtime: {e}"))?;
+    rt.block_on(async {
+        let (connection, handle, _) =
+            rtnetlink::new_connection().map_err(|e| format!("netlink socket: {e}"))?;
+        let task = tokio::spawn(connection);
+        let result = async {
+            snap.links = link::dump_links(&handle)
+                .await
+                .map_err(|e| format!("link dump: {e}"))?;
+            snap.neighbours = neigh::dump_neighbours(&handle)
+                .await
+                .map_err(|e| format!("neighbour dump: {e}"))?;
+            snap.fdb = neigh::dump_fdb(&handle)
+                .await
+                .map_err(|e| format!("fdb dump: {e}"))?;
+            snap.routes = route::dump_routes(&handle)
+                .await
+                .map_err(|e| format!("route dump: {e}"))?;
+            Ok(())
+        }
+        .await;
+        task.abort();
+        result
+    })
+}
+
+/// Read the sysctls of every pod namespace in `paths`.
+pub fn probe_pods(paths: &[PathBuf]) -> (Vec<PodSnapshot>, Vec<String>) {
+    let set = ProbeSet {
+        netlink: false,
+        sysctls: true,
+        iptables: false,
+    };
+    let mut pods = Vec::new();
+    let mut errors = Vec::new();
+    for path in paths {
+        let (snap, errs) = probe_namespace(Some(path), set);
+        let name = netns::netns_name(path);
+        // A pod that went away during the scan is not an error.
+        if !errs.is_empty() && !path.exists() {
+            continue;
+        }
+        errors.extend(errs.into_iter().map(|e| format!("netns {name}: {e}")));
+        pods.push(PodSnapshot {
+            name,
+            sysctls: snap.sysctls,
+        });
+    }
+    (pods, errors)
+}

@@ -1,0 +1,268 @@
+//! What the probes read from the kernel: plain data, no I/O. Checks consume a [`Snapshot`].
+
+use ipnet::Ipv4Net;
+use std::collections::BTreeMap;
+use std::fmt;
+use std::net::{IpAddr, Ipv4Addr};
+
+/// `NUD_INCOMPLETE`.
+pub const NUD_INCOMPLETE: u16 = 0x01;
+/// `NUD_FAILED`.
+pub const NUD_FAILED: u16 = 0x20;
+/// `NUD_NOARP`.
+pub const NUD_NOARP: u16 = 0x40;
+/// `NUD_PERMANENT` (a permanent fdb entry reports 0xC0: test this bit, never equality).
+pub const NUD_PERMANENT: u16 = 0x80;
+
+/// A MAC address.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct Mac(pub [u8; 6]);
+
+impl Mac {
+    /// From raw link-layer bytes (anything but 6 bytes is not an Ethernet MAC).
+    pub fn from_bytes(bytes: &[u8]) -> Option<Self> {
+        <[u8; 6]>::try_from(bytes).ok().map(Mac)
+    }
+
+    /// Parse `aa:bb:cc:dd:ee:ff` (case-insensitive).
+    pub fn parse(text: &str) -> Option<Self> {
+        let mut out = [0u8; 6];
+        let mut parts = text.trim().split(':');
+        for byte in &mut out {
+            let part = parts.next()?;
+            if part.is_empty() || part.len() > 2 {
+                return None;
+            }
+            *byte = u8::from_str_radix(part, 16).ok()?;
+        }
+        parts.next().is_none().then_some(Mac(out))
+    }
+}
+
+impl fmt::Display for Mac {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let [a, b, c, d, e, g] = self.0;
+        write!(f, "{a:02x}:{b:02x}:{c:02x}:{d:02x}:{e:02x}:{g:02x}")
+    }
+}
+
+/// The name `ip neigh` prints for a neighbour state (the highest bit wins).
+pub fn state_name(state: u16) -> &'static str {
+    match state {
+        s if s & NUD_PERMANENT != 0 => "PERMANENT",
+        s if s & NUD_NOARP != 0 => "NOARP",
+        s if s & NUD_FAILED != 0 => "FAILED",
+        s if s & 0x10 != 0 => "PROBE",
+        s if s & 0x08 != 0 => "DELAY",
+        s if s & 0x04 != 0 => "STALE",
+        s if s & 0x02 != 0 => "REACHABLE",
+        s if s & NUD_INCOMPLETE != 0 => "INCOMPLETE",
+        _ => "NONE",
+    }
+}
+
+/// A network interface.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Link {
+    /// ifindex.
+    pub index: u32,
+    /// Name.
+    pub name: String,
+    /// Hardware address.
+    pub mac: Option<Mac>,
+}
+
+/// An IPv4 neighbour (ARP) entry.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Neighbour {
+    /// The neighbour's address.
+    pub ip: Ipv4Addr,
+    /// The interface it is on.
+    pub ifindex: u32,
+    /// Its link-layer address, when known.
+    pub lladdr: Option<Mac>,
+    /// `NUD_*` bits.
+    pub state: u16,
+}
+
+impl Neighbour {
+    /// PERMANENT (static) entry.
+    pub fn is_permanent(&self) -> bool {
+        self.state & NUD_PERMANENT != 0
+    }
+}
+
+/// A bridge fdb entry with a remote destination (vxlan).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct FdbEntry {
+    /// The MAC.
+    pub mac: Mac,
+    /// The vxlan interface.
+    pub ifindex: u32,
+    /// The remote VTEP address.
+    pub dst: IpAddr,
+    /// `NUD_*` bits.
+    pub state: u16,
+}
+
+/// An IPv4 unicast route.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Route {
+    /// Destination prefix.
+    pub dst: Ipv4Net,
+    /// Output interface.
+    pub oif: Option<u32>,
+    /// Gateway.
+    pub gateway: Option<Ipv4Addr>,
+    /// Routing table.
+    pub table: u32,
+}
+
+/// Which iptables backend holds the rules.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Backend {
+    /// `iptables-nft`.
+    Nft,
+    /// `iptables-legacy`.
+    Legacy,
+}
+
+impl Backend {
+    /// `nft` or `legacy`, as reports and order parameters spell it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Backend::Nft => "nft",
+            Backend::Legacy => "legacy",
+        }
+    }
+
+    /// Parse `nft` / `legacy`.
+    pub fn parse(text: &str) -> Option<Self> {
+        match text {
+            "nft" => Some(Backend::Nft),
+            "legacy" => Some(Backend::Legacy),
+            _ => None,
+        }
+    }
+
+    /// The `iptables` binary of this backend.
+    pub fn iptables(self) -> &'static str {
+        match self {
+            Backend::Nft => "iptables-nft",
+            Backend::Legacy => "iptables-legacy",
+        }
+    }
+
+    /// The `iptables-save` binary of this backend.
+    pub fn save(self) -> &'static str {
+        match self {
+            Backend::Nft => "iptables-nft-save",
+            Backend::Legacy => "iptables-legacy-save",
+        }
+    }
+
+    /// The `iptables-restore` binary of this backend.
+    pub fn restore(self) -> &'static str {
+        match self {
+            Backend::Nft => "iptables-nft-restore",
+            Backend::Legacy => "iptables-legacy-restore",
+        }
+    }
+}
+
+/// One rule as `iptables-save` prints it: `-A <chain> <spec>`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Rule {
+    /// `filter`, `nat`, ...
+    pub table: String,
+    /// The chain.
+    pub chain: String,
+    /// Everything after `-A CHAIN `, verbatim.
+    pub spec: String,
+}
+
+/// The iptables rules of one backend.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Iptables {
+    /// The backend the rules were read from.
+    pub backend: Backend,
+    /// Every rule of every table, in order.
+    pub rules: Vec<Rule>,
+}
+
+/// Sysctl values keyed by their path under `/proc/sys` with slashes
+/// (`net/ipv4/conf/flannel.1/arp_ignore`).
+pub type Sysctls = BTreeMap<String, String>;
+
+/// The state of one network namespace.
+#[derive(Clone, Debug, Default)]
+pub struct NsSnapshot {
+    /// Links.
+    pub links: Vec<Link>,
+    /// IPv4 neighbours.
+    pub neighbours: Vec<Neighbour>,
+    /// vxlan fdb entries with a remote destination.
+    pub fdb: Vec<FdbEntry>,
+    /// IPv4 unicast routes of every table except `local`.
+    pub routes: Vec<Route>,
+    /// The sysctls the checks read.
+    pub sysctls: Sysctls,
+    /// The rules of the backend in use.
+    pub iptables: Option<Iptables>,
+}
+
+impl NsSnapshot {
+    /// The name of interface `index`.
+    pub fn link_name(&self, index: u32) -> Option<&str> {
+        self.links
+            .iter()
+            .find(|l| l.index == index)
+            .map(|l| l.name.as_str())
+    }
+
+    /// The link called `name`.
+    pub fn link_by_name(&self, name: &str) -> Option<&Link> {
+        self.links.iter().find(|l| l.name == name)
+    }
+}
+
+/// A pod network namespace.
+#[derive(Clone, Debug, Default)]
+pub struct PodSnapshot {
+    /// Its name (`cni-…`).
+    pub name: String,
+    /// Its sysctls.
+    pub sysctls: Sysctls,
+}
+
+/// Everything one scan read.
+#[derive(Clone, Debug, Default)]
+pub struct Snapshot {
+    /// The host namespace.
+    pub host: NsSnapshot,
+    /// The pod namespaces.
+    pub pods: Vec<PodSnapshot>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn mac_round_trips_and_rejects_junk() {
+        let mac = Mac::parse("AA:bb:0c:dd:ee:01").unwrap();
+        assert_eq!(mac.to_string(), "aa:bb:0c:dd:ee:01");
+        assert!(Mac::parse("aa:bb:cc:dd:ee").is_none());
+        assert!(Mac::parse("aa:bb:cc:dd:ee:ff:00").is_none());
+        assert!(Mac::parse("zz:bb:cc:dd:ee:ff").is_none());
+        assert!(Mac::parse("").is_none());
+    }
+
+    #[test]
+    fn permanent_bit_is_tested_not_compared() {
+        assert_eq!(state_name(0xC0), "PERMANENT");
+        assert_eq!(state_name(NUD_INCOMPLETE), "INCOMPLETE");
+        assert_eq!(state_name(NUD_FAILED), "FAILED");
+        assert_eq!(state_name(0), "NONE");
+    }
+}
