@@ -3,6 +3,7 @@
 //! and by the agent.
 
 pub mod checks;
+pub mod cli;
 pub mod engine;
 pub mod fix;
 pub mod netns;
