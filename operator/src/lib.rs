@@ -3,6 +3,10 @@
 //! node-local ones applied by node-fixer through the reports' `spec.remediations`, takes the
 //! cluster actions itself (in [`act`]); and records every action (in [`record`]).
 
+pub mod act;
 pub mod decide;
 pub mod ledger;
+pub mod metrics;
 pub mod model;
+pub mod status;
+pub mod watch;

@@ -25,7 +25,7 @@ pub struct SlimPod {
 }
 
 /// The part of `PodSpec` netheal reads.
-#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, Eq)]
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, Eq, Hash)]
 #[serde(rename_all = "camelCase")]
 pub struct SlimPodSpec {
     /// The node the pod runs on.

@@ -1,0 +1,155 @@
+//! The API writes: a report's `spec.remediations` (JSON merge patch of that field only), a
+//! policy's `status` (one merge patch per policy), and the cluster actions (delete a CNI agent
+//! pod, evict a pod through the Eviction API).
+
+use crate::decide::cluster_actions::ClusterAction;
+use k8s_openapi::api::core::v1::Pod;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
+use k8s_openapi::jiff::Timestamp;
+use kube::Client;
+use kube::api::{Api, DeleteParams, EvictParams, Patch, PatchParams, Preconditions};
+use netheal_crds::{
+    Action, ActionRecord, NetworkHealthPolicy, NetworkHealthPolicyStatus, NodeNetworkReport,
+    Outcome, RemediationOrder,
+};
+use serde_json::{Value, json};
+
+/// The field manager netheal writes as.
+pub const FIELD_MANAGER: &str = "netheal-operator";
+
+fn params() -> PatchParams {
+    PatchParams {
+        field_manager: Some(FIELD_MANAGER.into()),
+        ..Default::default()
+    }
+}
+
+/// The merge patch that sets a report's orders (and nothing else).
+pub fn orders_patch(orders: &[RemediationOrder]) -> Value {
+    json!({ "spec": { "remediations": orders } })
+}
+
+/// Replace the orders in the report of `node`.
+pub async fn patch_orders(
+    client: &Client,
+    node: &str,
+    orders: &[RemediationOrder],
+) -> Result<NodeNetworkReport, kube::Error> {
+    Api::<NodeNetworkReport>::all(client.clone())
+        .patch(node, &params(), &Patch::Merge(orders_patch(orders)))
+        .await
+}
+
+/// The merge patch that sets a policy's whole status: fields the new status leaves out are
+/// nulled, so that a merge patch removes them instead of keeping the old values.
+pub fn status_patch(status: &NetworkHealthPolicyStatus) -> Value {
+    let mut value = serde_json::to_value(status).unwrap_or_else(|_| json!({}));
+    if let Value::Object(map) = &mut value {
+        for key in [
+            "observedGeneration",
+            "conditions",
+            "findings",
+            "findingsTruncated",
+            "actions",
+            "actionsTruncated",
+        ] {
+            map.entry(key).or_insert(Value::Null);
+        }
+    }
+    json!({ "status": value })
+}
+
+/// Write a policy's status.
+pub async fn patch_status(
+    client: &Client,
+    policy: &str,
+    status: &NetworkHealthPolicyStatus,
+) -> Result<NetworkHealthPolicy, kube::Error> {
+    Api::<NetworkHealthPolicy>::all(client.clone())
+        .patch_status(policy, &params(), &Patch::Merge(status_patch(status)))
+        .await
+}
+
+fn api_code(err: &kube::Error) -> Option<u16> {
+    match err {
+        kube::Error::Api(status) => Some(status.code),
+        _ => None,
+    }
+}
+
+/// Take one cluster action and return its record. Never fails: an API error is a `Failed`
+/// record (a PodDisruptionBudget refusal, HTTP 429, is retried after the cooldown).
+pub async fn execute(client: &Client, action: &ClusterAction, now: Timestamp) -> ActionRecord {
+    let pods: Api<Pod> = Api::namespaced(client.clone(), &action.pod.namespace);
+    let delete = DeleteParams {
+        preconditions: action.pod.uid.clone().map(|uid| Preconditions {
+            uid: Some(uid),
+            resource_version: None,
+        }),
+        ..Default::default()
+    };
+    let before = format!(
+        "pod {} uid {}",
+        action.pod,
+        action.pod.uid.as_deref().unwrap_or("?")
+    );
+    let (outcome, after, message) = match action.action {
+        Action::RestartCniPod => match pods.delete(&action.pod.name, &delete).await {
+            Ok(_) => (
+                Outcome::Applied,
+                "deleted; its DaemonSet creates a new agent pod".to_string(),
+                None,
+            ),
+            Err(err) if api_code(&err) == Some(404) => (
+                Outcome::NoChange,
+                "already gone".to_string(),
+                Some(err.to_string()),
+            ),
+            Err(err) => (Outcome::Failed, String::new(), Some(err.to_string())),
+        },
+        Action::RecreatePod => {
+            let evict = EvictParams {
+                delete_options: Some(delete),
+                ..Default::default()
+            };
+            match pods.evict(&action.pod.name, &evict).await {
+                Ok(_) => (
+                    Outcome::Applied,
+                    "evicted; its controller creates a new pod".to_string(),
+                    None,
+                ),
+                Err(err) if api_code(&err) == Some(404) => (
+                    Outcome::NoChange,
+                    "already gone".to_string(),
+                    Some(err.to_string()),
+                ),
+                Err(err) if api_code(&err) == Some(429) => (
+                    Outcome::Failed,
+                    String::new(),
+                    Some(format!(
+                        "eviction refused by a PodDisruptionBudget; retried after the cooldown: {err}"
+                    )),
+                ),
+                Err(err) => (Outcome::Failed, String::new(), Some(err.to_string())),
+            }
+        }
+        other => (
+            Outcome::Skipped,
+            String::new(),
+            Some(format!("{other} is not a cluster action")),
+        ),
+    };
+    ActionRecord {
+        id: action.id.clone(),
+        time: Time(now),
+        node: action.node.clone(),
+        action: action.action,
+        check: Some(action.check),
+        target: action.target.clone(),
+        before,
+        after,
+        outcome,
+        dry_run: false,
+        message: message.or_else(|| Some(action.note.clone())),
+    }
+}
