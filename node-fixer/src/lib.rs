@@ -2,6 +2,7 @@
 //! order at a time (fix). The [`engine`] module is the entry point used by the standalone CLI
 //! and by the agent.
 
+pub mod agent;
 pub mod checks;
 pub mod cli;
 pub mod engine;

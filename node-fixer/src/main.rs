@@ -19,9 +19,23 @@ enum Command {
     Scan(ScanArgs),
     /// Check this host, apply every approved node-local fix, and check again.
     Fix(FixArgs),
+    /// Run as the node agent: report findings to the Kubernetes API and execute approved orders.
+    Agent(node_fixer::agent::AgentArgs),
 }
 
 fn main() {
+    let cli = Cli::parse();
+    if let Command::Agent(args) = &cli.command {
+        // The agent installs its own logging (--log-format) and runtime.
+        let code = match node_fixer::agent::run(args.clone()) {
+            Ok(()) => 0,
+            Err(e) => {
+                eprintln!("error: {e:#}");
+                EXIT_ERROR
+            }
+        };
+        std::process::exit(code);
+    }
     tracing_subscriber::fmt()
         .with_writer(std::io::stderr)
         .with_env_filter(
@@ -29,10 +43,10 @@ fn main() {
                 .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn")),
         )
         .init();
-    let cli = Cli::parse();
     let result = match &cli.command {
         Command::Scan(args) => run::scan(args),
         Command::Fix(args) => run::fix(args),
+        Command::Agent(_) => Ok(EXIT_ERROR),
     };
     let code = match result {
         Ok(code) => code,
