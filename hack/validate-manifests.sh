@@ -1,0 +1,86 @@
+#!/usr/bin/env bash
+# Check everything that ships besides the Rust code, offline:
+#   - `kubectl kustomize` renders config/default, config/default with each component, with all
+#     components at once, and config/grafana;
+#   - every rendered object validates: built-in kinds against the Kubernetes OpenAPI schemas
+#     (kubernetes-validate, strict) of the oldest supported (1.30) and a current (1.33) release,
+#     netheal.io kinds against our CRDs, Prometheus Operator kinds structurally
+#     (hack/validate-rendered.py);
+#   - hadolint on the Dockerfile, shellcheck (and bash -n) on every shell script;
+#   - docs/policy-reference.md has not drifted from the CRD (hack/gen-policy-reference.py --check).
+# Quiet on success, exits non-zero on the first failing step. Writes nothing in the repository.
+set -euo pipefail
+
+root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+cd "$root"
+
+versions=(1.30 1.33)
+components=(enforce calico metrics node-pool vap)
+
+command -v kubectl >/dev/null 2>&1 || { echo "validate-manifests: kubectl is required" >&2; exit 1; }
+"$root/hack/install-tools.sh"
+
+work="$(mktemp -d)"
+trap 'rm -rf "$work"' EXIT
+
+fail() { echo "validate-manifests: $*" >&2; exit 1; }
+
+# render NAME COMPONENT... : config/default plus the components, into $work/NAME.yaml.
+# The kustomization lives in a scratch directory; kustomize wants relative paths to the bases.
+render() {
+  local name="$1"; shift
+  local dir="$work/kustomize/$name"
+  mkdir -p "$dir"
+  local rel
+  rel="$(realpath --relative-to="$dir" "$root/config")"
+  {
+    echo "apiVersion: kustomize.config.k8s.io/v1beta1"
+    echo "kind: Kustomization"
+    echo "resources:"
+    echo "  - $rel/default"
+    if [ "$#" -gt 0 ]; then
+      echo "components:"
+      local c
+      for c in "$@"; do echo "  - $rel/components/$c"; done
+    fi
+  } >"$dir/kustomization.yaml"
+  kubectl kustomize "$dir" >"$work/$name.yaml" 2>"$work/$name.err" \
+    || { cat "$work/$name.err" >&2; fail "kustomize failed for $name"; }
+}
+
+# 1. Render.
+render default
+for c in "${components[@]}"; do
+  [ -f "config/components/$c/kustomization.yaml" ] || fail "component $c has no kustomization.yaml"
+  render "with-$c" "$c"
+done
+render all-components "${components[@]}"
+for c in config/components/*/; do
+  c="$(basename "$c")"
+  case " ${components[*]} " in *" $c "*) ;; *) fail "component $c is not in the list this script renders" ;; esac
+done
+kubectl kustomize config/grafana >"$work/grafana.yaml" 2>"$work/grafana.err" \
+  || { cat "$work/grafana.err" >&2; fail "kustomize failed for config/grafana"; }
+kubectl kustomize config/default >/dev/null || fail "kubectl kustomize config/default failed"
+
+# Each component must change something (a component that renders to nothing is a mistake).
+for c in "${components[@]}"; do
+  if cmp -s "$work/default.yaml" "$work/with-$c.yaml"; then fail "component $c changes nothing"; fi
+done
+
+# 2. Validate every rendered object.
+for v in "${versions[@]}"; do
+  python3 hack/validate-rendered.py --kubernetes-version "$v" "$work"/*.yaml \
+    || fail "rendered manifests do not validate against Kubernetes $v"
+done
+
+# 3. Dockerfile.
+hadolint --config .hadolint.yaml Dockerfile || fail "hadolint found problems in Dockerfile"
+
+# 4. Shell scripts.
+mapfile -t scripts < <(find hack e2e/kind -name '*.sh' -type f | sort)
+for s in "${scripts[@]}"; do bash -n "$s" || fail "bash -n $s"; done
+shellcheck --severity=style "${scripts[@]}" || fail "shellcheck found problems"
+
+# 5. The policy reference matches the CRD.
+python3 hack/gen-policy-reference.py --check || fail "docs/policy-reference.md drifted"
