@@ -240,7 +240,10 @@ fn key_of<K: Resource>(obj: &K) -> String {
 
 /// Start the four reflectors. Returns the stores and the future that drives them (run it for
 /// the life of the process).
-pub fn start(client: &Client, trigger: &Trigger) -> (Stores, impl Future<Output = ()> + Send) {
+pub fn start(
+    client: &Client,
+    trigger: &Trigger,
+) -> (Stores, impl Future<Output = ()> + Send + use<>) {
     let (policies, w_policies) = reflector::store();
     let (reports, w_reports) = reflector::store();
     let (nodes, w_nodes) = reflector::store();
