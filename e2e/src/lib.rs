@@ -1,3 +1,4 @@
 //! netheal's cluster-in-a-box: test fixtures for end-to-end tests.
 
+pub mod cluster;
 pub mod netns;

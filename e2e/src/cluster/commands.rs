@@ -1,0 +1,253 @@
+//! The `ip`/`bridge` command lines that build the overlay and the pods: pure data, so the exact
+//! dataplane a node gets can be read (and tested) without a kernel.
+
+use std::net::Ipv4Addr;
+
+use super::plan::{CALICO_GATEWAY, POD_BRIDGE, UPLINK, VNI, VXLAN_DEVICE, VXLAN_PORT};
+
+/// One command to run inside a network namespace (`ip -n NS …` / `bridge -n NS …`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Cmd {
+    /// `ip` or `bridge`.
+    pub program: &'static str,
+    /// Its arguments, without the namespace option.
+    pub args: Vec<String>,
+}
+
+impl Cmd {
+    fn ip(args: &[&str]) -> Self {
+        Self {
+            program: "ip",
+            args: args.iter().map(|a| (*a).to_string()).collect(),
+        }
+    }
+
+    fn bridge(args: &[&str]) -> Self {
+        Self {
+            program: "bridge",
+            args: args.iter().map(|a| (*a).to_string()).collect(),
+        }
+    }
+
+    /// The command line as a person would type it (for errors and docs).
+    pub fn display(&self) -> String {
+        format!("{} {}", self.program, self.args.join(" "))
+    }
+}
+
+/// What one node must know about a peer to reach its pods (flannel's view of a peer Node).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PeerFacts {
+    /// The peer's underlay address (flannel `public-ip`).
+    pub underlay_ip: Ipv4Addr,
+    /// The peer's VTEP MAC (flannel `backend-data` `VtepMAC`).
+    pub vtep_mac: String,
+    /// The peer's VTEP address, `<peer subnet>.0`.
+    pub vtep_ip: Ipv4Addr,
+    /// The peer's pod CIDR.
+    pub pod_cidr: String,
+}
+
+/// The node's underlay: address on the uplink and a default route via the underlay gateway.
+pub fn uplink(ip: Ipv4Addr, prefix_len: u8, gateway: Ipv4Addr) -> Vec<Cmd> {
+    let addr = format!("{ip}/{prefix_len}");
+    let gw = gateway.to_string();
+    vec![
+        Cmd::ip(&["addr", "add", &addr, "dev", UPLINK]),
+        Cmd::ip(&["link", "set", UPLINK, "up"]),
+        Cmd::ip(&["route", "add", "default", "via", &gw, "dev", UPLINK]),
+    ]
+}
+
+/// flannel's VXLAN device: VNI 1, port 8472, no learning, fixed MAC, `<subnet>.0/32`.
+pub fn vxlan_device(local: Ipv4Addr, vtep_mac: &str, vtep_ip: Ipv4Addr) -> Vec<Cmd> {
+    let local = local.to_string();
+    let vni = VNI.to_string();
+    let port = VXLAN_PORT.to_string();
+    let addr = format!("{vtep_ip}/32");
+    vec![
+        Cmd::ip(&[
+            "link", "add", VXLAN_DEVICE, "type", "vxlan", "id", &vni, "local", &local, "dev",
+            UPLINK, "dstport", &port, "nolearning",
+        ]),
+        Cmd::ip(&["link", "set", VXLAN_DEVICE, "address", vtep_mac]),
+        Cmd::ip(&["addr", "add", &addr, "dev", VXLAN_DEVICE]),
+        Cmd::ip(&["link", "set", VXLAN_DEVICE, "up"]),
+    ]
+}
+
+/// Change the VXLAN device's MAC (a node that rejoins with a new VTEP).
+pub fn vxlan_mac(vtep_mac: &str) -> Vec<Cmd> {
+    vec![
+        Cmd::ip(&["link", "set", VXLAN_DEVICE, "down"]),
+        Cmd::ip(&["link", "set", VXLAN_DEVICE, "address", vtep_mac]),
+        Cmd::ip(&["link", "set", VXLAN_DEVICE, "up"]),
+    ]
+}
+
+/// The pod bridge `cni0` with the node's gateway address.
+pub fn pod_bridge(bridge_ip: Ipv4Addr) -> Vec<Cmd> {
+    let addr = format!("{bridge_ip}/24");
+    vec![
+        Cmd::ip(&["link", "add", POD_BRIDGE, "type", "bridge"]),
+        Cmd::ip(&["addr", "add", &addr, "dev", POD_BRIDGE]),
+        Cmd::ip(&["link", "set", POD_BRIDGE, "up"]),
+    ]
+}
+
+/// What flannel programs for one peer: a PERMANENT neighbour, an fdb entry, a route.
+pub fn peer_entries(peer: &PeerFacts) -> Vec<Cmd> {
+    let vtep = peer.vtep_ip.to_string();
+    let dst = peer.underlay_ip.to_string();
+    vec![
+        Cmd::ip(&[
+            "neigh",
+            "replace",
+            &vtep,
+            "lladdr",
+            &peer.vtep_mac,
+            "dev",
+            VXLAN_DEVICE,
+            "nud",
+            "permanent",
+        ]),
+        Cmd::bridge(&[
+            "fdb",
+            "append",
+            &peer.vtep_mac,
+            "dev",
+            VXLAN_DEVICE,
+            "dst",
+            &dst,
+        ]),
+        Cmd::ip(&[
+            "route",
+            "replace",
+            &peer.pod_cidr,
+            "via",
+            &vtep,
+            "dev",
+            VXLAN_DEVICE,
+            "onlink",
+        ]),
+    ]
+}
+
+/// What flannel removes when a peer Node goes away. Each may fail when already gone.
+pub fn remove_peer_entries(peer: &PeerFacts) -> Vec<Cmd> {
+    let vtep = peer.vtep_ip.to_string();
+    let dst = peer.underlay_ip.to_string();
+    vec![
+        Cmd::ip(&["route", "del", &peer.pod_cidr]),
+        Cmd::ip(&["neigh", "del", &vtep, "dev", VXLAN_DEVICE]),
+        Cmd::bridge(&[
+            "fdb",
+            "del",
+            &peer.vtep_mac,
+            "dev",
+            VXLAN_DEVICE,
+            "dst",
+            &dst,
+        ]),
+    ]
+}
+
+/// Host side of a bridge-style pod: its veth joins `cni0`.
+pub fn bridge_pod_host(host_veth: &str) -> Vec<Cmd> {
+    vec![
+        Cmd::ip(&["link", "set", host_veth, "master", POD_BRIDGE]),
+        Cmd::ip(&["link", "set", host_veth, "up"]),
+    ]
+}
+
+/// Inside a bridge-style pod: `IP/24` on eth0, default route via the node's `cni0` address.
+pub fn bridge_pod_inside(pod_ip: Ipv4Addr, gateway: Ipv4Addr) -> Vec<Cmd> {
+    let addr = format!("{pod_ip}/24");
+    let gw = gateway.to_string();
+    vec![
+        Cmd::ip(&["addr", "add", &addr, "dev", "eth0"]),
+        Cmd::ip(&["link", "set", "eth0", "up"]),
+        Cmd::ip(&["route", "add", "default", "via", &gw, "dev", "eth0"]),
+    ]
+}
+
+/// Host side of a Calico-style pod: the veth up and, when the pod owns the address, the host
+/// route `IP dev caliX scope link`. (proxy_arp is a sysctl, set separately.)
+pub fn calico_pod_host(host_veth: &str, pod_ip: Ipv4Addr, with_route: bool) -> Vec<Cmd> {
+    let mut cmds = vec![Cmd::ip(&["link", "set", host_veth, "up"])];
+    if with_route {
+        let ip = pod_ip.to_string();
+        cmds.push(Cmd::ip(&[
+            "route", "replace", &ip, "dev", host_veth, "scope", "link",
+        ]));
+    }
+    cmds
+}
+
+/// Inside a Calico-style pod: `IP/32` on eth0, a link route to 169.254.1.1 and the default
+/// route through it.
+pub fn calico_pod_inside(pod_ip: Ipv4Addr) -> Vec<Cmd> {
+    let addr = format!("{pod_ip}/32");
+    let gw = CALICO_GATEWAY.to_string();
+    vec![
+        Cmd::ip(&["addr", "add", &addr, "dev", "eth0"]),
+        Cmd::ip(&["link", "set", "eth0", "up"]),
+        Cmd::ip(&["route", "add", &gw, "dev", "eth0", "scope", "link"]),
+        Cmd::ip(&["route", "add", "default", "via", &gw, "dev", "eth0"]),
+    ]
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn peer() -> PeerFacts {
+        PeerFacts {
+            underlay_ip: Ipv4Addr::new(172, 31, 20, 2),
+            vtep_mac: "0a:e1:14:02:00:00".into(),
+            vtep_ip: Ipv4Addr::new(10, 244, 2, 0),
+            pod_cidr: "10.244.2.0/24".into(),
+        }
+    }
+
+    #[test]
+    fn peer_entries_are_what_flannel_programs() {
+        let lines: Vec<String> = peer_entries(&peer()).iter().map(Cmd::display).collect();
+        assert_eq!(
+            lines,
+            vec![
+                "ip neigh replace 10.244.2.0 lladdr 0a:e1:14:02:00:00 dev flannel.1 nud permanent",
+                "bridge fdb append 0a:e1:14:02:00:00 dev flannel.1 dst 172.31.20.2",
+                "ip route replace 10.244.2.0/24 via 10.244.2.0 dev flannel.1 onlink",
+            ]
+        );
+    }
+
+    #[test]
+    fn vxlan_device_is_flannel_shaped() {
+        let cmds = vxlan_device(
+            Ipv4Addr::new(172, 31, 20, 1),
+            "0a:e1:14:01:00:00",
+            Ipv4Addr::new(10, 244, 1, 0),
+        );
+        assert_eq!(
+            cmds[0].display(),
+            "ip link add flannel.1 type vxlan id 1 local 172.31.20.1 dev eth0 dstport 8472 nolearning"
+        );
+        assert_eq!(cmds[2].display(), "ip addr add 10.244.1.0/32 dev flannel.1");
+    }
+
+    #[test]
+    fn calico_pods_route_only_when_they_own_the_address() {
+        let ip = Ipv4Addr::new(10, 244, 1, 5);
+        assert_eq!(calico_pod_host("caliabc", ip, false).len(), 1);
+        let with = calico_pod_host("caliabc", ip, true);
+        assert_eq!(
+            with[1].display(),
+            "ip route replace 10.244.1.5 dev caliabc scope link"
+        );
+        let inside: Vec<String> = calico_pod_inside(ip).iter().map(Cmd::display).collect();
+        assert!(inside.contains(&"ip route add default via 169.254.1.1 dev eth0".to_string()));
+        assert!(inside.contains(&"ip addr add 10.244.1.5/32 dev eth0".to_string()));
+    }
+}

@@ -1,0 +1,611 @@
+//! Fault injectors: one per fault of the catalogue (`FAULTS.md`). Each injector breaks the
+//! cluster the way the field incident did, returns what it changed, and names a symptom that
+//! [`Cluster::symptom_present`] can prove. None of them undoes itself: undoing is the job of
+//! the healing under test.
+
+use std::net::Ipv4Addr;
+
+use super::inspect::Neighbour;
+use super::plan::VXLAN_DEVICE;
+use super::{Cluster, ClusterError, PodOptions, PodOwner, PodStyle, commands, read_sysctl, run_in};
+use crate::netns::run;
+
+/// The faults, named as in the catalogue.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Fault {
+    /// `arp_ignore=2` on a node, inherited by a pod created meanwhile (000).
+    ArpIgnore,
+    /// `ip_forward=0` on a node (004 §2).
+    IpForward,
+    /// REJECT `icmp-host-prohibited` in INPUT and FORWARD (004 §6).
+    RejectRule,
+    /// A node rejoined with a new VTEP MAC; peers keep stale PERMANENT entries (003, flannel).
+    StaleVtep,
+    /// A peer lost its neighbour entry for a node's VTEP (003).
+    VtepMissing,
+    /// Several pods share one IP; stale PERMANENT neighbours on `cali*` veths (002).
+    DuplicatePodIp,
+    /// A peer lost its route to a node's pod CIDR (001).
+    PeerRouteMissing,
+}
+
+/// How a neighbour entry is lost.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LostHow {
+    /// The entry is deleted.
+    Deleted,
+    /// The entry is replaced by an INCOMPLETE one (what seed 003 showed).
+    Incomplete,
+}
+
+/// One change an injector made, in enough detail to assert on and to undo by hand.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Change {
+    /// A sysctl was written.
+    Sysctl {
+        /// Namespace.
+        netns: String,
+        /// Path under `/proc/sys`.
+        path: String,
+        /// Value before.
+        before: String,
+        /// Value after.
+        after: String,
+    },
+    /// An iptables rule was added (`iptables-save` form, `-A CHAIN …`).
+    Rule {
+        /// Namespace.
+        netns: String,
+        /// The rule as `iptables-save` prints it.
+        rule: String,
+        /// True for rules that belong to Kubernetes and must survive any healing.
+        must_survive: bool,
+    },
+    /// The VTEP MAC of a node changed.
+    VtepMac {
+        /// Node.
+        node: String,
+        /// MAC before.
+        before: String,
+        /// MAC after.
+        after: String,
+    },
+    /// A neighbour entry is now stale (it points at something that is no longer true).
+    StaleNeighbour {
+        /// Namespace.
+        netns: String,
+        /// IP.
+        ip: Ipv4Addr,
+        /// Interface.
+        dev: String,
+        /// The stale link-layer address.
+        lladdr: String,
+    },
+    /// An fdb entry is now stale.
+    StaleFdb {
+        /// Namespace.
+        netns: String,
+        /// MAC.
+        mac: String,
+        /// Remote VTEP.
+        dst: Ipv4Addr,
+    },
+    /// A neighbour entry was removed or made INCOMPLETE.
+    LostNeighbour {
+        /// Namespace.
+        netns: String,
+        /// IP.
+        ip: Ipv4Addr,
+        /// Interface.
+        dev: String,
+        /// The link-layer address it had.
+        lladdr: String,
+        /// How it was lost.
+        how: LostHow,
+    },
+    /// A route was deleted.
+    RouteRemoved {
+        /// Namespace.
+        netns: String,
+        /// Destination.
+        dst: String,
+    },
+    /// A pod was created by the injector.
+    PodAdded {
+        /// Its namespace.
+        netns: String,
+        /// Its object name.
+        name: String,
+        /// Its address.
+        ip: Ipv4Addr,
+        /// Whether it carries the host route for its address.
+        routed: bool,
+    },
+}
+
+/// How to see that a fault is there.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Symptom {
+    /// `from_pod` cannot ping `to_pod`.
+    Unreachable {
+        /// Pod namespace pinging.
+        from_pod: String,
+        /// Pod namespace pinged.
+        to_pod: String,
+    },
+    /// PERMANENT neighbours for `ip` on `cali*` interfaces that the host route does not name.
+    StaleNeighbours {
+        /// Node.
+        node: String,
+        /// The duplicated address.
+        ip: Ipv4Addr,
+    },
+}
+
+/// What an injector did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Injected {
+    /// Which fault.
+    pub fault: Fault,
+    /// The node at fault (where a fixer has to act).
+    pub node: String,
+    /// Every change made.
+    pub changes: Vec<Change>,
+    /// How to prove the fault is there.
+    pub symptom: Symptom,
+}
+
+/// The kube-proxy rule every REJECT injection adds; it must survive any healing.
+pub const KUBE_PROXY_RULE: &str = "-A KUBE-SERVICES -d 10.96.0.10/32 -p tcp -m comment --comment \"default/svc: has no endpoints\" -m tcp --dport 80 -j REJECT --reject-with icmp-port-unreachable";
+/// The jump into kube-proxy's chain.
+pub const KUBE_PROXY_JUMP: &str =
+    "-A OUTPUT -m comment --comment \"kubernetes service portals\" -j KUBE-SERVICES";
+/// The firewall rules a RHEL-style default firewall adds.
+pub const REJECT_RULES: [&str; 2] = [
+    "-A INPUT -j REJECT --reject-with icmp-host-prohibited",
+    "-A FORWARD -j REJECT --reject-with icmp-host-prohibited",
+];
+
+/// Split an `iptables-save` rule line into arguments (double quotes group words).
+pub fn split_rule(rule: &str) -> Vec<String> {
+    let mut args = Vec::new();
+    let mut current = String::new();
+    let mut quoted = false;
+    let mut any = false;
+    for c in rule.chars() {
+        match c {
+            '"' => {
+                quoted = !quoted;
+                any = true;
+            }
+            ' ' if !quoted => {
+                if any {
+                    args.push(std::mem::take(&mut current));
+                    any = false;
+                }
+            }
+            _ => {
+                current.push(c);
+                any = true;
+            }
+        }
+    }
+    if any {
+        args.push(current);
+    }
+    args
+}
+
+impl Cluster {
+    fn first_pod_on(&self, node: &str) -> Result<String, ClusterError> {
+        self.pods_on(node)
+            .next()
+            .map(|p| p.netns.name().to_string())
+            .ok_or_else(|| ClusterError::UnknownPod(format!("any pod on {node} to probe with")))
+    }
+
+    fn first_pod_off(&self, node: &str) -> Result<String, ClusterError> {
+        self.pods
+            .iter()
+            .find(|p| p.node != node)
+            .map(|p| p.netns.name().to_string())
+            .ok_or_else(|| ClusterError::UnknownPod(format!("any pod off {node} to probe with")))
+    }
+
+    fn write_sysctl(&self, netns: &str, path: &str, value: &str) -> Result<Change, ClusterError> {
+        let ns = self.netns(netns)?;
+        let before = read_sysctl(ns, path)?;
+        ns.set_sysctl(path, value)?;
+        Ok(Change::Sysctl {
+            netns: netns.to_string(),
+            path: path.to_string(),
+            before,
+            after: value.to_string(),
+        })
+    }
+
+    /// Seed 000: `arp_ignore=2` in `conf/all` and `conf/default` of `node`, then a new pod of
+    /// `style` created on it inherits the values. With a Calico pod (address /32), the pod no
+    /// longer answers the node's ARP, so pods on other nodes cannot reach it. (A bridge pod
+    /// shares a /24 with `cni0` and keeps answering: use Calico to see the symptom.)
+    pub fn inject_arp_ignore(
+        &mut self,
+        node: &str,
+        style: PodStyle,
+    ) -> Result<Injected, ClusterError> {
+        let ns = self.node(node)?.netns.name().to_string();
+        let from_pod = self.first_pod_off(node)?;
+        let mut changes = vec![
+            self.write_sysctl(&ns, "net/ipv4/conf/all/arp_ignore", "2")?,
+            self.write_sysctl(&ns, "net/ipv4/conf/default/arp_ignore", "2")?,
+        ];
+        let mut opts = PodOptions::new(style);
+        opts.app = "joined".into();
+        let pod = self.add_pod(node, opts)?;
+        let (pod_ns, name, ip) = (pod.netns.name().to_string(), pod.name.clone(), pod.ip);
+        changes.push(Change::PodAdded {
+            netns: pod_ns.clone(),
+            name,
+            ip,
+            routed: true,
+        });
+        for scope in ["all", "default"] {
+            let path = format!("net/ipv4/conf/{scope}/arp_ignore");
+            let after = self.sysctl(&pod_ns, &path)?;
+            changes.push(Change::Sysctl {
+                netns: pod_ns.clone(),
+                path,
+                before: "0".into(),
+                after,
+            });
+        }
+        Ok(Injected {
+            fault: Fault::ArpIgnore,
+            node: node.to_string(),
+            changes,
+            symptom: Symptom::Unreachable {
+                from_pod,
+                to_pod: pod_ns,
+            },
+        })
+    }
+
+    /// Seed 004 §2: `net.ipv4.ip_forward=0` on `node`: pods on other nodes cannot reach its
+    /// pods.
+    pub fn inject_ip_forward_off(&self, node: &str) -> Result<Injected, ClusterError> {
+        let ns = self.node(node)?.netns.name().to_string();
+        let symptom = Symptom::Unreachable {
+            from_pod: self.first_pod_off(node)?,
+            to_pod: self.first_pod_on(node)?,
+        };
+        let changes = vec![self.write_sysctl(&ns, "net/ipv4/ip_forward", "0")?];
+        Ok(Injected {
+            fault: Fault::IpForward,
+            node: node.to_string(),
+            changes,
+            symptom,
+        })
+    }
+
+    /// Seed 004 §6: `-A INPUT/FORWARD -j REJECT --reject-with icmp-host-prohibited` on `node`,
+    /// plus a kube-proxy REJECT rule (comment `default/svc: has no endpoints`) in
+    /// `KUBE-SERVICES` that must survive. The INPUT rule also drops the VXLAN packets, so pods
+    /// on other nodes cannot reach the node's pods.
+    pub fn inject_reject_rules(&self, node: &str) -> Result<Injected, ClusterError> {
+        let netns = self.node(node)?.netns.name().to_string();
+        let ns = self.node(node)?;
+        let symptom = Symptom::Unreachable {
+            from_pod: self.first_pod_off(node)?,
+            to_pod: self.first_pod_on(node)?,
+        };
+        let mut changes = Vec::new();
+        let _ = ns.netns.exec("iptables", &["-t", "filter", "-N", "KUBE-SERVICES"]);
+        for (rule, must_survive) in [
+            (KUBE_PROXY_RULE, true),
+            (KUBE_PROXY_JUMP, true),
+            (REJECT_RULES[0], false),
+            (REJECT_RULES[1], false),
+        ] {
+            let args = split_rule(rule);
+            let mut all: Vec<&str> = vec!["-t", "filter"];
+            all.extend(args.iter().map(String::as_str));
+            ns.netns.exec("iptables", &all)?;
+            changes.push(Change::Rule {
+                netns: netns.clone(),
+                rule: rule.to_string(),
+                must_survive,
+            });
+        }
+        Ok(Injected {
+            fault: Fault::RejectRule,
+            node: node.to_string(),
+            changes,
+            symptom,
+        })
+    }
+
+    /// True when `iptables-save` in `node` lists exactly this rule line.
+    pub fn has_rule(&self, node: &str, rule: &str) -> Result<bool, ClusterError> {
+        Ok(self.iptables_save(node)?.lines().any(|l| l.trim() == rule))
+    }
+
+    /// Seed 003 / flannel: `node` rejoins with a new VTEP MAC. Its `flannel.1` gets the new MAC
+    /// (and its Node object's `backend-data` with it: see `node_objects`), but every peer keeps
+    /// the PERMANENT neighbour and the fdb entry with the old MAC, so peers' pods cannot reach
+    /// its pods.
+    pub fn inject_vtep_mac_change(&mut self, node: &str) -> Result<Injected, ClusterError> {
+        let symptom = Symptom::Unreachable {
+            from_pod: self.first_pod_off(node)?,
+            to_pod: self.first_pod_on(node)?,
+        };
+        let plan = self.plan.clone();
+        let this = self.node_mut(node)?;
+        let before = this.vtep_mac.clone();
+        this.generation = this.generation.wrapping_add(1);
+        this.vtep_mac = plan.vtep_mac(this.index, this.generation);
+        let after = this.vtep_mac.clone();
+        let this = self.node(node)?;
+        for cmd in commands::vxlan_mac(&after) {
+            run_in(this.netns.name(), &cmd)?;
+        }
+        let mut changes = vec![Change::VtepMac {
+            node: node.to_string(),
+            before: before.clone(),
+            after,
+        }];
+        for peer in self.nodes.iter().filter(|p| p.name != node) {
+            changes.push(Change::StaleNeighbour {
+                netns: peer.netns.name().to_string(),
+                ip: this.vtep_ip,
+                dev: VXLAN_DEVICE.to_string(),
+                lladdr: before.clone(),
+            });
+            changes.push(Change::StaleFdb {
+                netns: peer.netns.name().to_string(),
+                mac: before.clone(),
+                dst: this.underlay_ip,
+            });
+        }
+        Ok(Injected {
+            fault: Fault::StaleVtep,
+            node: node.to_string(),
+            changes,
+            symptom,
+        })
+    }
+
+    /// Seed 003: on node `on`, the PERMANENT neighbour for `peer`'s VTEP is lost (deleted or
+    /// INCOMPLETE) while the fdb entry stays; pods on `on` cannot reach pods on `peer`. The
+    /// node at fault (the one whose agent must be restarted) is `on`.
+    pub fn inject_lost_neighbour(
+        &self,
+        on: &str,
+        peer: &str,
+        how: LostHow,
+    ) -> Result<Injected, ClusterError> {
+        let this = self.node(on)?;
+        let target = self.node(peer)?;
+        let symptom = Symptom::Unreachable {
+            from_pod: self.first_pod_on(on)?,
+            to_pod: self.first_pod_on(peer)?,
+        };
+        let vtep = target.vtep_ip.to_string();
+        match how {
+            LostHow::Deleted => this.netns.ip(&["neigh", "del", &vtep, "dev", VXLAN_DEVICE])?,
+            LostHow::Incomplete => this.netns.ip(&[
+                "neigh",
+                "replace",
+                &vtep,
+                "dev",
+                VXLAN_DEVICE,
+                "nud",
+                "incomplete",
+            ])?,
+        };
+        Ok(Injected {
+            fault: Fault::VtepMissing,
+            node: on.to_string(),
+            changes: vec![Change::LostNeighbour {
+                netns: this.netns.name().to_string(),
+                ip: target.vtep_ip,
+                dev: VXLAN_DEVICE.to_string(),
+                lladdr: target.vtep_mac.clone(),
+                how,
+            }],
+            symptom,
+        })
+    }
+
+    /// Seed 001: on node `on`, the route to `peer`'s pod CIDR is deleted; pods on `on` cannot
+    /// reach pods on `peer`.
+    pub fn inject_missing_route(&self, on: &str, peer: &str) -> Result<Injected, ClusterError> {
+        let this = self.node(on)?;
+        let target = self.node(peer)?;
+        let symptom = Symptom::Unreachable {
+            from_pod: self.first_pod_on(on)?,
+            to_pod: self.first_pod_on(peer)?,
+        };
+        this.netns.ip(&["route", "del", &target.pod_cidr])?;
+        Ok(Injected {
+            fault: Fault::PeerRouteMissing,
+            node: on.to_string(),
+            changes: vec![Change::RouteRemoved {
+                netns: this.netns.name().to_string(),
+                dst: target.pod_cidr.clone(),
+            }],
+            symptom,
+        })
+    }
+
+    /// Seed 002: on `node`, `copies` more Calico pods get the address of the node's first
+    /// Calico pod (made if there is none). Each copy is owned by a ReplicaSet (so it can be
+    /// recreated), has no host route, and its `cali*` veth carries a PERMANENT neighbour for
+    /// the shared address; the original keeps the route and gets its own (correct) PERMANENT
+    /// entry, as Calico programs it. Pod objects then show `copies + 1` pods with one IP.
+    pub fn inject_duplicate_pod_ip(
+        &mut self,
+        node: &str,
+        copies: usize,
+    ) -> Result<Injected, ClusterError> {
+        let mut changes = Vec::new();
+        let existing = self
+            .pods_on(node)
+            .find(|p| p.style == PodStyle::Calico)
+            .map(|p| p.netns.name().to_string());
+        let original = match existing {
+            Some(ns) => ns,
+            None => {
+                let pod = self.add_pod(node, PodOptions::calico())?;
+                let (netns, name, ip) = (pod.netns.name().to_string(), pod.name.clone(), pod.ip);
+                changes.push(Change::PodAdded {
+                    netns: netns.clone(),
+                    name,
+                    ip,
+                    routed: true,
+                });
+                netns
+            }
+        };
+        let (ip, app, host_veth) = {
+            let pod = self.pod(&original)?;
+            (pod.ip, pod.app.clone(), pod.host_veth.clone())
+        };
+        self.permanent_pod_neighbour(node, &original, &host_veth, ip)?;
+        for _ in 0..copies {
+            let mut opts = PodOptions::calico();
+            opts.ip = Some(ip);
+            opts.host_route = false;
+            opts.app = app.clone();
+            opts.owner = Some(PodOwner::ReplicaSet(format!("{app}-rs")));
+            let pod = self.add_pod(node, opts)?;
+            let (netns, name, veth) = (
+                pod.netns.name().to_string(),
+                pod.name.clone(),
+                pod.host_veth.clone(),
+            );
+            let lladdr = self.permanent_pod_neighbour(node, &netns, &veth, ip)?;
+            changes.push(Change::PodAdded {
+                netns: netns.clone(),
+                name,
+                ip,
+                routed: false,
+            });
+            changes.push(Change::StaleNeighbour {
+                netns: self.node(node)?.netns.name().to_string(),
+                ip,
+                dev: veth,
+                lladdr,
+            });
+        }
+        Ok(Injected {
+            fault: Fault::DuplicatePodIp,
+            node: node.to_string(),
+            changes,
+            symptom: Symptom::StaleNeighbours {
+                node: node.to_string(),
+                ip,
+            },
+        })
+    }
+
+    /// `ip neigh replace IP lladdr <pod eth0 MAC> dev VETH nud permanent` on the node.
+    fn permanent_pod_neighbour(
+        &self,
+        node: &str,
+        pod_netns: &str,
+        host_veth: &str,
+        ip: Ipv4Addr,
+    ) -> Result<String, ClusterError> {
+        let mac = self.pod_mac(pod_netns)?;
+        let ip = ip.to_string();
+        self.node(node)?.netns.ip(&[
+            "neigh", "replace", &ip, "lladdr", &mac, "dev", host_veth, "nud", "permanent",
+        ])?;
+        Ok(mac)
+    }
+
+    /// The MAC of a pod's `eth0`.
+    pub fn pod_mac(&self, pod_netns: &str) -> Result<String, ClusterError> {
+        let ns = self.pod(pod_netns)?.netns.name();
+        let out = run("ip", &["-n", ns, "-j", "link", "show", "dev", "eth0"])?;
+        let text = String::from_utf8_lossy(&out.stdout);
+        let links: Vec<serde_json::Value> =
+            serde_json::from_str(&text).map_err(|source| ClusterError::Parse {
+                what: "ip -j link show dev eth0".into(),
+                source,
+            })?;
+        links
+            .first()
+            .and_then(|l| l.get("address"))
+            .and_then(|a| a.as_str())
+            .map(str::to_string)
+            .ok_or_else(|| ClusterError::Value {
+                what: format!("{ns} eth0 address"),
+                value: text.into_owned(),
+            })
+    }
+
+    /// PERMANENT neighbours for `ip` on `cali*` interfaces of `node` other than the one its
+    /// host route names (all of them when no route names one): the stale entries of seed 002.
+    pub fn stale_cali_neighbours(
+        &self,
+        node: &str,
+        ip: Ipv4Addr,
+    ) -> Result<Vec<Neighbour>, ClusterError> {
+        let ip_s = ip.to_string();
+        let routed_dev = self
+            .routes(node)?
+            .into_iter()
+            .find(|r| r.dst == ip_s || r.dst == format!("{ip_s}/32"))
+            .and_then(|r| r.dev);
+        Ok(self
+            .neighbours(node)?
+            .into_iter()
+            .filter(|n| n.dst == ip_s && n.dev.starts_with("cali") && n.is_permanent())
+            .filter(|n| routed_dev.as_deref() != Some(n.dev.as_str()))
+            .collect())
+    }
+
+    /// True when the injected fault's symptom is visible right now.
+    pub fn symptom_present(&self, injected: &Injected) -> Result<bool, ClusterError> {
+        match &injected.symptom {
+            Symptom::Unreachable { from_pod, to_pod } => Ok(!self.ping(from_pod, to_pod)?),
+            Symptom::StaleNeighbours { node, ip } => {
+                Ok(!self.stale_cali_neighbours(node, *ip)?.is_empty())
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rules_split_like_a_shell_would() {
+        assert_eq!(
+            split_rule(KUBE_PROXY_RULE),
+            vec![
+                "-A",
+                "KUBE-SERVICES",
+                "-d",
+                "10.96.0.10/32",
+                "-p",
+                "tcp",
+                "-m",
+                "comment",
+                "--comment",
+                "default/svc: has no endpoints",
+                "-m",
+                "tcp",
+                "--dport",
+                "80",
+                "-j",
+                "REJECT",
+                "--reject-with",
+                "icmp-port-unreachable",
+            ]
+        );
+        assert_eq!(split_rule("-A  X \"\" -j Y"), vec!["-A", "X", "", "-j", "Y"]);
+    }
+}

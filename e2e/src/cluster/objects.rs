@@ -1,0 +1,397 @@
+//! The Kubernetes objects that describe a cluster-in-a-box: Nodes with flannel annotations,
+//! workload Pods, and one CNI agent pod (canal) per node. Pure builders over plain facts.
+
+use std::collections::BTreeMap;
+use std::net::Ipv4Addr;
+
+use k8s_openapi::api::core::v1::{
+    Container, HostIP, Node, NodeAddress, NodeCondition, NodeSpec, NodeStatus, NodeSystemInfo,
+    Pod, PodCondition, PodIP, PodSpec, PodStatus,
+};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, OwnerReference, Time};
+use k8s_openapi::jiff::Timestamp;
+
+use super::plan::fnv1a;
+use super::{Cluster, ClusterNode, ClusterPod, PodOwner};
+
+/// Annotation with flannel's backend data (`{"VNI":1,"VtepMAC":"…"}`).
+pub const BACKEND_DATA: &str = "flannel.alpha.coreos.com/backend-data";
+/// Annotation with flannel's public IP (the underlay address).
+pub const PUBLIC_IP: &str = "flannel.alpha.coreos.com/public-ip";
+/// Annotation with flannel's backend type.
+pub const BACKEND_TYPE: &str = "flannel.alpha.coreos.com/backend-type";
+/// The node pool label.
+pub const POOL_LABEL: &str = "netheal.io/pool";
+/// The kubelet version every node reports.
+pub const KUBELET_VERSION: &str = "v1.33.0";
+/// The CNI agent DaemonSet (in `kube-system`).
+pub const CNI_DAEMONSET: &str = "canal";
+
+/// What a Node object says about a node.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NodeFacts {
+    /// Name.
+    pub name: String,
+    /// Pool label value.
+    pub pool: String,
+    /// Underlay address.
+    pub underlay_ip: Ipv4Addr,
+    /// Pod CIDR.
+    pub pod_cidr: String,
+    /// Current VTEP MAC.
+    pub vtep_mac: String,
+}
+
+/// What a Pod object says about a pod.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PodFacts {
+    /// Object name.
+    pub name: String,
+    /// Kubernetes namespace.
+    pub namespace: String,
+    /// `app` label.
+    pub app: String,
+    /// Node name.
+    pub node: String,
+    /// Node underlay address (hostIP).
+    pub host_ip: Ipv4Addr,
+    /// Pod address.
+    pub ip: Ipv4Addr,
+    /// Owner.
+    pub owner: PodOwner,
+    /// The pod's network namespace (annotation `netheal.io/netns`, for people reading the objects).
+    pub netns: String,
+}
+
+/// A stable UUID-shaped uid derived from a string.
+pub fn uid_of(seed: &str) -> String {
+    let a = fnv1a(seed);
+    let b = fnv1a(&format!("{seed}/uid"));
+    format!(
+        "{:08x}-{:04x}-4{:03x}-8{:03x}-{:012x}",
+        a >> 32,
+        (a >> 16) & 0xffff,
+        a & 0x0fff,
+        (b >> 48) & 0x0fff,
+        b & 0xffff_ffff_ffff
+    )
+}
+
+fn labels(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
+    pairs
+        .iter()
+        .map(|(k, v)| ((*k).to_string(), (*v).to_string()))
+        .collect()
+}
+
+fn ready_node_condition(now: Timestamp) -> NodeCondition {
+    NodeCondition {
+        type_: "Ready".into(),
+        status: "True".into(),
+        reason: Some("KubeletReady".into()),
+        message: Some("kubelet is posting ready status".into()),
+        last_heartbeat_time: Some(Time(now)),
+        last_transition_time: Some(Time(now)),
+    }
+}
+
+/// The Node object of a node.
+pub fn node_object(facts: &NodeFacts, now: Timestamp) -> Node {
+    let backend = serde_json::json!({"VNI": 1, "VtepMAC": facts.vtep_mac}).to_string();
+    Node {
+        metadata: ObjectMeta {
+            name: Some(facts.name.clone()),
+            uid: Some(uid_of(&format!("node/{}", facts.name))),
+            labels: Some(labels(&[
+                ("kubernetes.io/hostname", &facts.name),
+                ("kubernetes.io/os", "linux"),
+                ("kubernetes.io/arch", "amd64"),
+                (POOL_LABEL, &facts.pool),
+            ])),
+            annotations: Some(labels(&[
+                (BACKEND_DATA, &backend),
+                (BACKEND_TYPE, "vxlan"),
+                (PUBLIC_IP, &facts.underlay_ip.to_string()),
+            ])),
+            ..ObjectMeta::default()
+        },
+        spec: Some(NodeSpec {
+            pod_cidr: Some(facts.pod_cidr.clone()),
+            pod_cidrs: Some(vec![facts.pod_cidr.clone()]),
+            ..NodeSpec::default()
+        }),
+        status: Some(NodeStatus {
+            addresses: Some(vec![
+                NodeAddress {
+                    type_: "InternalIP".into(),
+                    address: facts.underlay_ip.to_string(),
+                },
+                NodeAddress {
+                    type_: "Hostname".into(),
+                    address: facts.name.clone(),
+                },
+            ]),
+            conditions: Some(vec![ready_node_condition(now)]),
+            node_info: Some(NodeSystemInfo {
+                architecture: "amd64".into(),
+                boot_id: uid_of(&format!("boot/{}", facts.name)),
+                container_runtime_version: "containerd://1.7.0".into(),
+                kernel_version: "netns".into(),
+                kube_proxy_version: KUBELET_VERSION.into(),
+                kubelet_version: KUBELET_VERSION.into(),
+                machine_id: uid_of(&format!("machine/{}", facts.name)).replace('-', ""),
+                operating_system: "linux".into(),
+                os_image: "netheal cluster-in-a-box".into(),
+                system_uuid: uid_of(&format!("system/{}", facts.name)),
+                swap: None,
+            }),
+            ..NodeStatus::default()
+        }),
+    }
+}
+
+fn owner_reference(kind: &str, api_version: &str, name: &str, namespace: &str) -> OwnerReference {
+    OwnerReference {
+        api_version: api_version.into(),
+        kind: kind.into(),
+        name: name.into(),
+        uid: uid_of(&format!("{kind}/{namespace}/{name}")),
+        controller: Some(true),
+        block_owner_deletion: Some(true),
+    }
+}
+
+fn running_status(host_ip: Ipv4Addr, pod_ip: Ipv4Addr, now: Timestamp) -> PodStatus {
+    let cond = |type_: &str| PodCondition {
+        type_: type_.into(),
+        status: "True".into(),
+        last_transition_time: Some(Time(now)),
+        ..PodCondition::default()
+    };
+    PodStatus {
+        phase: Some("Running".into()),
+        host_ip: Some(host_ip.to_string()),
+        host_ips: Some(vec![HostIP {
+            ip: host_ip.to_string(),
+        }]),
+        pod_ip: Some(pod_ip.to_string()),
+        pod_ips: Some(vec![PodIP {
+            ip: pod_ip.to_string(),
+        }]),
+        start_time: Some(Time(now)),
+        conditions: Some(vec![
+            cond("PodScheduled"),
+            cond("Initialized"),
+            cond("ContainersReady"),
+            cond("Ready"),
+        ]),
+        ..PodStatus::default()
+    }
+}
+
+/// The Pod object of a workload pod.
+pub fn pod_object(facts: &PodFacts, now: Timestamp) -> Pod {
+    let owner_references = match &facts.owner {
+        PodOwner::ReplicaSet(rs) => Some(vec![owner_reference(
+            "ReplicaSet",
+            "apps/v1",
+            rs,
+            &facts.namespace,
+        )]),
+        PodOwner::Bare => None,
+    };
+    Pod {
+        metadata: ObjectMeta {
+            name: Some(facts.name.clone()),
+            namespace: Some(facts.namespace.clone()),
+            uid: Some(uid_of(&format!("pod/{}/{}", facts.namespace, facts.name))),
+            labels: Some(labels(&[("app", &facts.app)])),
+            annotations: Some(labels(&[("netheal.io/netns", &facts.netns)])),
+            owner_references,
+            ..ObjectMeta::default()
+        },
+        spec: Some(PodSpec {
+            node_name: Some(facts.node.clone()),
+            containers: vec![Container {
+                name: facts.app.clone(),
+                image: Some("registry.k8s.io/pause:3.10".into()),
+                ..Container::default()
+            }],
+            ..PodSpec::default()
+        }),
+        status: Some(running_status(facts.host_ip, facts.ip, now)),
+    }
+}
+
+/// The CNI agent pod (canal) of a node: `kube-system`, `k8s-app: canal`, owned by DaemonSet
+/// `canal`, host network, its IP is the node's.
+pub fn cni_agent_pod(node: &str, host_ip: Ipv4Addr, now: Timestamp) -> Pod {
+    let name = format!("{CNI_DAEMONSET}-{node}");
+    Pod {
+        metadata: ObjectMeta {
+            name: Some(name.clone()),
+            namespace: Some("kube-system".into()),
+            uid: Some(uid_of(&format!("pod/kube-system/{name}"))),
+            labels: Some(labels(&[("k8s-app", CNI_DAEMONSET)])),
+            owner_references: Some(vec![owner_reference(
+                "DaemonSet",
+                "apps/v1",
+                CNI_DAEMONSET,
+                "kube-system",
+            )]),
+            ..ObjectMeta::default()
+        },
+        spec: Some(PodSpec {
+            node_name: Some(node.into()),
+            host_network: Some(true),
+            containers: vec![Container {
+                name: "kube-flannel".into(),
+                image: Some("docker.io/flannel/flannel:v0.26.0".into()),
+                ..Container::default()
+            }],
+            ..PodSpec::default()
+        }),
+        status: Some(running_status(host_ip, host_ip, now)),
+    }
+}
+
+impl ClusterNode {
+    /// The facts its Node object carries.
+    pub fn facts(&self) -> NodeFacts {
+        NodeFacts {
+            name: self.name.clone(),
+            pool: self.pool.clone(),
+            underlay_ip: self.underlay_ip,
+            pod_cidr: self.pod_cidr.clone(),
+            vtep_mac: self.vtep_mac.clone(),
+        }
+    }
+}
+
+impl ClusterPod {
+    fn facts(&self, host_ip: Ipv4Addr) -> PodFacts {
+        PodFacts {
+            name: self.name.clone(),
+            namespace: self.namespace.clone(),
+            app: self.app.clone(),
+            node: self.node.clone(),
+            host_ip,
+            ip: self.ip,
+            owner: self.owner.clone(),
+            netns: self.netns.name().to_string(),
+        }
+    }
+}
+
+impl Cluster {
+    /// One Node object per node, with the node's current facts (a VTEP MAC change shows in
+    /// `backend-data`).
+    pub fn node_objects(&self) -> Vec<Node> {
+        let now = Timestamp::now();
+        self.nodes
+            .iter()
+            .map(|n| node_object(&n.facts(), now))
+            .collect()
+    }
+
+    /// The workload pods' objects followed by one CNI agent pod per node.
+    pub fn pod_objects(&self) -> Vec<Pod> {
+        let now = Timestamp::now();
+        let mut pods: Vec<Pod> = self
+            .pods
+            .iter()
+            .filter_map(|p| {
+                let node = self.nodes.iter().find(|n| n.name == p.node)?;
+                Some(pod_object(&p.facts(node.underlay_ip), now))
+            })
+            .collect();
+        pods.extend(
+            self.nodes
+                .iter()
+                .map(|n| cni_agent_pod(&n.name, n.underlay_ip, now)),
+        );
+        pods
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn node_facts() -> NodeFacts {
+        NodeFacts {
+            name: "node2".into(),
+            pool: "default".into(),
+            underlay_ip: Ipv4Addr::new(172, 31, 20, 2),
+            pod_cidr: "10.244.2.0/24".into(),
+            vtep_mac: "0a:e1:14:02:00:00".into(),
+        }
+    }
+
+    #[test]
+    fn node_carries_flannel_annotations_and_addresses() {
+        let node = node_object(&node_facts(), Timestamp::UNIX_EPOCH);
+        let ann = node.metadata.annotations.unwrap();
+        let backend: serde_json::Value = serde_json::from_str(&ann[BACKEND_DATA]).unwrap();
+        assert_eq!(backend["VNI"], 1);
+        assert_eq!(backend["VtepMAC"], "0a:e1:14:02:00:00");
+        assert_eq!(ann[PUBLIC_IP], "172.31.20.2");
+        assert_eq!(ann[BACKEND_TYPE], "vxlan");
+        assert_eq!(node.spec.unwrap().pod_cidr.as_deref(), Some("10.244.2.0/24"));
+        let status = node.status.unwrap();
+        let addrs = status.addresses.unwrap();
+        assert!(addrs.iter().any(|a| a.type_ == "InternalIP" && a.address == "172.31.20.2"));
+        assert!(addrs.iter().any(|a| a.type_ == "Hostname" && a.address == "node2"));
+        assert_eq!(status.conditions.unwrap()[0].status, "True");
+        assert_eq!(status.node_info.unwrap().kubelet_version, KUBELET_VERSION);
+        let labels = node.metadata.labels.unwrap();
+        assert_eq!(labels["kubernetes.io/hostname"], "node2");
+        assert_eq!(labels["kubernetes.io/os"], "linux");
+        assert_eq!(labels[POOL_LABEL], "default");
+    }
+
+    fn pod_facts(owner: PodOwner) -> PodFacts {
+        PodFacts {
+            name: "web-node2-0".into(),
+            namespace: "default".into(),
+            app: "web".into(),
+            node: "node2".into(),
+            host_ip: Ipv4Addr::new(172, 31, 20, 2),
+            ip: Ipv4Addr::new(10, 244, 2, 2),
+            owner,
+            netns: "cni-t1-node2-0".into(),
+        }
+    }
+
+    #[test]
+    fn owned_pod_has_a_controller_reference_and_bare_pod_none() {
+        let pod = pod_object(&pod_facts(PodOwner::ReplicaSet("web-rs".into())), Timestamp::UNIX_EPOCH);
+        let owners = pod.metadata.owner_references.unwrap();
+        assert_eq!(owners[0].kind, "ReplicaSet");
+        assert_eq!(owners[0].controller, Some(true));
+        let status = pod.status.unwrap();
+        assert_eq!(status.phase.as_deref(), Some("Running"));
+        assert_eq!(status.pod_ips.unwrap()[0].ip, "10.244.2.2");
+        assert!(status.conditions.unwrap().iter().any(|c| c.type_ == "Ready" && c.status == "True"));
+        assert_eq!(pod.spec.unwrap().node_name.as_deref(), Some("node2"));
+        let bare = pod_object(&pod_facts(PodOwner::Bare), Timestamp::UNIX_EPOCH);
+        assert!(bare.metadata.owner_references.is_none());
+    }
+
+    #[test]
+    fn cni_agent_is_a_host_network_daemonset_pod() {
+        let pod = cni_agent_pod("node1", Ipv4Addr::new(172, 31, 20, 1), Timestamp::UNIX_EPOCH);
+        assert_eq!(pod.metadata.namespace.as_deref(), Some("kube-system"));
+        assert_eq!(pod.metadata.labels.unwrap()["k8s-app"], "canal");
+        let owner = &pod.metadata.owner_references.unwrap()[0];
+        assert_eq!((owner.kind.as_str(), owner.name.as_str()), ("DaemonSet", "canal"));
+        assert_eq!(pod.spec.unwrap().host_network, Some(true));
+    }
+
+    #[test]
+    fn uids_are_stable_and_distinct() {
+        assert_eq!(uid_of("a"), uid_of("a"));
+        assert_ne!(uid_of("a"), uid_of("b"));
+        assert_eq!(uid_of("a").len(), 36);
+    }
+}

@@ -1,0 +1,251 @@
+//! Naming and addressing of a cluster-in-a-box: pure functions, no kernel access.
+//!
+//! Every name and address of a cluster follows from its name and a node's index, so two clusters
+//! with different names never share a network namespace, and the addresses live only inside the
+//! cluster's own namespaces (nothing is configured in the root namespace).
+
+use std::net::Ipv4Addr;
+
+use super::ClusterError;
+
+/// Longest cluster name: keeps namespace names short and readable.
+pub const MAX_CLUSTER_NAME: usize = 8;
+/// Longest node name.
+pub const MAX_NODE_NAME: usize = 12;
+/// Highest node index: node `i` gets underlay `.i`, and `.254` is the underlay gateway.
+pub const MAX_NODE_INDEX: u8 = 200;
+/// Pods per node: pod `n` gets `10.244.<i>.<n + 2>`.
+pub const MAX_PODS_PER_NODE: u32 = 250;
+/// The VXLAN device name on every node.
+pub const VXLAN_DEVICE: &str = "flannel.1";
+/// The VNI of the overlay.
+pub const VNI: u32 = 1;
+/// The VXLAN UDP port (flannel's default).
+pub const VXLAN_PORT: u16 = 8472;
+/// The bridge of bridge-style pods on every node.
+pub const POD_BRIDGE: &str = "cni0";
+/// The uplink of every node (its underlay interface).
+pub const UPLINK: &str = "eth0";
+/// The underlay bridge in the cluster's "net" namespace.
+pub const UNDERLAY_BRIDGE: &str = "br0";
+/// Calico's fake gateway: the pod's default route points at it and the host answers by proxy ARP.
+pub const CALICO_GATEWAY: Ipv4Addr = Ipv4Addr::new(169, 254, 1, 1);
+
+/// The names and addresses of one cluster.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ClusterPlan {
+    name: String,
+    octet: u8,
+}
+
+/// Check a name: 1..=`max` characters of `[a-z0-9]`, starting with a letter.
+pub fn validate_name(field: &str, value: &str, max: usize) -> Result<(), ClusterError> {
+    let invalid = |reason: String| ClusterError::InvalidName {
+        field: field.to_string(),
+        value: value.to_string(),
+        reason,
+    };
+    if value.is_empty() || value.len() > max {
+        return Err(invalid(format!("must be 1 to {max} characters long")));
+    }
+    if !value
+        .chars()
+        .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit())
+    {
+        return Err(invalid("only lowercase letters and digits are allowed".into()));
+    }
+    if !value.starts_with(|c: char| c.is_ascii_lowercase()) {
+        return Err(invalid("must start with a letter".into()));
+    }
+    Ok(())
+}
+
+/// FNV-1a, 64 bits: a stable hash for derived names (stable across Rust versions, unlike
+/// `DefaultHasher`).
+pub fn fnv1a(data: &str) -> u64 {
+    let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
+    for byte in data.bytes() {
+        hash ^= u64::from(byte);
+        hash = hash.wrapping_mul(0x0100_0000_01b3);
+    }
+    hash
+}
+
+impl ClusterPlan {
+    /// The plan of cluster `name` (1..=8 characters of `[a-z0-9]`, starting with a letter).
+    pub fn new(name: &str) -> Result<Self, ClusterError> {
+        validate_name("cluster name", name, MAX_CLUSTER_NAME)?;
+        // 16..=255: a third underlay octet that differs between most clusters, which makes
+        // captures and error messages easy to tell apart. Clusters never share a namespace, so a
+        // collision is harmless.
+        let octet = 16 + (fnv1a(name) % 240) as u8;
+        Ok(Self {
+            name: name.to_string(),
+            octet,
+        })
+    }
+
+    /// The cluster's name.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// The third octet of the underlay subnet `172.31.<octet>.0/24`.
+    pub fn octet(&self) -> u8 {
+        self.octet
+    }
+
+    /// Prefix of every node and "net" namespace of this cluster: `nhc-<cluster>-`.
+    pub fn node_prefix(&self) -> String {
+        format!("nhc-{}-", self.name)
+    }
+
+    /// Prefix of every pod namespace of this cluster: `cni-<cluster>-`.
+    pub fn pod_prefix(&self) -> String {
+        format!("cni-{}-", self.name)
+    }
+
+    /// The namespace holding the underlay bridge: `nhc-<cluster>-net`.
+    pub fn net_netns(&self) -> String {
+        format!("nhc-{}-net", self.name)
+    }
+
+    /// A node's namespace: `nhc-<cluster>-<node>`.
+    pub fn node_netns(&self, node: &str) -> String {
+        format!("nhc-{}-{node}", self.name)
+    }
+
+    /// A pod's namespace: `cni-<cluster>-<node>-<n>`.
+    pub fn pod_netns(&self, node: &str, n: u32) -> String {
+        format!("cni-{}-{node}-{n}", self.name)
+    }
+
+    /// The glob matching the pod namespaces of one node (for node-fixer's `--pod-netns`).
+    pub fn pod_netns_glob(&self, node: &str) -> String {
+        format!("/var/run/netns/cni-{}-{node}-*", self.name)
+    }
+
+    /// The underlay subnet.
+    pub fn underlay_prefix_len(&self) -> u8 {
+        24
+    }
+
+    /// Node `index`'s underlay (InternalIP, flannel public-ip) address.
+    pub fn underlay_ip(&self, index: u8) -> Ipv4Addr {
+        Ipv4Addr::new(172, 31, self.octet, index)
+    }
+
+    /// The underlay gateway (on the bridge in the "net" namespace); nodes' default route.
+    pub fn underlay_gateway(&self) -> Ipv4Addr {
+        Ipv4Addr::new(172, 31, self.octet, 254)
+    }
+
+    /// The underlay-side veth of node `index` in the "net" namespace.
+    pub fn underlay_port(&self, index: u8) -> String {
+        format!("n{index}")
+    }
+
+    /// Node `index`'s pod CIDR, `10.244.<index>.0/24`.
+    pub fn pod_cidr(&self, index: u8) -> String {
+        format!("10.244.{index}.0/24")
+    }
+
+    /// Node `index`'s VTEP address (`flannel.1`, /32): `10.244.<index>.0`.
+    pub fn vtep_ip(&self, index: u8) -> Ipv4Addr {
+        Ipv4Addr::new(10, 244, index, 0)
+    }
+
+    /// Node `index`'s `cni0` address, the bridge pods' gateway: `10.244.<index>.1`.
+    pub fn bridge_ip(&self, index: u8) -> Ipv4Addr {
+        Ipv4Addr::new(10, 244, index, 1)
+    }
+
+    /// The address of pod `n` on node `index`: `10.244.<index>.<n + 2>`.
+    pub fn pod_ip(&self, index: u8, n: u32) -> Result<Ipv4Addr, ClusterError> {
+        if n >= MAX_PODS_PER_NODE {
+            return Err(ClusterError::Exhausted(format!(
+                "node index {index} already has {MAX_PODS_PER_NODE} pods"
+            )));
+        }
+        Ok(Ipv4Addr::new(10, 244, index, (n + 2) as u8))
+    }
+
+    /// Node `index`'s VTEP MAC for its `generation`-th join: locally administered, unicast,
+    /// `0a:e1:<octet>:<index>:00:<generation>` in hex.
+    pub fn vtep_mac(&self, index: u8, generation: u8) -> String {
+        format!(
+            "0a:e1:{:02x}:{:02x}:00:{:02x}",
+            self.octet, index, generation
+        )
+    }
+
+    /// The host-side veth of a pod: `cali` + 11 hex digits (Calico's shape) or `veth` + 8 hex
+    /// digits (the bridge plugin's shape), derived from the pod's namespace name. ≤ 15 chars.
+    pub fn host_veth(&self, pod_netns: &str, calico: bool) -> String {
+        let hash = fnv1a(pod_netns);
+        if calico {
+            format!("cali{:011x}", hash & 0x0fff_ffff_ffff)
+        } else {
+            format!("veth{:08x}", hash & 0xffff_ffff)
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_follow_the_team_convention() {
+        let plan = ClusterPlan::new("t1").unwrap();
+        assert_eq!(plan.node_netns("node1"), "nhc-t1-node1");
+        assert_eq!(plan.pod_netns("node1", 0), "cni-t1-node1-0");
+        assert_eq!(plan.net_netns(), "nhc-t1-net");
+        assert_eq!(plan.pod_netns_glob("node2"), "/var/run/netns/cni-t1-node2-*");
+    }
+
+    #[test]
+    fn addresses_follow_the_node_index() {
+        let plan = ClusterPlan::new("t1").unwrap();
+        let o = plan.octet();
+        assert!(o >= 16);
+        assert_eq!(plan.underlay_ip(3), Ipv4Addr::new(172, 31, o, 3));
+        assert_eq!(plan.pod_cidr(3), "10.244.3.0/24");
+        assert_eq!(plan.vtep_ip(3), Ipv4Addr::new(10, 244, 3, 0));
+        assert_eq!(plan.bridge_ip(3), Ipv4Addr::new(10, 244, 3, 1));
+        assert_eq!(plan.pod_ip(3, 0).unwrap(), Ipv4Addr::new(10, 244, 3, 2));
+        assert!(plan.pod_ip(3, MAX_PODS_PER_NODE).is_err());
+    }
+
+    #[test]
+    fn vtep_macs_are_unicast_local_and_change_per_generation() {
+        let plan = ClusterPlan::new("t1").unwrap();
+        let a = plan.vtep_mac(2, 0);
+        let b = plan.vtep_mac(2, 1);
+        assert_ne!(a, b);
+        let first = u8::from_str_radix(&a[..2], 16).unwrap();
+        assert_eq!(first & 0x01, 0, "unicast");
+        assert_eq!(first & 0x02, 0x02, "locally administered");
+        assert_eq!(a.len(), 17);
+    }
+
+    #[test]
+    fn host_veth_names_fit_an_interface_name() {
+        let plan = ClusterPlan::new("abcdefgh").unwrap();
+        let ns = plan.pod_netns("abcdefghijkl", 249);
+        let cali = plan.host_veth(&ns, true);
+        let veth = plan.host_veth(&ns, false);
+        assert!(cali.starts_with("cali") && cali.len() == 15, "{cali}");
+        assert!(veth.starts_with("veth") && veth.len() == 12, "{veth}");
+        assert_ne!(plan.host_veth("cni-a-b-0", true), plan.host_veth("cni-a-b-1", true));
+    }
+
+    #[test]
+    fn bad_names_are_refused_with_the_field_named() {
+        for bad in ["", "T1", "a-b", "1abc", "waytoolongname"] {
+            let err = ClusterPlan::new(bad).unwrap_err().to_string();
+            assert!(err.contains("cluster name"), "{bad}: {err}");
+        }
+        assert!(validate_name("node name", "node1", MAX_NODE_NAME).is_ok());
+    }
+}
