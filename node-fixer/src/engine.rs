@@ -68,6 +68,16 @@ impl EngineConfig {
     }
 }
 
+/// The built-in default policy: `NetworkHealthPolicySpec::default()`, with the overlay check
+/// switched on as the policy's documented defaults (and its serde defaults) say. The derived
+/// `Default` of `OverlayCheck` leaves it off; this keeps the CLI and the agent in line with the
+/// catalogue until that is corrected in the API crate.
+pub fn default_policy() -> NetworkHealthPolicySpec {
+    let mut policy = NetworkHealthPolicySpec::default();
+    policy.checks.overlay.enabled = true;
+    policy
+}
+
 /// The result of one scan.
 #[derive(Clone, Debug, Default)]
 pub struct ScanOutput {

@@ -18,7 +18,7 @@ pub const EXIT_ERROR: i32 = 2;
 /// The policy from `--policy` (validated), or the built-in default.
 pub fn load_policy(args: &ScanArgs) -> Result<(NetworkHealthPolicySpec, bool)> {
     let Some(path) = &args.policy else {
-        return Ok((NetworkHealthPolicySpec::default(), false));
+        return Ok((engine::default_policy(), false));
     };
     let text = std::fs::read_to_string(path)
         .with_context(|| format!("cannot read --policy {}", path.display()))?;

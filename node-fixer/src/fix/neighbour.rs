@@ -8,7 +8,7 @@ use crate::snapshot::{Mac, state_name};
 use rtnetlink::Handle;
 use rtnetlink::packet_route::AddressFamily;
 use rtnetlink::packet_route::neighbour::{
-    NeighbourAddress, NeighbourAttribute, NeighbourMessage, NeighbourState,
+    NeighbourAddress, NeighbourAttribute, NeighbourFlags, NeighbourMessage, NeighbourState,
 };
 use std::net::{IpAddr, Ipv4Addr};
 
@@ -162,6 +162,8 @@ async fn del_fdb(
     msg.header.family = AddressFamily::Bridge;
     msg.header.ifindex = index;
     msg.header.state = NeighbourState::Permanent;
+    // The entry lives in the vxlan device's own table (`bridge fdb del … self`).
+    msg.header.flags = NeighbourFlags::Own;
     msg.attributes
         .push(NeighbourAttribute::LinkLayerAddress(mac.0.to_vec()));
     if let Some(dst) = dst {

@@ -39,10 +39,10 @@ pub fn probe_namespace(ns: Option<&Path>, set: ProbeSet) -> (NsSnapshot, Vec<Str
 fn probe_here(set: ProbeSet) -> (NsSnapshot, Vec<String>) {
     let mut snap = NsSnapshot::default();
     let mut errors = Vec::new();
-    if set.netlink {
-        if let Err(e) = probe_netlink(&mut snap) {
-            errors.push(e);
-        }
+    if set.netlink
+        && let Err(e) = probe_netlink(&mut snap)
+    {
+        errors.push(e);
     }
     if set.sysctls {
         let (sysctls, errs) = sysctl::read_sysctls(Path::new(PROC_SYS));

@@ -1,0 +1,120 @@
+//! Shared helpers of the kernel tests: namespaces (RAII, removed on failure too), engine
+//! configs, policies and Node objects.
+#![allow(dead_code)]
+
+use k8s_openapi::api::core::v1::Node;
+use netheal_crds::{Finding, NetworkHealthPolicySpec, Outcome, RemediationResult};
+pub use netheal_e2e::netns::Netns;
+use node_fixer::engine::{self, ClusterFacts, EngineConfig};
+use std::path::Path;
+
+/// Create a namespace (test names start with `nf-`).
+pub fn netns(name: &str) -> Netns {
+    assert!(
+        name.starts_with("nf-"),
+        "test namespaces use the nf- prefix"
+    );
+    Netns::create(name).unwrap()
+}
+
+/// Run `ip -n NS args…`, panicking with the error on failure.
+pub fn ip(ns: &Netns, args: &str) {
+    let args: Vec<&str> = args.split_whitespace().collect();
+    ns.ip(&args).unwrap();
+}
+
+/// Run a program inside the namespace.
+pub fn exec(ns: &Netns, cmd: &str) -> String {
+    let args: Vec<&str> = cmd.split_whitespace().collect();
+    let out = ns.exec(args[0], &args[1..]).unwrap();
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// A sysctl read inside the namespace (`net/ipv4/ip_forward`).
+pub fn sysctl(ns: &Netns, key: &str) -> String {
+    exec(ns, &format!("cat /proc/sys/{key}")).trim().to_string()
+}
+
+/// Join two namespaces with a veth pair.
+pub fn veth(a: &Netns, a_if: &str, b: &Netns, b_if: &str) {
+    ip(
+        a,
+        &format!(
+            "link add {a_if} type veth peer name {b_if} netns {}",
+            b.name()
+        ),
+    );
+    ip(a, &format!("link set {a_if} up"));
+    ip(b, &format!("link set {b_if} up"));
+}
+
+/// An engine config for the host namespace `ns`, pod namespaces `nf-cni-<pods>-*`, and a
+/// private sysctl directory.
+pub fn config(
+    ns: &Netns,
+    pods: &str,
+    sysctl_dir: &Path,
+    nodes: Vec<Node>,
+    this: &str,
+) -> EngineConfig {
+    EngineConfig {
+        netns: Some(ns.name().to_string()),
+        pod_netns_glob: format!("/var/run/netns/nf-cni-{pods}-*"),
+        sysctl_dir: sysctl_dir.to_path_buf(),
+        cluster: ClusterFacts {
+            this_node: Some(this.to_string()),
+            nodes,
+        },
+    }
+}
+
+/// The built-in default policy (what `node-fixer fix` uses without `--policy`).
+pub fn policy() -> NetworkHealthPolicySpec {
+    engine::default_policy()
+}
+
+/// The targets of findings, sorted.
+pub fn targets(findings: &[Finding]) -> Vec<String> {
+    let mut t: Vec<String> = findings.iter().map(|f| f.target.clone()).collect();
+    t.sort();
+    t
+}
+
+/// Scan, build orders for every node-local finding, execute them.
+pub fn fix_all(
+    policy: &NetworkHealthPolicySpec,
+    config: &EngineConfig,
+    dry_run: bool,
+) -> Vec<RemediationResult> {
+    let scan = engine::scan(policy, config);
+    assert!(scan.errors.is_empty(), "scan errors: {:?}", scan.errors);
+    engine::orders_for(&scan.findings, policy, dry_run)
+        .iter()
+        .map(|o| engine::execute(o, policy, config))
+        .collect()
+}
+
+/// Every result has this outcome.
+pub fn assert_all(results: &[RemediationResult], outcome: Outcome) {
+    for r in results {
+        assert_eq!(r.outcome, outcome, "{r:?}");
+    }
+}
+
+/// A Node with flannel annotations.
+pub fn node(name: &str, pod_cidr: &str, vtep_mac: &str, public_ip: &str) -> Node {
+    serde_json::from_value(serde_json::json!({
+        "apiVersion": "v1", "kind": "Node",
+        "metadata": {"name": name, "annotations": {
+            "flannel.alpha.coreos.com/backend-data": format!("{{\"VNI\":1,\"VtepMAC\":\"{vtep_mac}\"}}"),
+            "flannel.alpha.coreos.com/public-ip": public_ip,
+            "flannel.alpha.coreos.com/backend-type": "vxlan"}},
+        "spec": {"podCIDR": pod_cidr}
+    }))
+    .unwrap()
+}
+
+/// The node-fixer binary.
+pub fn bin() -> std::process::Command {
+    std::process::Command::new(env!("CARGO_BIN_EXE_node-fixer"))
+}

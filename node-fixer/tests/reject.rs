@@ -1,0 +1,172 @@
+//! `RejectRule` with both iptables backends: a RHEL-style REJECT in INPUT is removed by its
+//! exact spec; kube-proxy's REJECT rules survive.
+
+mod common;
+use common::*;
+use netheal_crds::{Check, Outcome};
+use node_fixer::engine;
+
+const KUBE_RULE: &str = "-A KUBE-SERVICES -d 10.96.0.10/32 -p tcp -m comment --comment \"default/svc:port has no endpoints\" -m tcp --dport 80 -j REJECT --reject-with icmp-port-unreachable";
+
+/// `nf-<tag>-a` (10.79.0.1) ⟷ `nf-<tag>-b` (10.79.0.2) with REJECT rules in b.
+fn bed(tag: &str, iptables: &str) -> (Netns, Netns) {
+    let a = netns(&format!("nf-{tag}-a"));
+    let b = netns(&format!("nf-{tag}-b"));
+    veth(&a, "eth0", &b, "eth0");
+    ip(&a, "addr add 10.79.0.1/24 dev eth0");
+    ip(&b, "addr add 10.79.0.2/24 dev eth0");
+    b.set_sysctl("net/ipv4/ip_forward", "1").unwrap();
+    assert!(a.ping("10.79.0.2", 1));
+    let restore = format!(
+        "*filter\n:KUBE-SERVICES - [0:0]\n-A INPUT -j KUBE-SERVICES\n{KUBE_RULE}\n-A INPUT -m comment --comment \"kubernetes health check\" -p tcp --dport 9 -j REJECT\n-A INPUT -j REJECT --reject-with icmp-host-prohibited\n-A FORWARD -j REJECT --reject-with icmp-host-prohibited\nCOMMIT\n"
+    );
+    let mut child = std::process::Command::new("ip")
+        .args([
+            "netns",
+            "exec",
+            b.name(),
+            &format!("{iptables}-restore"),
+            "--noflush",
+        ])
+        .stdin(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    use std::io::Write;
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(restore.as_bytes())
+        .unwrap();
+    assert!(child.wait().unwrap().success());
+    assert!(
+        !a.ping("10.79.0.2", 1),
+        "the REJECT rule must break traffic"
+    );
+    (a, b)
+}
+
+fn run(tag: &str, iptables: &str, backend: &str) {
+    let (a, b) = bed(tag, iptables);
+    let dir = tempfile::tempdir().unwrap();
+    let config = config(&b, tag, dir.path(), vec![], "n1");
+    let policy = policy();
+    let scan = engine::scan(&policy, &config);
+    assert!(scan.errors.is_empty(), "{:?}", scan.errors);
+    // Detection ran `iptables-*-save` inside the namespace (the root namespace has its own).
+    assert_eq!(scan.iptables_backend.as_deref(), Some(backend));
+    assert_eq!(
+        targets(&scan.findings),
+        [
+            "filter FORWARD -j REJECT --reject-with icmp-host-prohibited",
+            "filter INPUT -j REJECT --reject-with icmp-host-prohibited",
+        ]
+    );
+    let input = scan
+        .findings
+        .iter()
+        .find(|f| f.target.contains("INPUT"))
+        .unwrap();
+    assert_eq!(input.check, Check::RejectRule);
+    assert_eq!(input.details["backend"], backend);
+    assert_eq!(input.details["chain"], "INPUT");
+    assert_eq!(
+        input.details["rule"],
+        "-j REJECT --reject-with icmp-host-prohibited"
+    );
+
+    let dry = fix_all(&policy, &config, true);
+    assert!(
+        dry.iter()
+            .all(|r| r.outcome == Outcome::Applied && r.dry_run)
+    );
+    assert!(!a.ping("10.79.0.2", 1), "dry-run changes nothing");
+
+    let results = fix_all(&policy, &config, false);
+    assert_eq!(results.len(), 2);
+    for r in &results {
+        assert_eq!(r.outcome, Outcome::Applied, "{r:?}");
+        assert!(
+            r.before.starts_with("-A ")
+                && r.before
+                    .contains("-j REJECT --reject-with icmp-host-prohibited")
+        );
+        assert_eq!(r.after, "absent");
+    }
+    assert!(a.ping("10.79.0.2", 2), "traffic must flow again");
+    let save = exec(&b, &format!("{iptables}-save"));
+    assert!(
+        save.contains(KUBE_RULE),
+        "kube-proxy's rule survives: {save}"
+    );
+    assert!(save.contains("kubernetes health check"), "{save}");
+    assert!(engine::scan(&policy, &config).findings.is_empty());
+    assert!(fix_all(&policy, &config, false).is_empty());
+    // A replayed order is NoChange; an order naming kube-proxy's rule is refused.
+    for o in engine::orders_for(&scan.findings, &policy, false) {
+        assert_eq!(
+            engine::execute(&o, &policy, &config).outcome,
+            Outcome::NoChange
+        );
+    }
+    let mut kube = engine::orders_for(&scan.findings, &policy, false).remove(0);
+    kube.parameters
+        .insert("chain".into(), "KUBE-SERVICES".into());
+    kube.parameters.insert(
+        "rule".into(),
+        KUBE_RULE.trim_start_matches("-A KUBE-SERVICES ").into(),
+    );
+    assert_eq!(
+        engine::execute(&kube, &policy, &config).outcome,
+        Outcome::Skipped
+    );
+    assert!(exec(&b, &format!("{iptables}-save")).contains(KUBE_RULE));
+}
+
+#[test]
+fn legacy_reject_rule_is_removed_and_kube_proxy_rules_survive() {
+    run("rjl", "iptables-legacy", "legacy");
+}
+
+#[test]
+fn nft_reject_rule_is_removed_and_kube_proxy_rules_survive() {
+    run("rjn", "iptables-nft", "nft");
+}
+
+#[test]
+fn cli_fix_removes_the_rule_and_second_fix_does_nothing() {
+    let (a, _b) = bed("rjc", "iptables-legacy");
+    let dir = tempfile::tempdir().unwrap();
+    let fix = || {
+        bin()
+            .args([
+                "fix",
+                "--netns",
+                "nf-rjc-b",
+                "--pod-netns",
+                "/var/run/netns/nf-cni-rjc-*",
+                "--output",
+                "json",
+                "--sysctl-dir",
+            ])
+            .arg(dir.path())
+            .output()
+            .unwrap()
+    };
+    let out = fix();
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let doc: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(doc["iptablesBackend"], "legacy");
+    assert_eq!(doc["results"].as_array().unwrap().len(), 2);
+    assert!(a.ping("10.79.0.2", 2));
+    let out = fix();
+    assert_eq!(out.status.code(), Some(0));
+    let doc: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(doc["findings"].as_array().unwrap().len(), 0);
+    assert_eq!(doc["results"].as_array().unwrap().len(), 0);
+}

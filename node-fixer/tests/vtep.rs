@@ -1,0 +1,303 @@
+//! flannel-style VXLAN overlay between two "node" namespaces: stale VTEP neighbour and fdb
+//! entries (`StaleNeighbour`), missing ones (`VtepMissing`) and missing peer routes
+//! (`PeerRouteMissing`).
+
+mod common;
+use common::*;
+use netheal_crds::{Action, Check, Outcome};
+use node_fixer::engine;
+
+const MAC_A: &str = "02:00:00:0a:00:01";
+const MAC_B: &str = "02:00:00:0b:00:01";
+const OLD_B: &str = "02:00:00:0b:00:99";
+
+struct Overlay {
+    a: Netns,
+    b: Netns,
+}
+
+/// `nf-<tag>-a` (underlay 192.168.77.1, pods 10.244.1.0/24) and `nf-<tag>-b` (192.168.77.2,
+/// 10.244.2.0/24), `flannel.1` on each with PERMANENT neighbour + fdb entries for the other.
+fn overlay(tag: &str) -> Overlay {
+    let a = netns(&format!("nf-{tag}-a"));
+    let b = netns(&format!("nf-{tag}-b"));
+    veth(&a, "eth0", &b, "eth0");
+    for (ns, me, my_mac, my_net, peer, peer_mac, peer_net) in [
+        (&a, "192.168.77.1", MAC_A, 1, "192.168.77.2", MAC_B, 2),
+        (&b, "192.168.77.2", MAC_B, 2, "192.168.77.1", MAC_A, 1),
+    ] {
+        ns.set_sysctl("net/ipv4/ip_forward", "1").unwrap();
+        ip(ns, &format!("addr add {me}/24 dev eth0"));
+        ip(
+            ns,
+            &format!(
+                "link add flannel.1 type vxlan id 1 local {me} dev eth0 nolearning dstport 8472"
+            ),
+        );
+        ip(ns, &format!("link set flannel.1 address {my_mac}"));
+        ip(ns, &format!("addr add 10.244.{my_net}.0/32 dev flannel.1"));
+        ip(ns, "link set flannel.1 up");
+        ip(ns, "link add cni0 type bridge");
+        ip(ns, &format!("addr add 10.244.{my_net}.1/24 dev cni0"));
+        ip(ns, "link set cni0 up");
+        ip(
+            ns,
+            &format!(
+                "neigh replace 10.244.{peer_net}.0 lladdr {peer_mac} dev flannel.1 nud permanent"
+            ),
+        );
+        exec(
+            ns,
+            &format!("bridge fdb append {peer_mac} dev flannel.1 dst {peer} self permanent"),
+        );
+        ip(
+            ns,
+            &format!(
+                "route add 10.244.{peer_net}.0/24 via 10.244.{peer_net}.0 dev flannel.1 onlink"
+            ),
+        );
+    }
+    Overlay { a, b }
+}
+
+fn nodes() -> Vec<k8s_openapi::api::core::v1::Node> {
+    vec![
+        node("node-a", "10.244.1.0/24", MAC_A, "192.168.77.1"),
+        node("node-b", "10.244.2.0/24", MAC_B, "192.168.77.2"),
+    ]
+}
+
+fn pod_ping(o: &Overlay) -> bool {
+    o.a.exec(
+        "ping",
+        &[
+            "-n",
+            "-q",
+            "-c",
+            "2",
+            "-W",
+            "1",
+            "-i",
+            "0.2",
+            "-I",
+            "10.244.1.1",
+            "10.244.2.1",
+        ],
+    )
+    .is_ok()
+}
+
+#[test]
+fn stale_vtep_mac_is_deleted_with_its_fdb_entry_and_the_gap_is_reported() {
+    let o = overlay("vxs");
+    assert!(pod_ping(&o), "healthy overlay must carry traffic");
+    let dir = tempfile::tempdir().unwrap();
+    let config = config(&o.a, "vxs", dir.path(), nodes(), "node-a");
+    let policy = policy();
+    assert!(engine::scan(&policy, &config).findings.is_empty());
+
+    // node-b's VTEP MAC was OLD_B before it restarted; node-a still points there.
+    ip(
+        &o.a,
+        &format!("neigh replace 10.244.2.0 lladdr {OLD_B} dev flannel.1 nud permanent"),
+    );
+    exec(
+        &o.a,
+        &format!("bridge fdb append {OLD_B} dev flannel.1 dst 192.168.77.2 self permanent"),
+    );
+    assert!(!pod_ping(&o), "a stale VTEP MAC must break pod traffic");
+
+    let scan = engine::scan(&policy, &config);
+    assert!(scan.errors.is_empty(), "{:?}", scan.errors);
+    assert_eq!(
+        targets(&scan.findings),
+        [
+            format!("fdb {OLD_B} dev flannel.1 dst 192.168.77.2"),
+            "neigh 10.244.2.0 dev flannel.1".to_string(),
+        ]
+    );
+    assert!(
+        scan.findings
+            .iter()
+            .all(|f| f.check == Check::StaleNeighbour && f.action == Some(Action::DeleteNeighbour))
+    );
+    let neigh = scan
+        .findings
+        .iter()
+        .find(|f| f.target.starts_with("neigh"))
+        .unwrap();
+    assert_eq!(neigh.details["ip"], "10.244.2.0");
+    assert_eq!(neigh.details["interface"], "flannel.1");
+    assert_eq!(neigh.details["lladdr"], OLD_B);
+    assert_eq!(neigh.details["state"], "PERMANENT");
+
+    // Dry-run touches nothing.
+    let dry = fix_all(&policy, &config, true);
+    assert!(
+        dry.iter()
+            .all(|r| r.outcome == Outcome::Applied && r.dry_run),
+        "{dry:?}"
+    );
+    assert!(exec(&o.a, "ip neigh show dev flannel.1").contains(OLD_B));
+
+    let results = fix_all(&policy, &config, false);
+    let by_target = |t: &str| results.iter().find(|r| r.target.starts_with(t)).unwrap();
+    let n = by_target("neigh");
+    assert_eq!(n.outcome, Outcome::Applied);
+    assert!(
+        n.before.starts_with(&format!(
+            "10.244.2.0 dev flannel.1 lladdr {OLD_B} PERMANENT"
+        )),
+        "{n:?}"
+    );
+    assert_eq!(n.after, "absent");
+    // The fdb entry went by its own order or with the neighbour; either way exactly once.
+    let f = by_target("fdb");
+    assert!(
+        matches!(f.outcome, Outcome::Applied | Outcome::NoChange),
+        "{f:?}"
+    );
+    let fdb = exec(&o.a, "bridge fdb show dev flannel.1");
+    assert!(!fdb.contains(OLD_B), "{fdb}");
+    assert!(
+        fdb.contains(MAC_B),
+        "the live peer's fdb entry stays: {fdb}"
+    );
+
+    // What is left is the gap the CNI agent must refill (a cluster action, not done here).
+    let after = engine::scan(&policy, &config);
+    assert_eq!(targets(&after.findings), ["neigh 10.244.2.0 dev flannel.1"]);
+    assert_eq!(after.findings[0].check, Check::VtepMissing);
+    assert_eq!(after.findings[0].action, Some(Action::RestartCniPod));
+    assert!(engine::orders_for(&after.findings, &policy, false).is_empty());
+
+    // The restarted agent reprograms the entry; traffic flows again and the scan is clean.
+    ip(
+        &o.a,
+        &format!("neigh replace 10.244.2.0 lladdr {MAC_B} dev flannel.1 nud permanent"),
+    );
+    assert!(pod_ping(&o), "traffic must flow again");
+    assert!(engine::scan(&policy, &config).findings.is_empty());
+    assert!(
+        fix_all(&policy, &config, false).is_empty(),
+        "second fix does nothing"
+    );
+}
+
+#[test]
+fn subnet_no_node_owns_is_stale() {
+    let o = overlay("vxg");
+    let dir = tempfile::tempdir().unwrap();
+    let config = config(&o.a, "vxg", dir.path(), nodes(), "node-a");
+    ip(
+        &o.a,
+        "neigh replace 10.244.9.0 lladdr 02:00:00:09:00:01 dev flannel.1 nud permanent",
+    );
+    let policy = policy();
+    let scan = engine::scan(&policy, &config);
+    assert_eq!(targets(&scan.findings), ["neigh 10.244.9.0 dev flannel.1"]);
+    let results = fix_all(&policy, &config, false);
+    assert_eq!(results.len(), 1);
+    assert_eq!(results[0].outcome, Outcome::Applied);
+    assert!(!exec(&o.a, "ip neigh show dev flannel.1").contains("10.244.9.0"));
+    assert!(pod_ping(&o));
+}
+
+#[test]
+fn missing_vtep_entries_and_peer_route_are_reported_and_left_to_the_cni() {
+    let o = overlay("vxm");
+    let dir = tempfile::tempdir().unwrap();
+    let config = config(&o.a, "vxm", dir.path(), nodes(), "node-a");
+    ip(&o.a, "neigh del 10.244.2.0 dev flannel.1");
+    exec(
+        &o.a,
+        &format!("bridge fdb del {MAC_B} dev flannel.1 dst 192.168.77.2 self"),
+    );
+    ip(&o.a, "route del 10.244.2.0/24");
+    assert!(!pod_ping(&o));
+    let policy = policy();
+    let scan = engine::scan(&policy, &config);
+    assert!(scan.errors.is_empty(), "{:?}", scan.errors);
+    assert_eq!(
+        targets(&scan.findings),
+        [
+            format!("fdb {MAC_B} dev flannel.1 dst 192.168.77.2"),
+            "neigh 10.244.2.0 dev flannel.1".to_string(),
+            "route 10.244.2.0/24".to_string(),
+        ]
+    );
+    let route = scan
+        .findings
+        .iter()
+        .find(|f| f.check == Check::PeerRouteMissing)
+        .unwrap();
+    assert_eq!(route.details["node"], "node-b");
+    assert!(
+        fix_all(&policy, &config, false).is_empty(),
+        "cluster actions are not node-local"
+    );
+    // An INCOMPLETE entry is just as missing.
+    ip(
+        &o.a,
+        "route add 10.244.2.0/24 via 10.244.2.0 dev flannel.1 onlink",
+    );
+    exec(
+        &o.a,
+        &format!("bridge fdb append {MAC_B} dev flannel.1 dst 192.168.77.2 self permanent"),
+    );
+    let _ = o.a.ping("10.244.2.1", 1); // triggers ARP resolution that never completes
+    let scan = engine::scan(&policy, &config);
+    assert_eq!(targets(&scan.findings), ["neigh 10.244.2.0 dev flannel.1"]);
+    assert!(
+        ["INCOMPLETE", "FAILED", "missing"].contains(&scan.findings[0].observed.as_str()),
+        "{:?}",
+        scan.findings[0]
+    );
+}
+
+#[test]
+fn failed_fix_on_a_vanished_interface_changes_nothing() {
+    let o = overlay("vxf");
+    let dir = tempfile::tempdir().unwrap();
+    let config = config(&o.a, "vxf", dir.path(), nodes(), "node-a");
+    ip(
+        &o.a,
+        &format!("neigh replace 10.244.2.0 lladdr {OLD_B} dev flannel.1 nud permanent"),
+    );
+    let policy = policy();
+    let scan = engine::scan(&policy, &config);
+    let mut order = engine::orders_for(&scan.findings, &policy, false).remove(0);
+    // A Calico veth with a stale entry that goes away between the scan and the fix.
+    ip(&o.a, "link add calix0 type veth peer name calix1");
+    ip(
+        &o.a,
+        "neigh replace 10.78.1.1 lladdr 02:00:00:00:01:01 dev calix0 nud permanent",
+    );
+    let scan = engine::scan(&policy, &config);
+    let vanish = engine::orders_for(&scan.findings, &policy, false)
+        .into_iter()
+        .find(|o| o.target == "neigh 10.78.1.1 dev calix0")
+        .unwrap();
+    ip(&o.a, "link del calix0");
+    let before = exec(&o.a, "ip neigh show");
+    let r = engine::execute(&vanish, &policy, &config);
+    assert_eq!(r.outcome, Outcome::Failed);
+    let msg = r.message.clone().unwrap();
+    assert!(msg.contains("calix0 does not exist"), "{r:?}");
+    assert_eq!(exec(&o.a, "ip neigh show"), before);
+    // An interface the policy does not cover is never touched.
+    order.parameters.insert("interface".into(), "eth0".into());
+    assert_eq!(
+        engine::execute(&order, &policy, &config).outcome,
+        Outcome::Skipped
+    );
+    // A malformed order is refused with the parameter named.
+    order
+        .parameters
+        .insert("interface".into(), "flannel.1".into());
+    order.parameters.insert("ip".into(), "not-an-ip".into());
+    let r = engine::execute(&order, &policy, &config);
+    assert_eq!(r.outcome, Outcome::Failed);
+    assert!(r.message.unwrap().contains("\"ip\""));
+    assert_eq!(exec(&o.a, "ip neigh show"), before);
+}
