@@ -7,7 +7,8 @@
 #     netheal.io kinds against our CRDs, Prometheus Operator kinds structurally
 #     (hack/validate-rendered.py);
 #   - hadolint on the Dockerfile, shellcheck (and bash -n) on every shell script;
-#   - docs/policy-reference.md has not drifted from the CRD (hack/gen-policy-reference.py --check).
+#   - docs/policy-reference.md has not drifted from the CRD (hack/gen-policy-reference.py --check);
+#   - relative links and anchors in docs/ resolve (hack/check-doc-links.py).
 # Quiet on success, exits non-zero on the first failing step. Writes nothing in the repository.
 set -euo pipefail
 
@@ -84,3 +85,6 @@ shellcheck --severity=style "${scripts[@]}" || fail "shellcheck found problems"
 
 # 5. The policy reference matches the CRD.
 python3 hack/gen-policy-reference.py --check || fail "docs/policy-reference.md drifted"
+
+# 6. Relative links and anchors in the docs resolve.
+python3 hack/check-doc-links.py || fail "broken links in docs/"
