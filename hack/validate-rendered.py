@@ -10,7 +10,9 @@
   crate, not here).
 - monitoring.coreos.com kinds (ServiceMonitor, PrometheusRule): their CRDs are not vendored, so
   they get structural checks only: required fields, every rule has `expr` and one of
-  `alert`/`record`, and every netheal metric they use is one the binaries export.
+  `alert`/`record`, every expression parses as PromQL (promql-parser, the parser of
+  GreptimeDB's Rust PromQL implementation), and every netheal metric they use is one the
+  binaries export. The Grafana dashboard's queries get the same PromQL and metric checks.
 - Any other kind is an error: add it to this script on purpose.
 Quiet on success; one line per problem and exit 1 otherwise.
 """
@@ -27,6 +29,7 @@ import yaml
 warnings.filterwarnings("ignore", category=DeprecationWarning)
 import jsonschema  # noqa: E402
 import kubernetes_validate  # noqa: E402
+import promql_parser  # noqa: E402
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent
 CRD_DIR = ROOT / "config/crd"
@@ -76,6 +79,15 @@ def crd_schemas():
     return schemas
 
 
+def check_promql(where, expr, errors):
+    # Grafana's interval variables are not PromQL: give them a duration before parsing.
+    expr = expr.replace("$__rate_interval", "5m").replace("$__interval", "1m")
+    try:
+        promql_parser.parse(expr)
+    except ValueError as err:
+        errors.append("%s: not valid PromQL: %s" % (where, err))
+
+
 def check_metrics(where, text, errors):
     for name in sorted(set(METRIC_RE.findall(text))):
         if not known_metric(name):
@@ -107,8 +119,7 @@ def check_prometheus_rule(where, obj, errors):
                     errors.append("%s (%s): no summary annotation" % (here, rule["alert"]))
                 if "severity" not in rule.get("labels", {}):
                     errors.append("%s (%s): no severity label" % (here, rule["alert"]))
-            if rule["expr"].count("(") != rule["expr"].count(")"):
-                errors.append("%s: unbalanced parentheses in expr" % here)
+            check_promql(here, rule["expr"], errors)
             check_metrics(here, rule["expr"], errors)
             for used in RECORDING_RE.findall(rule["expr"]):
                 if used not in recorded:
@@ -180,6 +191,7 @@ def check_dashboard(where, text, errors):
     for panel in dashboard.get("panels", []):
         for target in panel.get("targets", []):
             if "expr" in target:
+                check_promql("%s panel %r" % (where, panel.get("title")), target["expr"], errors)
                 check_metrics("%s panel %r" % (where, panel.get("title")), target["expr"], errors)
 
 
