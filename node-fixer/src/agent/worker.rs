@@ -329,6 +329,11 @@ impl Worker {
         let now = now_seconds(jiff::Timestamp::now());
         let status = build_status(&previous, facts, effective, results, &orders, &now);
         out.open_findings = status.open_findings as usize;
+        if !self.stores.reports_ready.load(Ordering::Acquire) {
+            // Until the report is listed, its recorded results and firstSeen times are
+            // unknown: a write now would erase them.
+            return out;
+        }
         self.last_built = Some(status.clone());
 
         let instant = Instant::now();
