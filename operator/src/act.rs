@@ -7,7 +7,7 @@ use k8s_openapi::api::core::v1::Pod;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use k8s_openapi::jiff::Timestamp;
 use kube::Client;
-use kube::api::{Api, DeleteParams, EvictParams, Patch, PatchParams, Preconditions};
+use kube::api::{Api, DeleteParams, Patch, PatchParams, PostParams, Preconditions};
 use netheal_crds::{
     Action, ActionRecord, NetworkHealthPolicy, NetworkHealthPolicyStatus, NodeNetworkReport,
     Outcome, RemediationOrder,
@@ -77,6 +77,33 @@ fn api_code(err: &kube::Error) -> Option<u16> {
     }
 }
 
+/// The Eviction body. Built here rather than with `Api::evict`, whose body spells the field
+/// `delete_options` (the API server expects `deleteOptions`, so the uid precondition would be
+/// lost).
+pub fn eviction(namespace: &str, name: &str, delete: &DeleteParams) -> Value {
+    json!({
+        "apiVersion": "policy/v1",
+        "kind": "Eviction",
+        "metadata": { "name": name, "namespace": namespace },
+        "deleteOptions": delete,
+    })
+}
+
+async fn evict(
+    pods: &Api<Pod>,
+    namespace: &str,
+    name: &str,
+    delete: &DeleteParams,
+) -> Result<Value, kube::Error> {
+    pods.create_subresource(
+        "eviction",
+        name,
+        &PostParams::default(),
+        &eviction(namespace, name, delete),
+    )
+    .await
+}
+
 /// Take one cluster action and return its record. Never fails: an API error is a `Failed`
 /// record (a PodDisruptionBudget refusal, HTTP 429, is retried after the cooldown).
 pub async fn execute(client: &Client, action: &ClusterAction, now: Timestamp) -> ActionRecord {
@@ -108,11 +135,7 @@ pub async fn execute(client: &Client, action: &ClusterAction, now: Timestamp) ->
             Err(err) => (Outcome::Failed, String::new(), Some(err.to_string())),
         },
         Action::RecreatePod => {
-            let evict = EvictParams {
-                delete_options: Some(delete),
-                ..Default::default()
-            };
-            match pods.evict(&action.pod.name, &evict).await {
+            match evict(&pods, &action.pod.namespace, &action.pod.name, &delete).await {
                 Ok(_) => (
                     Outcome::Applied,
                     "evicted; its controller creates a new pod".to_string(),
