@@ -568,3 +568,53 @@ async fn a_failed_write_backs_off_and_is_retried() {
     verifier.await.unwrap();
     assert!(w.retry_at().is_none());
 }
+
+#[tokio::test]
+async fn the_report_is_created_when_the_node_appears() {
+    let (client, mut handle) = mock_client();
+    let engine = FakeEngine::new();
+    let fx = fixture(None);
+    let (nodes, mut nodes_w) = reflector::store::<Node>();
+    let stores = Stores { nodes, ..fx.stores };
+    let mut w = worker(client, stores, engine);
+    let token = CancellationToken::new();
+    let waiting = w.cycle(&token).await;
+    assert!(
+        waiting
+            .write_error
+            .unwrap()
+            .contains("waiting for the Node")
+    );
+    assert!(
+        w.retry_at().is_none(),
+        "no backoff: the Node's event wakes the agent"
+    );
+    nodes_w.apply_watcher_event(&Event::Apply(Node {
+        metadata: ObjectMeta {
+            name: Some(NODE.into()),
+            uid: Some("late-uid".into()),
+            ..Default::default()
+        },
+        ..Default::default()
+    }));
+    let verifier = tokio::spawn(async move {
+        let (method, _, _, send) = next(&mut handle).await;
+        assert_eq!(
+            method,
+            Method::PATCH,
+            "no request was made while the Node was unknown"
+        );
+        respond(send, StatusCode::NOT_FOUND, not_found());
+        let (method, _, body, send) = next(&mut handle).await;
+        assert_eq!(method, Method::POST);
+        assert_eq!(body["metadata"]["ownerReferences"][0]["uid"], "late-uid");
+        respond(send, StatusCode::CREATED, report_json(Value::Null));
+        let (method, _, body, send) = next(&mut handle).await;
+        assert_eq!(method, Method::PATCH);
+        respond(send, StatusCode::OK, report_json(body["status"].clone()));
+    });
+    let created = w.cycle(&token).await;
+    assert_eq!(created.write, Some(WriteDecision::FirstWrite));
+    assert!(created.write_error.is_none(), "{:?}", created.write_error);
+    verifier.await.unwrap();
+}

@@ -349,8 +349,14 @@ impl Worker {
             self.config.refresh,
         );
         out.write = Some(decision);
+        let uid = self.this_node().and_then(|n| n.metadata.uid.clone());
+        if decision.writes() && uid.is_none() && report.is_none() {
+            // The report cannot be created without its owner: the Node's watch event wakes
+            // the next cycle.
+            out.write_error = Some(WriteError::NodeUnknown(self.config.node.clone()).to_string());
+            return out;
+        }
         if decision.writes() {
-            let uid = self.this_node().and_then(|n| n.metadata.uid.clone());
             match write_status(&self.client, &self.config.node, uid.as_deref(), &status).await {
                 Ok(()) => {
                     self.backoff.succeeded();
@@ -358,10 +364,12 @@ impl Worker {
                     self.metrics
                         .reported(jiff::Timestamp::now().as_millisecond() as f64 / 1000.0);
                 }
+                Err(e @ WriteError::NodeUnknown(_)) => {
+                    tracing::info!(error = %e, "waiting for the Node before creating the report");
+                    out.write_error = Some(e.to_string());
+                }
                 Err(e) => {
-                    if matches!(e, WriteError::Api(_)) {
-                        self.metrics.api_error();
-                    }
+                    self.metrics.api_error();
                     tracing::warn!(error = %e, "report write failed; backing off");
                     self.backoff.failed(Instant::now());
                     out.write_error = Some(e.to_string());
