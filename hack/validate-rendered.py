@@ -13,6 +13,7 @@
   `alert`/`record`, every expression parses as PromQL (promql-parser, the parser of
   GreptimeDB's Rust PromQL implementation), and every netheal metric they use is one the
   binaries export. The Grafana dashboard's queries get the same PromQL and metric checks.
+- ClusterRoles and Roles: no wildcards, no secrets, no escalate/bind/impersonate.
 - Any other kind is an error: add it to this script on purpose.
 Quiet on success; one line per problem and exit 1 otherwise.
 """
@@ -86,6 +87,26 @@ def check_promql(where, expr, errors):
         promql_parser.parse(expr)
     except ValueError as err:
         errors.append("%s: not valid PromQL: %s" % (where, err))
+
+
+FORBIDDEN_VERBS = {"*", "escalate", "bind", "impersonate", "deletecollection"}
+FORBIDDEN_RESOURCES = {"*", "secrets", "serviceaccounts/token", "nodes/proxy", "pods/exec"}
+
+
+def check_rbac(where, obj, errors):
+    """netheal's roles stay least-privilege: no wildcards, no secrets, no privilege verbs."""
+    for i, rule in enumerate(obj.get("rules") or []):
+        here = "%s rule %d" % (where, i)
+        if "*" in rule.get("apiGroups", []):
+            errors.append("%s: wildcard apiGroups" % here)
+        for resource in rule.get("resources", []):
+            if resource in FORBIDDEN_RESOURCES:
+                errors.append("%s: must not grant %s" % (here, resource))
+        for verb in rule.get("verbs", []):
+            if verb in FORBIDDEN_VERBS:
+                errors.append("%s: must not grant verb %s" % (here, verb))
+        if rule.get("nonResourceURLs"):
+            errors.append("%s: must not grant nonResourceURLs" % here)
 
 
 def check_metrics(where, text, errors):
@@ -174,6 +195,8 @@ def validate_file(path, version, schemas, errors):
             except kubernetes_validate.SchemaNotFoundError:
                 errors.append("%s: no Kubernetes %s schema for %s (an unexpected kind?)"
                               % (where, version, api_version))
+        if kind in ("ClusterRole", "Role"):
+            check_rbac(where, obj, errors)
         if kind == "ConfigMap":
             for key, value in (obj.get("data") or {}).items():
                 if key.endswith(".json"):
