@@ -6,6 +6,8 @@
 #     (kubernetes-validate, strict) of 1.30 (the vap component's minimum) and 1.33,
 #     netheal.io kinds against our CRDs, Prometheus Operator kinds structurally
 #     (hack/validate-rendered.py);
+#   - the deployment contract of docs/architecture.md: privileges, probes, exact RBAC rules
+#     (hack/check-contract.py);
 #   - hadolint on the Dockerfile, shellcheck (and bash -n) on every shell script;
 #   - docs/policy-reference.md has not drifted from the CRD (hack/gen-policy-reference.py --check);
 #   - relative links and anchors in docs/ resolve (hack/check-doc-links.py).
@@ -73,6 +75,11 @@ done
 for v in "${versions[@]}"; do
   python3 hack/validate-rendered.py --kubernetes-version "$v" "$work"/*.yaml \
     || fail "rendered manifests do not validate against Kubernetes $v"
+done
+
+# The deployment contract (privileges, probes, RBAC) holds with and without the components.
+for f in "$work"/default.yaml "$work"/with-*.yaml "$work"/all-components.yaml; do
+  python3 hack/check-contract.py "$f" || fail "$(basename "$f"): the deployment contract is broken"
 done
 
 # 3. Dockerfile.
