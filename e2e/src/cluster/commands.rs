@@ -67,8 +67,20 @@ pub fn vxlan_device(local: Ipv4Addr, vtep_mac: &str, vtep_ip: Ipv4Addr) -> Vec<C
     let addr = format!("{vtep_ip}/32");
     vec![
         Cmd::ip(&[
-            "link", "add", VXLAN_DEVICE, "type", "vxlan", "id", &vni, "local", &local, "dev",
-            UPLINK, "dstport", &port, "nolearning",
+            "link",
+            "add",
+            VXLAN_DEVICE,
+            "type",
+            "vxlan",
+            "id",
+            &vni,
+            "local",
+            &local,
+            "dev",
+            UPLINK,
+            "dstport",
+            &port,
+            "nolearning",
         ]),
         Cmd::ip(&["link", "set", VXLAN_DEVICE, "address", vtep_mac]),
         Cmd::ip(&["addr", "add", &addr, "dev", VXLAN_DEVICE]),

@@ -299,7 +299,9 @@ impl Cluster {
             to_pod: self.first_pod_on(node)?,
         };
         let mut changes = Vec::new();
-        let _ = ns.netns.exec("iptables", &["-t", "filter", "-N", "KUBE-SERVICES"]);
+        let _ = ns
+            .netns
+            .exec("iptables", &["-t", "filter", "-N", "KUBE-SERVICES"]);
         for (rule, must_survive) in [
             (KUBE_PROXY_RULE, true),
             (KUBE_PROXY_JUMP, true),
@@ -330,7 +332,8 @@ impl Cluster {
     }
 
     /// Seed 003 / flannel: `node` rejoins with a new VTEP MAC. Its `flannel.1` gets the new MAC
-    /// (and its Node object's `backend-data` with it: see `node_objects`), but every peer keeps
+    /// (and its Node object's `backend-data` with it: see `node_objects`) and its own entries for
+    /// the peers are programmed again (its agent restarted with it), but every peer keeps
     /// the PERMANENT neighbour and the fdb entry with the old MAC, so peers' pods cannot reach
     /// its pods.
     pub fn inject_vtep_mac_change(&mut self, node: &str) -> Result<Injected, ClusterError> {
@@ -348,6 +351,9 @@ impl Cluster {
         for cmd in commands::vxlan_mac(&after) {
             run_in(this.netns.name(), &cmd)?;
         }
+        // The link went down and changed address: the kernel flushed its routes and neighbours
+        // on flannel.1. The rejoining node's own agent programs its peers again at start.
+        self.program_peers(node)?;
         let mut changes = vec![Change::VtepMac {
             node: node.to_string(),
             before: before.clone(),
@@ -391,7 +397,9 @@ impl Cluster {
         };
         let vtep = target.vtep_ip.to_string();
         match how {
-            LostHow::Deleted => this.netns.ip(&["neigh", "del", &vtep, "dev", VXLAN_DEVICE])?,
+            LostHow::Deleted => this
+                .netns
+                .ip(&["neigh", "del", &vtep, "dev", VXLAN_DEVICE])?,
             LostHow::Incomplete => this.netns.ip(&[
                 "neigh",
                 "replace",
@@ -519,7 +527,15 @@ impl Cluster {
         let mac = self.pod_mac(pod_netns)?;
         let ip = ip.to_string();
         self.node(node)?.netns.ip(&[
-            "neigh", "replace", &ip, "lladdr", &mac, "dev", host_veth, "nud", "permanent",
+            "neigh",
+            "replace",
+            &ip,
+            "lladdr",
+            &mac,
+            "dev",
+            host_veth,
+            "nud",
+            "permanent",
         ])?;
         Ok(mac)
     }
@@ -606,6 +622,9 @@ mod tests {
                 "icmp-port-unreachable",
             ]
         );
-        assert_eq!(split_rule("-A  X \"\" -j Y"), vec!["-A", "X", "", "-j", "Y"]);
+        assert_eq!(
+            split_rule("-A  X \"\" -j Y"),
+            vec!["-A", "X", "", "-j", "Y"]
+        );
     }
 }

@@ -384,7 +384,11 @@ impl Cluster {
     /// Add a node: namespace, uplink on the underlay, sysctls (`ip_forward=1`,
     /// `arp_ignore=0`), `flannel.1`, `cni0`; then program the overlay both ways between it and
     /// every existing node (what flannel does when a node joins).
-    pub fn add_node_in_pool(&mut self, name: &str, pool: &str) -> Result<&ClusterNode, ClusterError> {
+    pub fn add_node_in_pool(
+        &mut self,
+        name: &str,
+        pool: &str,
+    ) -> Result<&ClusterNode, ClusterError> {
         plan::validate_name("node name", name, MAX_NODE_NAME)?;
         if name == "net" {
             return Err(ClusterError::InvalidName {
@@ -412,8 +416,14 @@ impl Cluster {
         };
         self.wire_node(&node)?;
         for peer in &self.nodes {
-            run_all(node.netns.name(), &commands::peer_entries(&peer.peer_facts()))?;
-            run_all(peer.netns.name(), &commands::peer_entries(&node.peer_facts()))?;
+            run_all(
+                node.netns.name(),
+                &commands::peer_entries(&peer.peer_facts()),
+            )?;
+            run_all(
+                peer.netns.name(),
+                &commands::peer_entries(&node.peer_facts()),
+            )?;
         }
         tracing::debug!(cluster = self.name(), node = name, index, "node joined");
         self.nodes.push(node);
@@ -424,10 +434,19 @@ impl Cluster {
     fn wire_node(&self, node: &ClusterNode) -> Result<(), ClusterError> {
         let port = self.plan.underlay_port(node.index);
         self.net.ip(&[
-            "link", "add", &port, "type", "veth", "peer", "name", UPLINK, "netns",
+            "link",
+            "add",
+            &port,
+            "type",
+            "veth",
+            "peer",
+            "name",
+            UPLINK,
+            "netns",
             node.netns.name(),
         ])?;
-        self.net.ip(&["link", "set", &port, "master", UNDERLAY_BRIDGE])?;
+        self.net
+            .ip(&["link", "set", &port, "master", UNDERLAY_BRIDGE])?;
         self.net.ip(&["link", "set", &port, "up"])?;
         let ns = node.netns.name();
         run_all(
@@ -440,7 +459,8 @@ impl Cluster {
         )?;
         node.netns.set_sysctl("net/ipv4/ip_forward", "1")?;
         node.netns.set_sysctl("net/ipv4/conf/all/arp_ignore", "0")?;
-        node.netns.set_sysctl("net/ipv4/conf/default/arp_ignore", "0")?;
+        node.netns
+            .set_sysctl("net/ipv4/conf/default/arp_ignore", "0")?;
         run_all(
             ns,
             &commands::vxlan_device(node.underlay_ip, &node.vtep_mac, node.vtep_ip),
@@ -474,7 +494,10 @@ impl Cluster {
     pub fn program_peers(&self, node: &str) -> Result<(), ClusterError> {
         let this = self.node(node)?;
         for peer in self.nodes.iter().filter(|p| p.name != node) {
-            run_all(this.netns.name(), &commands::peer_entries(&peer.peer_facts()))?;
+            run_all(
+                this.netns.name(),
+                &commands::peer_entries(&peer.peer_facts()),
+            )?;
         }
         Ok(())
     }
@@ -505,7 +528,15 @@ impl Cluster {
         inherit_devconf(&node_ref.netns, &pod_ns)?;
         let node_ns = node_ref.netns.name();
         node_ref.netns.ip(&[
-            "link", "add", &host_veth, "type", "veth", "peer", "name", "eth0", "netns",
+            "link",
+            "add",
+            &host_veth,
+            "type",
+            "veth",
+            "peer",
+            "name",
+            "eth0",
+            "netns",
             pod_ns.name(),
         ])?;
         match opts.style {
@@ -584,7 +615,10 @@ impl Cluster {
     /// The fdb of a node's `flannel.1`.
     pub fn fdb(&self, node: &str) -> Result<Vec<FdbEntry>, ClusterError> {
         let ns = self.node(node)?.netns.name();
-        let out = run("bridge", &["-n", ns, "-j", "fdb", "show", "dev", VXLAN_DEVICE])?;
+        let out = run(
+            "bridge",
+            &["-n", ns, "-j", "fdb", "show", "dev", VXLAN_DEVICE],
+        )?;
         inspect::parse_fdb(&String::from_utf8_lossy(&out.stdout))
     }
 

@@ -5,8 +5,8 @@ use std::collections::BTreeMap;
 use std::net::Ipv4Addr;
 
 use k8s_openapi::api::core::v1::{
-    Container, HostIP, Node, NodeAddress, NodeCondition, NodeSpec, NodeStatus, NodeSystemInfo,
-    Pod, PodCondition, PodIP, PodSpec, PodStatus,
+    Container, HostIP, Node, NodeAddress, NodeCondition, NodeSpec, NodeStatus, NodeSystemInfo, Pod,
+    PodCondition, PodIP, PodSpec, PodStatus,
 };
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, OwnerReference, Time};
 use k8s_openapi::jiff::Timestamp;
@@ -337,11 +337,22 @@ mod tests {
         assert_eq!(backend["VtepMAC"], "0a:e1:14:02:00:00");
         assert_eq!(ann[PUBLIC_IP], "172.31.20.2");
         assert_eq!(ann[BACKEND_TYPE], "vxlan");
-        assert_eq!(node.spec.unwrap().pod_cidr.as_deref(), Some("10.244.2.0/24"));
+        assert_eq!(
+            node.spec.unwrap().pod_cidr.as_deref(),
+            Some("10.244.2.0/24")
+        );
         let status = node.status.unwrap();
         let addrs = status.addresses.unwrap();
-        assert!(addrs.iter().any(|a| a.type_ == "InternalIP" && a.address == "172.31.20.2"));
-        assert!(addrs.iter().any(|a| a.type_ == "Hostname" && a.address == "node2"));
+        assert!(
+            addrs
+                .iter()
+                .any(|a| a.type_ == "InternalIP" && a.address == "172.31.20.2")
+        );
+        assert!(
+            addrs
+                .iter()
+                .any(|a| a.type_ == "Hostname" && a.address == "node2")
+        );
         assert_eq!(status.conditions.unwrap()[0].status, "True");
         assert_eq!(status.node_info.unwrap().kubelet_version, KUBELET_VERSION);
         let labels = node.metadata.labels.unwrap();
@@ -365,14 +376,23 @@ mod tests {
 
     #[test]
     fn owned_pod_has_a_controller_reference_and_bare_pod_none() {
-        let pod = pod_object(&pod_facts(PodOwner::ReplicaSet("web-rs".into())), Timestamp::UNIX_EPOCH);
+        let pod = pod_object(
+            &pod_facts(PodOwner::ReplicaSet("web-rs".into())),
+            Timestamp::UNIX_EPOCH,
+        );
         let owners = pod.metadata.owner_references.unwrap();
         assert_eq!(owners[0].kind, "ReplicaSet");
         assert_eq!(owners[0].controller, Some(true));
         let status = pod.status.unwrap();
         assert_eq!(status.phase.as_deref(), Some("Running"));
         assert_eq!(status.pod_ips.unwrap()[0].ip, "10.244.2.2");
-        assert!(status.conditions.unwrap().iter().any(|c| c.type_ == "Ready" && c.status == "True"));
+        assert!(
+            status
+                .conditions
+                .unwrap()
+                .iter()
+                .any(|c| c.type_ == "Ready" && c.status == "True")
+        );
         assert_eq!(pod.spec.unwrap().node_name.as_deref(), Some("node2"));
         let bare = pod_object(&pod_facts(PodOwner::Bare), Timestamp::UNIX_EPOCH);
         assert!(bare.metadata.owner_references.is_none());
@@ -380,11 +400,18 @@ mod tests {
 
     #[test]
     fn cni_agent_is_a_host_network_daemonset_pod() {
-        let pod = cni_agent_pod("node1", Ipv4Addr::new(172, 31, 20, 1), Timestamp::UNIX_EPOCH);
+        let pod = cni_agent_pod(
+            "node1",
+            Ipv4Addr::new(172, 31, 20, 1),
+            Timestamp::UNIX_EPOCH,
+        );
         assert_eq!(pod.metadata.namespace.as_deref(), Some("kube-system"));
         assert_eq!(pod.metadata.labels.unwrap()["k8s-app"], "canal");
         let owner = &pod.metadata.owner_references.unwrap()[0];
-        assert_eq!((owner.kind.as_str(), owner.name.as_str()), ("DaemonSet", "canal"));
+        assert_eq!(
+            (owner.kind.as_str(), owner.name.as_str()),
+            ("DaemonSet", "canal")
+        );
         assert_eq!(pod.spec.unwrap().host_network, Some(true));
     }
 

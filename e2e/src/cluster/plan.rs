@@ -52,7 +52,9 @@ pub fn validate_name(field: &str, value: &str, max: usize) -> Result<(), Cluster
         .chars()
         .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit())
     {
-        return Err(invalid("only lowercase letters and digits are allowed".into()));
+        return Err(invalid(
+            "only lowercase letters and digits are allowed".into(),
+        ));
     }
     if !value.starts_with(|c: char| c.is_ascii_lowercase()) {
         return Err(invalid("must start with a letter".into()));
@@ -201,7 +203,10 @@ mod tests {
         assert_eq!(plan.node_netns("node1"), "nhc-t1-node1");
         assert_eq!(plan.pod_netns("node1", 0), "cni-t1-node1-0");
         assert_eq!(plan.net_netns(), "nhc-t1-net");
-        assert_eq!(plan.pod_netns_glob("node2"), "/var/run/netns/cni-t1-node2-*");
+        assert_eq!(
+            plan.pod_netns_glob("node2"),
+            "/var/run/netns/cni-t1-node2-*"
+        );
     }
 
     #[test]
@@ -237,7 +242,10 @@ mod tests {
         let veth = plan.host_veth(&ns, false);
         assert!(cali.starts_with("cali") && cali.len() == 15, "{cali}");
         assert!(veth.starts_with("veth") && veth.len() == 12, "{veth}");
-        assert_ne!(plan.host_veth("cni-a-b-0", true), plan.host_veth("cni-a-b-1", true));
+        assert_ne!(
+            plan.host_veth("cni-a-b-0", true),
+            plan.host_veth("cni-a-b-1", true)
+        );
     }
 
     #[test]

@@ -170,7 +170,11 @@ pub fn cleanup_stale(name: &str) -> Result<Vec<String>, ClusterError> {
         })?;
     }
     if !names.is_empty() {
-        tracing::info!(cluster = name, removed = names.len(), "removed stale namespaces");
+        tracing::info!(
+            cluster = name,
+            removed = names.len(),
+            "removed stale namespaces"
+        );
     }
     Ok(names)
 }
@@ -227,6 +231,11 @@ mod tests {
         state.write(&path).unwrap();
         assert_eq!(ClusterState::read(&path).unwrap(), state);
         std::fs::write(&path, "{").unwrap();
-        assert!(ClusterState::read(&path).unwrap_err().to_string().contains("x.json"));
+        assert!(
+            ClusterState::read(&path)
+                .unwrap_err()
+                .to_string()
+                .contains("x.json")
+        );
     }
 }
