@@ -132,6 +132,20 @@ rel="$(realpath --relative-to="$overlay" "$root/config")"
     echo "components:"
     for c in $COMPONENTS; do echo "  - $rel/components/$c"; done
   fi
+  # kind runs flannel (namespace kube-flannel, label app=flannel), not canal; and the test
+  # approves only SetSysctl so that nothing else on the nodes is touched when it switches
+  # to Enforce.
+  echo "patches:"
+  echo "  - target: {group: netheal.io, kind: NetworkHealthPolicy, name: baseline}"
+  echo "    patch: |-"
+  echo "      apiVersion: netheal.io/v1alpha1"
+  echo "      kind: NetworkHealthPolicy"
+  echo "      metadata: {name: baseline}"
+  echo "      spec:"
+  echo "        checks:"
+  echo "          overlay: {cni: Flannel, agentSelector: {namespace: kube-flannel, labels: {app: flannel, k8s-app: null}}}"
+  echo "        remediation:"
+  echo "          actions: [SetSysctl]"
   echo "images:"
   echo "  - name: ghcr.io/netheal/netheal-operator"
   echo "    newTag: $IMAGE_TAG"
