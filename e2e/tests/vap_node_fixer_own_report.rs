@@ -51,6 +51,9 @@ struct Request {
     username: &'static str,
     /// `userInfo.extra[authentication.kubernetes.io/node-name]`; `None` = key absent.
     node_names: Option<Vec<&'static str>>,
+    /// Leave `userInfo.extra` out of the request entirely (what the API server does when the
+    /// token carries no extra at all: the field is `omitempty`).
+    omit_extra: bool,
     object: Json,
     old_object: Option<Json>,
 }
@@ -61,6 +64,14 @@ impl Request {
         if let Some(names) = &self.node_names {
             extra.insert(NODE_NAME_KEY.to_string(), json!(names));
         }
+        let mut user_info = json!({
+            "username": self.username,
+            "uid": "0f6b1a52-2c2e-4a57-9d44-6a0d3c1f9e10",
+            "groups": ["system:serviceaccounts", "system:serviceaccounts:netheal-system", "system:authenticated"],
+        });
+        if !self.omit_extra {
+            user_info["extra"] = Json::Object(extra);
+        }
         json!({
             "operation": self.operation,
             "name": self.object["metadata"]["name"],
@@ -68,12 +79,7 @@ impl Request {
             "dryRun": false,
             "kind": {"group": "netheal.io", "version": "v1alpha1", "kind": "NodeNetworkReport"},
             "resource": {"group": "netheal.io", "version": "v1alpha1", "resource": "nodenetworkreports"},
-            "userInfo": {
-                "username": self.username,
-                "uid": "0f6b1a52-2c2e-4a57-9d44-6a0d3c1f9e10",
-                "groups": ["system:serviceaccounts", "system:serviceaccounts:netheal-system", "system:authenticated"],
-                "extra": Json::Object(extra),
-            },
+            "userInfo": user_info,
         })
     }
 
@@ -166,6 +172,7 @@ fn node_fixer_creates_its_own_report() {
         node_names: Some(vec!["node-a"]),
         object: report("node-a", None),
         old_object: None,
+        omit_extra: false,
     };
     assert_eq!(admit(&req), Ok(()));
 }
@@ -178,6 +185,7 @@ fn node_fixer_may_not_create_another_nodes_report() {
         node_names: Some(vec!["node-a"]),
         object: report("node-b", None),
         old_object: None,
+        omit_extra: false,
     };
     let denials = admit(&req).unwrap_err();
     assert_eq!(denials.len(), 1, "{denials:?}");
@@ -197,6 +205,7 @@ fn node_fixer_may_not_update_another_nodes_status() {
         node_names: Some(vec!["node-a"]),
         old_object: Some(report("node-b", None)),
         object,
+        omit_extra: false,
     };
     let denials = admit(&req).unwrap_err();
     assert!(denials[0].contains("not node-b"), "{denials:?}");
@@ -214,6 +223,7 @@ fn node_fixer_updates_its_own_status_while_orders_are_pending() {
         node_names: Some(vec!["node-a"]),
         old_object: Some(report("node-a", Some(order()))),
         object,
+        omit_extra: false,
     };
     assert_eq!(admit(&req), Ok(()));
 }
@@ -226,6 +236,7 @@ fn node_fixer_may_not_create_a_report_with_orders() {
         node_names: Some(vec!["node-a"]),
         object: report("node-a", Some(order())),
         old_object: None,
+        omit_extra: false,
     };
     let denials = admit(&req).unwrap_err();
     assert_eq!(denials.len(), 1, "{denials:?}");
@@ -242,6 +253,24 @@ fn a_token_without_a_node_name_is_refused() {
         node_names: None,
         object: report("node-a", None),
         old_object: None,
+        omit_extra: false,
+    };
+    let denials = admit(&req).unwrap_err();
+    assert_eq!(denials.len(), 1, "{denials:?}");
+    assert!(denials[0].contains("carries no node name"), "{denials:?}");
+}
+
+#[test]
+fn a_request_without_any_extra_is_refused_with_the_same_message() {
+    // No `extra` at all in the request (omitempty): the rules test it with has() instead of
+    // failing on a missing field, so the message still says what is wrong.
+    let req = Request {
+        operation: "CREATE",
+        username: NODE_FIXER,
+        node_names: None,
+        object: report("node-a", None),
+        old_object: None,
+        omit_extra: true,
     };
     let denials = admit(&req).unwrap_err();
     assert_eq!(denials.len(), 1, "{denials:?}");
@@ -256,6 +285,7 @@ fn an_ambiguous_node_name_is_refused() {
         node_names: Some(vec!["node-a", "node-b"]),
         object: report("node-a", None),
         old_object: None,
+        omit_extra: false,
     };
     assert!(admit(&req).is_err());
 }
@@ -275,6 +305,8 @@ fn other_users_are_not_matched() {
             node_names: None,
             old_object: Some(report("node-b", None)),
             object: report("node-b", Some(order())),
+            // A person's or another controller's token carries no node name.
+            omit_extra: true,
         };
         assert_eq!(admit(&req), Ok(()), "{username}");
     }
@@ -354,9 +386,11 @@ fn kube_cel_vap_evaluator_agrees_on_the_expressions_it_can_bind() {
             } else {
                 OPERATOR
             },
-            node_names: Some(vec!["node-a"]),
+            node_names: None,
             object,
             old_object: None,
+            // As VapEvaluator binds it: no `extra`.
+            omit_extra: true,
         };
         let ctx = ours_req.context();
         for (expr, result) in expressions.iter().zip(&theirs) {
