@@ -18,7 +18,7 @@ root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$root"
 
 versions=(1.30 1.33)
-components=(enforce calico metrics node-pool vap)
+components=(enforce calico flannel metrics node-pool vap)
 
 command -v kubectl >/dev/null 2>&1 || { echo "validate-manifests: kubectl is required" >&2; exit 1; }
 "$root/hack/install-tools.sh"
@@ -57,6 +57,8 @@ for c in "${components[@]}"; do
   [ -f "config/components/$c/kustomization.yaml" ] || fail "component $c has no kustomization.yaml"
   render "with-$c" "$c"
 done
+# calico and flannel are alternatives (the later one wins); rendering them together only
+# checks that every component composes with the others.
 render all-components "${components[@]}"
 for c in config/components/*/; do
   c="$(basename "$c")"

@@ -11,7 +11,7 @@
 #   KIND_NODE_IMAGE node image (default kindest/node:v1.33.1)
 #   FLANNEL_MANIFEST, CNI_PLUGINS_VERSION   what flannel needs (kind ships no bridge plugin)
 #   IMAGE_TAG       tag of the images built and loaded (default e2e)
-#   COMPONENTS      space-separated config/components to add (default "vap")
+#   COMPONENTS      space-separated config/components to add (default "flannel vap")
 #   TIMEOUT         seconds to wait for each step (default 300)
 #   KEEP_CLUSTER=1  leave the cluster running at the end (default: delete it if created here)
 set -euo pipefail
@@ -21,7 +21,7 @@ KIND_NODE_IMAGE="${KIND_NODE_IMAGE:-kindest/node:v1.33.1}"
 FLANNEL_MANIFEST="${FLANNEL_MANIFEST:-https://github.com/flannel-io/flannel/releases/download/v0.26.7/kube-flannel.yml}"
 CNI_PLUGINS_VERSION="${CNI_PLUGINS_VERSION:-v1.6.2}"
 IMAGE_TAG="${IMAGE_TAG:-e2e}"
-COMPONENTS="${COMPONENTS:-vap}"
+COMPONENTS="${COMPONENTS:-flannel vap}"
 TIMEOUT="${TIMEOUT:-300}"
 KEEP_CLUSTER="${KEEP_CLUSTER:-0}"
 OPERATOR_IMAGE="ghcr.io/netheal/netheal-operator:${IMAGE_TAG}"
@@ -132,20 +132,13 @@ rel="$(realpath --relative-to="$overlay" "$root/config")"
     echo "components:"
     for c in $COMPONENTS; do echo "  - $rel/components/$c"; done
   fi
-  # kind runs flannel (namespace kube-flannel, label app=flannel), not canal; and the test
-  # approves only SetSysctl so that nothing else on the nodes is touched when it switches
-  # to Enforce.
+  # Approve only SetSysctl, so that nothing else on the nodes is touched in Enforce.
   echo "patches:"
   echo "  - target: {group: netheal.io, kind: NetworkHealthPolicy, name: baseline}"
   echo "    patch: |-"
-  echo "      apiVersion: netheal.io/v1alpha1"
-  echo "      kind: NetworkHealthPolicy"
-  echo "      metadata: {name: baseline}"
-  echo "      spec:"
-  echo "        checks:"
-  echo "          overlay: {cni: Flannel, agentSelector: {namespace: kube-flannel, labels: {app: flannel, k8s-app: null}}}"
-  echo "        remediation:"
-  echo "          actions: [SetSysctl]"
+  echo "      - op: add"
+  echo "        path: /spec/remediation"
+  echo "        value: {actions: [SetSysctl]}"
   echo "images:"
   echo "  - name: ghcr.io/netheal/netheal-operator"
   echo "    newTag: $IMAGE_TAG"
