@@ -5,8 +5,9 @@ use std::collections::BTreeMap;
 use std::net::Ipv4Addr;
 
 use k8s_openapi::api::core::v1::{
-    Container, HostIP, Node, NodeAddress, NodeCondition, NodeSpec, NodeStatus, NodeSystemInfo, Pod,
-    PodCondition, PodIP, PodSpec, PodStatus,
+    Container, ContainerState, ContainerStateRunning, ContainerStatus, HostIP, Node, NodeAddress,
+    NodeCondition, NodeSpec, NodeStatus, NodeSystemInfo, Pod, PodCondition, PodIP, PodSpec,
+    PodStatus,
 };
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, OwnerReference, Time};
 use k8s_openapi::jiff::Timestamp;
@@ -161,7 +162,12 @@ fn owner_reference(kind: &str, api_version: &str, name: &str, namespace: &str) -
     }
 }
 
-fn running_status(host_ip: Ipv4Addr, pod_ip: Ipv4Addr, now: Timestamp) -> PodStatus {
+fn running_status(
+    container: &Container,
+    host_ip: Ipv4Addr,
+    pod_ip: Ipv4Addr,
+    now: Timestamp,
+) -> PodStatus {
     let cond = |type_: &str| PodCondition {
         type_: type_.into(),
         status: "True".into(),
@@ -179,6 +185,21 @@ fn running_status(host_ip: Ipv4Addr, pod_ip: Ipv4Addr, now: Timestamp) -> PodSta
             ip: pod_ip.to_string(),
         }]),
         start_time: Some(Time(now)),
+        container_statuses: Some(vec![ContainerStatus {
+            name: container.name.clone(),
+            image: container.image.clone().unwrap_or_default(),
+            image_id: String::new(),
+            ready: true,
+            started: Some(true),
+            restart_count: 0,
+            state: Some(ContainerState {
+                running: Some(ContainerStateRunning {
+                    started_at: Some(Time(now)),
+                }),
+                ..ContainerState::default()
+            }),
+            ..ContainerStatus::default()
+        }]),
         conditions: Some(vec![
             cond("PodScheduled"),
             cond("Initialized"),
@@ -200,6 +221,11 @@ pub fn pod_object(facts: &PodFacts, now: Timestamp) -> Pod {
         )]),
         PodOwner::Bare => None,
     };
+    let container = Container {
+        name: facts.app.clone(),
+        image: Some("registry.k8s.io/pause:3.10".into()),
+        ..Container::default()
+    };
     Pod {
         metadata: ObjectMeta {
             name: Some(facts.name.clone()),
@@ -212,14 +238,10 @@ pub fn pod_object(facts: &PodFacts, now: Timestamp) -> Pod {
         },
         spec: Some(PodSpec {
             node_name: Some(facts.node.clone()),
-            containers: vec![Container {
-                name: facts.app.clone(),
-                image: Some("registry.k8s.io/pause:3.10".into()),
-                ..Container::default()
-            }],
+            containers: vec![container.clone()],
             ..PodSpec::default()
         }),
-        status: Some(running_status(facts.host_ip, facts.ip, now)),
+        status: Some(running_status(&container, facts.host_ip, facts.ip, now)),
     }
 }
 
@@ -227,6 +249,11 @@ pub fn pod_object(facts: &PodFacts, now: Timestamp) -> Pod {
 /// `canal`, host network, its IP is the node's.
 pub fn cni_agent_pod(node: &str, host_ip: Ipv4Addr, now: Timestamp) -> Pod {
     let name = format!("{CNI_DAEMONSET}-{node}");
+    let container = Container {
+        name: "kube-flannel".into(),
+        image: Some("docker.io/flannel/flannel:v0.26.0".into()),
+        ..Container::default()
+    };
     Pod {
         metadata: ObjectMeta {
             name: Some(name.clone()),
@@ -244,14 +271,10 @@ pub fn cni_agent_pod(node: &str, host_ip: Ipv4Addr, now: Timestamp) -> Pod {
         spec: Some(PodSpec {
             node_name: Some(node.into()),
             host_network: Some(true),
-            containers: vec![Container {
-                name: "kube-flannel".into(),
-                image: Some("docker.io/flannel/flannel:v0.26.0".into()),
-                ..Container::default()
-            }],
+            containers: vec![container.clone()],
             ..PodSpec::default()
         }),
-        status: Some(running_status(host_ip, host_ip, now)),
+        status: Some(running_status(&container, host_ip, host_ip, now)),
     }
 }
 

@@ -1,0 +1,268 @@
+//! `netheal-cluster`: bring a cluster-in-a-box up for a person, and take it down again.
+//!
+//! `up` builds the namespaces, prints one `node: NAME netns: NAMESPACE` line per node (and one
+//! `pod: …` line per pod) and records the cluster in `/run/netheal-e2e/<name>.json`. Without
+//! `--with-apiserver` it exits and leaves the cluster running. With it, the loopback API
+//! stand-in runs in this process: `up` prints `kubeconfig: PATH`, registers the Node and Pod
+//! objects and stays in the foreground until Ctrl-C or SIGTERM, then removes everything.
+//! `down` removes every namespace of the cluster, also the leftovers of a killed `up`.
+
+use std::path::PathBuf;
+
+use anyhow::{Context, bail};
+use clap::{Parser, Subcommand};
+use netheal_e2e::apiserver::{ApiServer, ApiServerConfig};
+use netheal_e2e::cluster::state::{
+    ClusterState, cleanup_stale, list_cluster_namespaces, state_path,
+};
+use netheal_e2e::cluster::{Cluster, PodOptions, PodStyle};
+
+/// Network-namespace nodes with a flannel-style overlay, for trying netheal on one machine.
+#[derive(Debug, Parser)]
+#[command(version)]
+struct Args {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Build a cluster and leave it running.
+    Up {
+        /// Number of nodes (`node1`…).
+        #[arg(long, default_value_t = 3)]
+        nodes: usize,
+        /// Cluster name: 1-8 lowercase letters or digits; namespaces are `nhc-<name>-*`, `cni-<name>-*`.
+        #[arg(long, default_value = "demo")]
+        name: String,
+        /// How pods are wired: `bridge` (cni0) or `calico` (cali* veths, /32).
+        #[arg(long, default_value = "calico")]
+        pod_style: PodStyle,
+        /// Pods per node.
+        #[arg(long, default_value_t = 1)]
+        pods_per_node: usize,
+        /// Run the loopback API stand-in in the foreground with the cluster's Nodes and Pods.
+        #[arg(long)]
+        with_apiserver: bool,
+        /// Where to write the kubeconfig (default `/run/netheal-e2e/<name>.kubeconfig`).
+        #[arg(long)]
+        kubeconfig: Option<PathBuf>,
+        /// Manifests to load into the API stand-in at start (the CRDs).
+        #[arg(long, default_value = "config/crd")]
+        crd_dir: PathBuf,
+    },
+    /// Remove a cluster (every `nhc-<name>-*` and `cni-<name>-*` namespace and its state).
+    Down {
+        /// Cluster name.
+        #[arg(long, default_value = "demo")]
+        name: String,
+    },
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    match Args::parse().command {
+        Command::Up {
+            nodes,
+            name,
+            pod_style,
+            pods_per_node,
+            with_apiserver,
+            kubeconfig,
+            crd_dir,
+        } => {
+            up(UpArgs {
+                nodes,
+                name,
+                pod_style,
+                pods_per_node,
+                with_apiserver,
+                kubeconfig,
+                crd_dir,
+            })
+            .await
+        }
+        Command::Down { name } => down(&name),
+    }
+}
+
+struct UpArgs {
+    nodes: usize,
+    name: String,
+    pod_style: PodStyle,
+    pods_per_node: usize,
+    with_apiserver: bool,
+    kubeconfig: Option<PathBuf>,
+    crd_dir: PathBuf,
+}
+
+fn build(args: &UpArgs) -> anyhow::Result<Cluster> {
+    let mut cluster = Cluster::build(&args.name, args.nodes).context("building the cluster")?;
+    let names: Vec<String> = cluster.nodes().iter().map(|n| n.name.clone()).collect();
+    for node in &names {
+        for _ in 0..args.pods_per_node {
+            cluster
+                .add_pod(node, PodOptions::new(args.pod_style))
+                .with_context(|| format!("adding a pod on {node}"))?;
+        }
+    }
+    Ok(cluster)
+}
+
+fn print_cluster(state: &ClusterState) {
+    for node in &state.nodes {
+        println!(
+            "node: {} netns: {} ip: {} podCIDR: {} vtep: {}",
+            node.name, node.netns, node.underlay_ip, node.pod_cidr, node.vtep_mac
+        );
+    }
+    for pod in &state.pods {
+        println!(
+            "pod: {} netns: {} ip: {} node: {}",
+            pod.name, pod.netns, pod.ip, pod.node
+        );
+    }
+}
+
+async fn up(args: UpArgs) -> anyhow::Result<()> {
+    let existing = list_cluster_namespaces(&args.name)?;
+    if !existing.is_empty() || state_path(&args.name).exists() {
+        bail!(
+            "cluster {:?} is already up ({} namespaces); run `netheal-cluster down --name {}` first",
+            args.name,
+            existing.len(),
+            args.name
+        );
+    }
+    // Catch Ctrl-C from here on, so that an interrupted build still removes what it made.
+    let interrupted = tokio::signal::ctrl_c();
+    tokio::pin!(interrupted);
+    let (name, with_apiserver) = (args.name.clone(), args.with_apiserver);
+    let building = tokio::task::spawn_blocking(move || build(&args).map(|c| (c, args)));
+    tokio::pin!(building);
+    let (cluster, args) = tokio::select! {
+        built = &mut building => built.context("the build task failed")??,
+        _ = &mut interrupted => {
+            eprintln!("interrupted: removing the partial cluster");
+            drop(building.await);
+            cleanup_stale(&name)?;
+            bail!("interrupted");
+        }
+    };
+    if !with_apiserver {
+        let state = cluster.keep_running();
+        let path = state_path(&state.name);
+        state.write(&path)?;
+        print_cluster(&state);
+        println!("state: {}", path.display());
+        println!("down: netheal-cluster down --name {}", state.name);
+        return Ok(());
+    }
+    serve(cluster, args, interrupted).await
+}
+
+async fn serve(
+    cluster: Cluster,
+    args: UpArgs,
+    interrupted: std::pin::Pin<&mut impl std::future::Future<Output = std::io::Result<()>>>,
+) -> anyhow::Result<()> {
+    let crd_dir = args.crd_dir.is_dir().then(|| args.crd_dir.clone());
+    if crd_dir.is_none() {
+        tracing::warn!(dir = %args.crd_dir.display(), "no CRD directory: the API starts without netheal's CRDs");
+    }
+    let server = ApiServer::start(ApiServerConfig {
+        crd_dir,
+        ..ApiServerConfig::default()
+    })
+    .await
+    .context("starting the API stand-in")?;
+    let kubeconfig = args
+        .kubeconfig
+        .clone()
+        .unwrap_or_else(|| state_path(&args.name).with_extension("kubeconfig"));
+    if let Some(dir) = kubeconfig.parent() {
+        std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+    }
+    server
+        .write_kubeconfig(&kubeconfig)
+        .context("writing the kubeconfig")?;
+    let client = server.kube_client().context("building a client")?;
+    cluster
+        .register(&client)
+        .await
+        .context("registering Nodes and Pods")?;
+    let mut state = ClusterState::of(&cluster);
+    state.kubeconfig = Some(kubeconfig.display().to_string());
+    state.pid = Some(std::process::id());
+    let path = state_path(&args.name);
+    state.write(&path)?;
+    println!("kubeconfig: {}", kubeconfig.display());
+    print_cluster(&state);
+    println!("state: {}", path.display());
+    println!(
+        "running in the foreground: Ctrl-C (or `netheal-cluster down --name {}`) removes it",
+        args.name
+    );
+    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+        .context("installing the SIGTERM handler")?;
+    tokio::select! {
+        _ = interrupted => {}
+        _ = term.recv() => {}
+    }
+    eprintln!("removing cluster {}", args.name);
+    drop(cluster);
+    server.shutdown().await;
+    let _ = std::fs::remove_file(&kubeconfig);
+    cleanup_stale(&args.name)?;
+    Ok(())
+}
+
+/// True when `pid` is a live `netheal-cluster` process (not a recycled pid).
+fn is_our_process(pid: u32) -> bool {
+    std::fs::read(format!("/proc/{pid}/cmdline"))
+        .map(|c| String::from_utf8_lossy(&c).contains("netheal-cluster"))
+        .unwrap_or(false)
+}
+
+fn down(name: &str) -> anyhow::Result<()> {
+    let path = state_path(name);
+    if path.exists() {
+        match ClusterState::read(&path) {
+            Ok(state) => {
+                if let Some(pid) = state.pid.filter(|p| *p != std::process::id())
+                    && is_our_process(pid)
+                {
+                    // The foreground `up` removes the cluster itself on SIGTERM.
+                    let _ = std::process::Command::new("kill")
+                        .args(["-TERM", &pid.to_string()])
+                        .status();
+                    for _ in 0..50 {
+                        if !is_our_process(pid) {
+                            break;
+                        }
+                        std::thread::sleep(std::time::Duration::from_millis(100));
+                    }
+                }
+                if let Some(kubeconfig) = state.kubeconfig {
+                    let _ = std::fs::remove_file(kubeconfig);
+                }
+            }
+            Err(e) => tracing::warn!(error = %e, "ignoring an unreadable state file"),
+        }
+    }
+    let removed = cleanup_stale(name)?;
+    for ns in &removed {
+        println!("removed: {ns}");
+    }
+    if removed.is_empty() {
+        println!("cluster {name}: nothing to remove");
+    }
+    Ok(())
+}
