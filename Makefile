@@ -31,8 +31,9 @@ lint: ## rustfmt and clippy, warnings are errors
 fmt: ## Format the code
 	$(CARGO) fmt --all
 
-crds: ## Regenerate config/crd from the Rust types
+crds: ## Regenerate config/crd from the Rust types, and the policy reference from the CRD
 	$(CARGO) run --locked -q -p netheal-crds --bin crdgen -- --out-dir config/crd
+	python3 hack/gen-policy-reference.py
 
 crds-check: ## Fail when config/crd drifted from the Rust types
 	$(CARGO) run --locked -q -p netheal-crds --bin crdgen -- --check config/crd
@@ -42,3 +43,34 @@ deploy: ## Install netheal (CRDs, RBAC, operator, node-fixer, dry-run policy) in
 
 undeploy: ## Remove netheal from the current kubectl context
 	kubectl delete -k config/default --ignore-not-found
+
+.PHONY: docs manifests-check images lint-docker e2e-kind
+
+docs: ## Regenerate docs/policy-reference.md from the CRD
+	python3 hack/gen-policy-reference.py
+
+manifests-check: ## Render config/default and every component, validate them offline, lint the Dockerfile and scripts
+	hack/validate-manifests.sh
+
+images: ## Build the operator and node-fixer images (needs Docker)
+	hack/build-images.sh
+
+lint-docker: ## Lint the Dockerfile with hadolint
+	hadolint Dockerfile
+
+e2e-kind: ## The end-to-end run on a real kind cluster (needs Docker and kind; not run in CI)
+	e2e/kind/run.sh
+
+# Cluster-in-a-box (root): network-namespace nodes with a flannel-style overlay.
+# `make cluster-up CLUSTER_APISERVER=1` keeps the loopback API stand-in in the foreground.
+CLUSTER_NAME ?= demo
+CLUSTER_NODES ?= 3
+CLUSTER_POD_STYLE ?= calico
+CLUSTER_APISERVER ?=
+.PHONY: cluster-up cluster-down
+
+cluster-up: ## Bring up a cluster-in-a-box (CLUSTER_NAME, CLUSTER_NODES, CLUSTER_POD_STYLE=bridge|calico, CLUSTER_APISERVER=1)
+	$(CARGO) run --locked -q -p netheal-e2e --bin netheal-cluster -- up --name $(CLUSTER_NAME) --nodes $(CLUSTER_NODES) --pod-style $(CLUSTER_POD_STYLE) $(if $(CLUSTER_APISERVER),--with-apiserver)
+
+cluster-down: ## Remove the cluster-in-a-box CLUSTER_NAME (also the leftovers of a killed run)
+	$(CARGO) run --locked -q -p netheal-e2e --bin netheal-cluster -- down --name $(CLUSTER_NAME)
