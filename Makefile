@@ -9,7 +9,7 @@ NEXTEST_PROFILE ?= default
 all: build
 
 help: ## List the targets
-	@grep -E '^[a-zA-Z_-]+:.*?## ' $(MAKEFILE_LIST) | awk -F':.*?## ' '{printf "  %-16s %s\n", $$1, $$2}'
+	@grep -E '^[a-zA-Z0-9_-]+:.*?## ' $(MAKEFILE_LIST) | awk -F':.*?## ' '{printf "  %-16s %s\n", $$1, $$2}'
 
 build: ## Build every crate and binary (debug)
 	$(CARGO) build --workspace --all-targets --locked
