@@ -329,3 +329,46 @@ fn duplicate_pod_ips_leave_stale_permanent_neighbours_on_cali_veths() {
     }
     assert_gone(&name);
 }
+
+#[test]
+fn a_vanished_node_leaves_entries_for_a_subnet_no_node_owns() {
+    let name = unique('x');
+    {
+        let mut cluster = healthy(&name);
+        let vtep3 = cluster.node("node3").unwrap().vtep_ip;
+        let injected = cluster.inject_vanished_node("node3").unwrap();
+        assert_eq!(injected.fault, Fault::VanishedNode);
+        assert!(cluster.node("node3").is_err());
+        assert_eq!(
+            cluster.node_objects().len(),
+            2,
+            "no Node owns 10.244.3.0/24 any more"
+        );
+        assert!(
+            list_cluster_namespaces(&name)
+                .unwrap()
+                .iter()
+                .all(|n| !n.contains("node3"))
+        );
+        assert_eq!(injected.changes.len(), 4);
+        for peer in ["node1", "node2"] {
+            assert!(
+                cluster
+                    .routes(peer)
+                    .unwrap()
+                    .iter()
+                    .any(|r| r.dst == "10.244.3.0/24")
+            );
+        }
+        assert!(cluster.symptom_present(&injected).unwrap());
+        for peer in ["node1", "node2"] {
+            cluster
+                .netns(&format!("nhc-{name}-{peer}"))
+                .unwrap()
+                .ip(&["neigh", "del", &vtep3.to_string(), "dev", "flannel.1"])
+                .unwrap();
+        }
+        assert!(!cluster.symptom_present(&injected).unwrap());
+    }
+    assert_gone(&name);
+}

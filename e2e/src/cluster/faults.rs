@@ -27,6 +27,8 @@ pub enum Fault {
     DuplicatePodIp,
     /// A peer lost its route to a node's pod CIDR (001).
     PeerRouteMissing,
+    /// A node vanished without its peers being told: their entries for it are stale (003).
+    VanishedNode,
 }
 
 /// How a neighbour entry is lost.
@@ -132,6 +134,13 @@ pub enum Symptom {
         from_pod: String,
         /// Pod namespace pinged.
         to_pod: String,
+    },
+    /// Nodes that still hold a PERMANENT `flannel.1` neighbour for `ip`, a VTEP no Node owns.
+    LeftoverVtep {
+        /// The nodes to look at.
+        nodes: Vec<String>,
+        /// The vanished VTEP address.
+        ip: Ipv4Addr,
     },
     /// PERMANENT neighbours for `ip` on `cali*` interfaces that the host route does not name.
     StaleNeighbours {
@@ -445,6 +454,46 @@ impl Cluster {
         })
     }
 
+    /// A node vanishes (its namespace and pods are gone, and so is its Node object: see
+    /// `node_objects`) without its peers being told: every peer keeps its PERMANENT neighbour,
+    /// fdb entry and route for it, for a subnet that no Node owns any more. Unlike
+    /// [`Cluster::remove_node`], which cleans the peers up like flannel does.
+    pub fn inject_vanished_node(&mut self, node: &str) -> Result<Injected, ClusterError> {
+        let facts = self.node(node)?.peer_facts();
+        let peers: Vec<(String, String)> = self
+            .nodes
+            .iter()
+            .filter(|p| p.name != node)
+            .map(|p| (p.name.clone(), p.netns.name().to_string()))
+            .collect();
+        self.pods.retain(|p| p.node != node);
+        self.nodes.retain(|n| n.name != node);
+        let mut changes = Vec::new();
+        for (_, netns) in &peers {
+            changes.push(Change::StaleNeighbour {
+                netns: netns.clone(),
+                ip: facts.vtep_ip,
+                dev: VXLAN_DEVICE.to_string(),
+                lladdr: facts.vtep_mac.clone(),
+            });
+            changes.push(Change::StaleFdb {
+                netns: netns.clone(),
+                mac: facts.vtep_mac.clone(),
+                dst: facts.underlay_ip,
+            });
+        }
+        let nodes: Vec<String> = peers.into_iter().map(|(name, _)| name).collect();
+        Ok(Injected {
+            fault: Fault::VanishedNode,
+            node: nodes.first().cloned().unwrap_or_default(),
+            changes,
+            symptom: Symptom::LeftoverVtep {
+                nodes,
+                ip: facts.vtep_ip,
+            },
+        })
+    }
+
     /// Seed 002: on `node`, `copies` more Calico pods get the address of the node's first
     /// Calico pod (made if there is none). Each copy is owned by a ReplicaSet (so it can be
     /// recreated), has no host route, and its `cali*` veth carries a PERMANENT neighbour for
@@ -586,6 +635,19 @@ impl Cluster {
     pub fn symptom_present(&self, injected: &Injected) -> Result<bool, ClusterError> {
         match &injected.symptom {
             Symptom::Unreachable { from_pod, to_pod } => Ok(!self.ping(from_pod, to_pod)?),
+            Symptom::LeftoverVtep { nodes, ip } => {
+                let ip = ip.to_string();
+                for node in nodes {
+                    let held = self
+                        .neighbours(node)?
+                        .iter()
+                        .any(|n| n.dst == ip && n.dev == VXLAN_DEVICE && n.is_permanent());
+                    if held {
+                        return Ok(true);
+                    }
+                }
+                Ok(false)
+            }
             Symptom::StaleNeighbours { node, ip } => {
                 Ok(!self.stale_cali_neighbours(node, *ip)?.is_empty())
             }
