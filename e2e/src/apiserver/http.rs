@@ -71,7 +71,10 @@ fn json_response(code: u16, body: &Value) -> Response {
 }
 
 fn header_str<'a>(headers: &'a HeaderMap, name: header::HeaderName) -> &'a str {
-    headers.get(name).and_then(|v| v.to_str().ok()).unwrap_or("")
+    headers
+        .get(name)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("")
 }
 
 async fn dispatch(
@@ -83,16 +86,33 @@ async fn dispatch(
     body: Bytes,
 ) -> Result<Response, ApiError> {
     let path = uri.path();
-    let found = |v: Option<Value>| v.map(|v| json_response(200, &v)).ok_or_else(|| ApiError::no_route(path));
+    let found = |v: Option<Value>| {
+        v.map(|v| json_response(200, &v))
+            .ok_or_else(|| ApiError::no_route(path))
+    };
     match route::parse(path) {
         Route::Version => Ok(json_response(200, &discovery::version())),
         Route::Health => Ok((StatusCode::OK, "ok").into_response()),
         Route::CoreVersions => Ok(json_response(200, &discovery::core_versions(&st.address))),
-        Route::Groups => Ok(json_response(200, &discovery::group_list(st.store.lock().await.registry()))),
+        Route::Groups => Ok(json_response(
+            200,
+            &discovery::group_list(st.store.lock().await.registry()),
+        )),
         Route::Group(g) => found(discovery::group(st.store.lock().await.registry(), &g)),
-        Route::Resources { group, version } => {
-            found(discovery::resource_list(st.store.lock().await.registry(), &group, &version))
-        }
+        Route::Resources { group, version } => found(discovery::resource_list(
+            st.store.lock().await.registry(),
+            &group,
+            &version,
+        )),
+        Route::OpenApiRoot => Ok(json_response(
+            200,
+            &discovery::openapi_root(st.store.lock().await.registry()),
+        )),
+        Route::OpenApiGroupVersion { group, version } => found(discovery::openapi_group_version(
+            st.store.lock().await.registry(),
+            &group,
+            &version,
+        )),
         Route::Unknown => Err(ApiError::no_route(path)),
         Route::Object(p) => object(st, method, p, query, headers, body).await,
     }
@@ -112,10 +132,14 @@ fn flag(query: &Query, name: &str) -> bool {
 
 fn write_opts(query: &Query, headers: &HeaderMap, apply: bool) -> WriteOpts {
     let agent = header_str(headers, header::USER_AGENT);
-    let manager = query
-        .get("fieldManager")
-        .cloned()
-        .unwrap_or_else(|| agent.split('/').next().filter(|s| !s.is_empty()).unwrap_or("unknown").to_string());
+    let manager = query.get("fieldManager").cloned().unwrap_or_else(|| {
+        agent
+            .split('/')
+            .next()
+            .filter(|s| !s.is_empty())
+            .unwrap_or("unknown")
+            .to_string()
+    });
     WriteOpts {
         dry_run: query.get("dryRun").is_some_and(|d| d == "All"),
         manager,
@@ -142,7 +166,13 @@ fn presenter(info: &ResourceInfo, accept: &str, query: &Query) -> Present {
         return Arc::new(move |mut o: Value| {
             o["apiVersion"] = api_version.clone().into();
             let rv = super::store::rv_of(&o);
-            table::table(&info, &[o], rv, &include, jiff::Timestamp::now().as_second())
+            table::table(
+                &info,
+                &[o],
+                rv,
+                &include,
+                jiff::Timestamp::now().as_second(),
+            )
         });
     }
     let metadata_only = accept.contains("as=PartialObjectMetadata");
@@ -191,7 +221,17 @@ async fn object(
                 info.plural
             )));
         }
-        return collection(st, &mut store, &info, method, p.namespace, query, headers, present, body);
+        return collection(
+            st,
+            &mut store,
+            &info,
+            method,
+            p.namespace,
+            query,
+            headers,
+            present,
+            body,
+        );
     };
     if info.namespaced && p.namespace.is_none() {
         return Err(ApiError::no_route(&format!("{}/{name}", info.qualified())));
@@ -200,20 +240,31 @@ async fn object(
     match (method.clone(), sub) {
         (Method::GET, _) => ok(200, store.get(&info, &ns, &name)?),
         (Method::POST, Some("eviction")) => {
-            let eviction = if body.is_empty() { json!({}) } else { decode(&body)? };
+            let eviction = if body.is_empty() {
+                json!({})
+            } else {
+                decode(&body)?
+            };
             if flag(query, "dryRun") || eviction["deleteOptions"]["dryRun"].is_array() {
                 store.get(&info, &ns, &name)?;
             } else {
                 store.evict(&info, &ns, &name)?;
             }
-            Ok(json_response(201, &status::success(201, json!({"name": name, "kind": "pods"}))))
+            Ok(json_response(
+                201,
+                &status::success(201, json!({"name": name, "kind": "pods"})),
+            ))
         }
         (Method::PUT, _) => {
             let opts = write_opts(query, headers, false);
-            ok(200, store.update(&info, &ns, &name, decode(&body)?, sub, &opts)?)
+            ok(
+                200,
+                store.update(&info, &ns, &name, decode(&body)?, sub, &opts)?,
+            )
         }
         (Method::PATCH, _) => {
-            let (code, v) = patch_object(&mut store, &info, &ns, &name, sub, query, headers, &body)?;
+            let (code, v) =
+                patch_object(&mut store, &info, &ns, &name, sub, query, headers, &body)?;
             ok(code, v)
         }
         (Method::DELETE, None) => {
@@ -222,10 +273,13 @@ async fn object(
                 Deleted::Pending(v) => ok(200, v),
                 Deleted::Gone(v) => Ok(json_response(
                     200,
-                    &status::success(200, json!({
-                        "name": name, "group": info.group, "kind": info.plural,
-                        "uid": v["metadata"]["uid"],
-                    })),
+                    &status::success(
+                        200,
+                        json!({
+                            "name": name, "group": info.group, "kind": info.plural,
+                            "uid": v["metadata"]["uid"],
+                        }),
+                    ),
                 )),
             }
         }
@@ -269,7 +323,16 @@ fn collection(
                     ApiError::bad_request(format!("invalid resourceVersion {rv:?}"))
                 })?),
             };
-            let (initial, feed) = store.watch(info, &f, from)?;
+            let (initial, feed) = match store.watch(info, &f, from) {
+                Ok(started) => started,
+                // Like the real server: a too-old resourceVersion is an ERROR event in a
+                // 200 stream, not an HTTP error.
+                Err(e) if e.code == 410 => {
+                    let line = format!("{}\n", json!({"type": "ERROR", "object": e.to_status()}));
+                    return Ok(watch_response(Body::from(line)));
+                }
+                Err(e) => return Err(e),
+            };
             let requested = query
                 .get("timeoutSeconds")
                 .and_then(|t| t.parse::<u64>().ok())
@@ -282,13 +345,16 @@ fn collection(
                 initial_events_end: initial_end,
                 start_rv: store.resource_version(),
             };
-            let body = watch::stream(info.clone(), f, initial, feed, opts, present, st.shutdown.clone());
-            Ok(Response::builder()
-                .status(200)
-                .header(header::CONTENT_TYPE, "application/json")
-                .header(header::CACHE_CONTROL, "no-cache, private")
-                .body(body)
-                .unwrap_or_else(|_| Response::new(Body::empty())))
+            let body = watch::stream(
+                info.clone(),
+                f,
+                initial,
+                feed,
+                opts,
+                present,
+                st.shutdown.clone(),
+            );
+            Ok(watch_response(body))
         }
         Method::GET => {
             let (items, rv) = store.list(info, &filter(query, namespace)?);
@@ -301,7 +367,13 @@ fn collection(
                         o
                     })
                     .collect();
-                table::table(info, &items, rv, include, jiff::Timestamp::now().as_second())
+                table::table(
+                    info,
+                    &items,
+                    rv,
+                    include,
+                    jiff::Timestamp::now().as_second(),
+                )
             } else if accept.contains("as=PartialObjectMetadataList") {
                 let mut doc = list_doc(items.into_iter().map(|o| present(o)).collect(), rv);
                 doc["kind"] = "PartialObjectMetadataList".into();
@@ -322,8 +394,14 @@ fn collection(
             let (items, _) = store.list(info, &filter(query, namespace)?);
             let mut deleted = Vec::new();
             for item in items {
-                let item_ns = item["metadata"]["namespace"].as_str().unwrap_or_default().to_string();
-                let item_name = item["metadata"]["name"].as_str().unwrap_or_default().to_string();
+                let item_ns = item["metadata"]["namespace"]
+                    .as_str()
+                    .unwrap_or_default()
+                    .to_string();
+                let item_name = item["metadata"]["name"]
+                    .as_str()
+                    .unwrap_or_default()
+                    .to_string();
                 match store.delete(info, &item_ns, &item_name, &opts) {
                     Ok(Deleted::Gone(v) | Deleted::Pending(v)) => deleted.push(present(v)),
                     Err(e) if e.code == 404 => {} // already taken by garbage collection
@@ -340,8 +418,21 @@ fn collection(
     }
 }
 
+fn watch_response(body: Body) -> Response {
+    Response::builder()
+        .status(200)
+        .header(header::CONTENT_TYPE, "application/json")
+        .header(header::CACHE_CONTROL, "no-cache, private")
+        .body(body)
+        .unwrap_or_else(|_| Response::new(Body::empty()))
+}
+
 fn delete_opts(query: &Query, body: &[u8]) -> Result<DeleteOpts, ApiError> {
-    let b = if body.is_empty() { json!({}) } else { decode(body)? };
+    let b = if body.is_empty() {
+        json!({})
+    } else {
+        decode(body)?
+    };
     let policy = query
         .get("propagationPolicy")
         .map(String::as_str)
@@ -379,7 +470,8 @@ fn patch_object(
     body: &[u8],
 ) -> Result<(u16, Value), ApiError> {
     let ct = header_str(headers, header::CONTENT_TYPE);
-    let kind = PatchKind::from_content_type(ct).ok_or_else(|| ApiError::unsupported_media_type(ct))?;
+    let kind =
+        PatchKind::from_content_type(ct).ok_or_else(|| ApiError::unsupported_media_type(ct))?;
     let apply = kind == PatchKind::Apply;
     if apply && !query.contains_key("fieldManager") {
         return Err(ApiError::bad_request(

@@ -132,9 +132,7 @@ impl ApiServer {
             max_watch: config.max_watch,
             bookmark_interval: config.bookmark_interval,
         };
-        let app = axum::Router::new()
-            .fallback(http::handle)
-            .with_state(state);
+        let app = axum::Router::new().fallback(http::handle).with_state(state);
         let token = shutdown.clone();
         let task = tokio::spawn(async move {
             let served = axum::serve(listener, app)
@@ -192,13 +190,21 @@ impl RunningApiServer {
         })
     }
 
-    /// A kube-rs client for this server (default namespace `default`). Needs a tokio runtime.
-    pub fn kube_client(&self) -> Result<kube::Client, ApiServerError> {
+    /// A kube-rs client configuration for this server (default namespace `default`).
+    pub fn kube_config(&self) -> Result<kube::Config, ApiServerError> {
         let uri: ::http::Uri = self
             .url()
             .parse()
             .map_err(|e: ::http::uri::InvalidUri| ApiServerError::Client(e.to_string()))?;
-        kube::Client::try_from(kube::Config::new(uri))
+        Ok(kube::Config::new(uri))
+    }
+
+    /// A kube-rs client for this server, built from [`Self::kube_config`]. Needs a tokio
+    /// runtime. Note that kube's default retry policy retries 429 answers (a blocked
+    /// eviction) up to 15 times with exponential backoff; set `default_retry = false` on the
+    /// config to see them at once.
+    pub fn kube_client(&self) -> Result<kube::Client, ApiServerError> {
+        kube::Client::try_from(self.kube_config()?)
             .map_err(|e| ApiServerError::Client(e.to_string()))
     }
 
@@ -226,10 +232,11 @@ impl RunningApiServer {
         let mut out = Vec::new();
         for (i, doc) in serde_yaml::Deserializer::from_str(text).enumerate() {
             let what = format!("document {i}");
-            let obj: Value = serde::Deserialize::deserialize(doc).map_err(|e| ApiServerError::Manifest {
-                what: what.clone(),
-                message: e.to_string(),
-            })?;
+            let obj: Value =
+                serde::Deserialize::deserialize(doc).map_err(|e| ApiServerError::Manifest {
+                    what: what.clone(),
+                    message: e.to_string(),
+                })?;
             if obj.is_null() {
                 continue;
             }
@@ -237,10 +244,13 @@ impl RunningApiServer {
                 .store
                 .lock()
                 .await
-                .put_manifest(&obj, &WriteOpts {
-                    manager: "netheal-e2e".into(),
-                    ..Default::default()
-                })
+                .put_manifest(
+                    &obj,
+                    &WriteOpts {
+                        manager: "netheal-e2e".into(),
+                        ..Default::default()
+                    },
+                )
                 .map_err(|e| ApiServerError::Manifest {
                     what,
                     message: e.message,

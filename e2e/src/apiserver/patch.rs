@@ -172,7 +172,10 @@ mod tests {
     #[test]
     fn merge_patch_rfc7386_examples() {
         let mut t = json!({"a": "b", "c": {"d": "e", "f": "g"}, "l": [1, 2]});
-        merge(&mut t, &json!({"a": "z", "c": {"f": null}, "l": [3], "n": {"x": 1}}));
+        merge(
+            &mut t,
+            &json!({"a": "z", "c": {"f": null}, "l": [3], "n": {"x": 1}}),
+        );
         assert_eq!(
             t,
             json!({"a": "z", "c": {"d": "e"}, "l": [3], "n": {"x": 1}})

@@ -213,9 +213,15 @@ impl Registry {
                 .short(&["rs"]),
             b("events.k8s.io", "v1", "events", "Event", true).short(&["ev"]),
             b("coordination.k8s.io", "v1", "leases", "Lease", true),
-            b("policy", "v1", "poddisruptionbudgets", "PodDisruptionBudget", true)
-                .with_status(Keep)
-                .short(&["pdb"]),
+            b(
+                "policy",
+                "v1",
+                "poddisruptionbudgets",
+                "PodDisruptionBudget",
+                true,
+            )
+            .with_status(Keep)
+            .short(&["pdb"]),
             b(
                 "apiextensions.k8s.io",
                 "v1",
@@ -318,7 +324,9 @@ pub fn crd_resources(crd: &Value) -> Result<Vec<ResourceInfo>, ApiError> {
             name,
             vec![Cause {
                 field: "metadata.name".into(),
-                message: format!("Invalid value: {name:?}: must be spec.names.plural+\".\"+spec.group"),
+                message: format!(
+                    "Invalid value: {name:?}: must be spec.names.plural+\".\"+spec.group"
+                ),
             }],
         ));
     }
@@ -330,7 +338,9 @@ pub fn crd_resources(crd: &Value) -> Result<Vec<ResourceInfo>, ApiError> {
                 name,
                 vec![Cause {
                     field: "spec.scope".into(),
-                    message: format!("Unsupported value: {other:?}: supported values: \"Cluster\", \"Namespaced\""),
+                    message: format!(
+                        "Unsupported value: {other:?}: supported values: \"Cluster\", \"Namespaced\""
+                    ),
                 }],
             ));
         }
@@ -338,10 +348,17 @@ pub fn crd_resources(crd: &Value) -> Result<Vec<ResourceInfo>, ApiError> {
     let names = &crd["spec"]["names"];
     let strings = |v: &Value| -> Vec<String> {
         v.as_array()
-            .map(|a| a.iter().filter_map(|s| s.as_str().map(String::from)).collect())
+            .map(|a| {
+                a.iter()
+                    .filter_map(|s| s.as_str().map(String::from))
+                    .collect()
+            })
             .unwrap_or_default()
     };
-    let versions = crd["spec"]["versions"].as_array().cloned().unwrap_or_default();
+    let versions = crd["spec"]["versions"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default();
     if versions.is_empty() {
         return Err(invalid_crd(
             name,
@@ -425,7 +442,12 @@ fn printer_columns(cols: &Value) -> Vec<PrinterColumn> {
 }
 
 fn invalid_crd(name: &str, causes: Vec<Cause>) -> ApiError {
-    ApiError::invalid("CustomResourceDefinition", "apiextensions.k8s.io", name, causes)
+    ApiError::invalid(
+        "CustomResourceDefinition",
+        "apiextensions.k8s.io",
+        name,
+        causes,
+    )
 }
 
 /// The status the server writes on an accepted CRD (Established, NamesAccepted).
@@ -439,9 +461,7 @@ pub fn crd_status(crd: &Value, now: &str) -> Value {
                 .collect()
         })
         .unwrap_or_default();
-    let cond = |t: &str, reason: &str| {
-        json!({"type": t, "status": "True", "reason": reason, "message": "", "lastTransitionTime": now})
-    };
+    let cond = |t: &str, reason: &str| json!({"type": t, "status": "True", "reason": reason, "message": "", "lastTransitionTime": now});
     json!({
         "acceptedNames": crd["spec"]["names"],
         "storedVersions": stored,
@@ -503,7 +523,12 @@ mod tests {
         assert!(e.message.contains("spec.names.kind"), "{}", e.message);
         let mut c = crd();
         c["metadata"]["name"] = json!("wrong");
-        assert!(crd_resources(&c).unwrap_err().message.contains("metadata.name"));
+        assert!(
+            crd_resources(&c)
+                .unwrap_err()
+                .message
+                .contains("metadata.name")
+        );
     }
 
     #[test]

@@ -20,6 +20,15 @@ pub enum Route {
         /// API version.
         version: String,
     },
+    /// `/openapi/v3`: the index of OpenAPI v3 documents.
+    OpenApiRoot,
+    /// `/openapi/v3/api/v1`, `/openapi/v3/apis/GROUP/VERSION`.
+    OpenApiGroupVersion {
+        /// API group (`""` for core).
+        group: String,
+        /// API version.
+        version: String,
+    },
     /// A collection, an object or a subresource.
     Object(ObjectPath),
     /// Anything else (`/openapi/v2`, unknown prefixes): answered 404.
@@ -49,6 +58,15 @@ pub fn parse(path: &str) -> Route {
     match segs.as_slice() {
         ["version"] => Route::Version,
         ["healthz" | "livez" | "readyz", ..] => Route::Health,
+        ["openapi", "v3"] => Route::OpenApiRoot,
+        ["openapi", "v3", "api", version] => Route::OpenApiGroupVersion {
+            group: String::new(),
+            version: (*version).to_string(),
+        },
+        ["openapi", "v3", "apis", group, version] => Route::OpenApiGroupVersion {
+            group: (*group).to_string(),
+            version: (*version).to_string(),
+        },
         ["api"] => Route::CoreVersions,
         ["apis"] => Route::Groups,
         ["apis", group] => Route::Group((*group).to_string()),
@@ -127,6 +145,14 @@ mod tests {
         );
         assert_eq!(parse("/version"), Route::Version);
         assert_eq!(parse("/openapi/v2"), Route::Unknown);
+        assert_eq!(parse("/openapi/v3"), Route::OpenApiRoot);
+        assert_eq!(
+            parse("/openapi/v3/apis/netheal.io/v1alpha1"),
+            Route::OpenApiGroupVersion {
+                group: "netheal.io".into(),
+                version: "v1alpha1".into()
+            }
+        );
     }
 
     #[test]

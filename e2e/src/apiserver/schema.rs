@@ -35,7 +35,11 @@ impl Schema {
 
     /// Prune unknown fields, apply defaults, validate against the schema and its CEL rules.
     /// Returns the object to store and the pruned (unknown) fields, or every cause of refusal.
-    pub fn admit(&self, obj: &Value, old: Option<&Value>) -> Result<(Value, Vec<String>), Vec<Cause>> {
+    pub fn admit(
+        &self,
+        obj: &Value,
+        old: Option<&Value>,
+    ) -> Result<(Value, Vec<String>), Vec<Cause>> {
         let mut pruned = obj.clone();
         let dropped = prune(&self.raw, &mut pruned, true);
         let defaulted = kube_cel::apply_defaults(&self.raw, &pruned);
@@ -76,13 +80,20 @@ pub fn translate(schema: &Value) -> Value {
         let v = match k.as_str() {
             "properties" | "patternProperties" | "definitions" => Value::Object(
                 v.as_object()
-                    .map(|props| props.iter().map(|(n, s)| (n.clone(), translate(s))).collect())
+                    .map(|props| {
+                        props
+                            .iter()
+                            .map(|(n, s)| (n.clone(), translate(s)))
+                            .collect()
+                    })
                     .unwrap_or_default(),
             ),
             "items" | "additionalProperties" | "not" => translate(v),
-            "allOf" | "anyOf" | "oneOf" => {
-                Value::Array(v.as_array().map(|a| a.iter().map(translate).collect()).unwrap_or_default())
-            }
+            "allOf" | "anyOf" | "oneOf" => Value::Array(
+                v.as_array()
+                    .map(|a| a.iter().map(translate).collect())
+                    .unwrap_or_default(),
+            ),
             "required" if v.as_array().is_some_and(Vec::is_empty) => continue,
             _ => v.clone(),
         };
@@ -93,7 +104,10 @@ pub fn translate(schema: &Value) -> Value {
     }
     if nullable {
         if let Some(Value::String(t)) = out.get("type").cloned() {
-            out.insert("type".into(), Value::Array(vec![Value::String(t), "null".into()]));
+            out.insert(
+                "type".into(),
+                Value::Array(vec![Value::String(t), "null".into()]),
+            );
         }
         if let Some(Value::Array(options)) = out.get_mut("enum")
             && !options.contains(&Value::Null)
@@ -116,14 +130,20 @@ pub fn prune(schema: &Value, value: &mut Value, root: bool) -> Vec<String> {
 fn prune_at(schema: &Value, value: &mut Value, root: bool, path: &str, dropped: &mut Vec<String>) {
     let preserve = schema.get("x-kubernetes-preserve-unknown-fields") == Some(&Value::Bool(true));
     let embedded = schema.get("x-kubernetes-embedded-resource") == Some(&Value::Bool(true));
-    let join = |k: &str| if path.is_empty() { k.to_string() } else { format!("{path}.{k}") };
+    let join = |k: &str| {
+        if path.is_empty() {
+            k.to_string()
+        } else {
+            format!("{path}.{k}")
+        }
+    };
     match value {
         Value::Object(map) => {
             let props = schema.get("properties").and_then(Value::as_object);
             let additional = schema.get("additionalProperties").filter(|a| a.is_object());
             map.retain(|k, v| {
-                let keep_meta = (root || embedded)
-                    && matches!(k.as_str(), "apiVersion" | "kind" | "metadata");
+                let keep_meta =
+                    (root || embedded) && matches!(k.as_str(), "apiVersion" | "kind" | "metadata");
                 if let Some(s) = props.and_then(|p| p.get(k)) {
                     prune_at(s, v, false, &join(k), dropped);
                     true
@@ -175,7 +195,12 @@ pub fn field_path(obj: &Value, pointer: &str) -> String {
 fn quote_list(options: &Value) -> String {
     options
         .as_array()
-        .map(|a| a.iter().map(Value::to_string).collect::<Vec<_>>().join(", "))
+        .map(|a| {
+            a.iter()
+                .map(Value::to_string)
+                .collect::<Vec<_>>()
+                .join(", ")
+        })
         .unwrap_or_default()
 }
 
@@ -197,22 +222,34 @@ fn schema_cause(obj: &Value, e: &jsonschema::ValidationError<'_>) -> Cause {
     let instance = e.instance();
     match e.kind() {
         K::Required { property } => {
-            let prop = property.as_str().map(String::from).unwrap_or_else(|| property.to_string());
+            let prop = property
+                .as_str()
+                .map(String::from)
+                .unwrap_or_else(|| property.to_string());
             Cause {
-                field: if field.is_empty() { prop } else { format!("{field}.{prop}") },
+                field: if field.is_empty() {
+                    prop
+                } else {
+                    format!("{field}.{prop}")
+                },
                 message: "Required value".into(),
             }
         }
         K::Enum { options } => Cause {
-            message: format!("Unsupported value: {instance}: supported values: {}", quote_list(options)),
+            message: format!(
+                "Unsupported value: {instance}: supported values: {}",
+                quote_list(options)
+            ),
             field,
         },
         K::Type { kind } => {
             let expected = match kind {
                 jsonschema::error::TypeKind::Single(t) => t.to_string(),
-                jsonschema::error::TypeKind::Multiple(ts) => {
-                    ts.iter().map(|t| t.to_string()).collect::<Vec<_>>().join(" or ")
-                }
+                jsonschema::error::TypeKind::Multiple(ts) => ts
+                    .iter()
+                    .map(|t| t.to_string())
+                    .collect::<Vec<_>>()
+                    .join(" or "),
             };
             Cause {
                 message: format!(
@@ -265,14 +302,20 @@ mod tests {
     }
 
     fn admit(obj: Value) -> Result<Value, Vec<Cause>> {
-        Schema::compile(&schema()).unwrap().admit(&obj, None).map(|(v, _)| v)
+        Schema::compile(&schema())
+            .unwrap()
+            .admit(&obj, None)
+            .map(|(v, _)| v)
     }
 
     #[test]
     fn unknown_fields_are_reported() {
         let s = Schema::compile(&schema()).unwrap();
         let (_, dropped) = s
-            .admit(&obj(json!({"mode": "DryRun", "typo": 1, "items": [{"prot": 1}]})), None)
+            .admit(
+                &obj(json!({"mode": "DryRun", "typo": 1, "items": [{"prot": 1}]})),
+                None,
+            )
             .unwrap();
         assert_eq!(dropped, vec!["spec.items[0].prot", "spec.typo"]);
     }
@@ -304,8 +347,18 @@ mod tests {
         let causes = admit(obj(json!({"mode": "Sometimes"}))).unwrap_err();
         assert_eq!(causes.len(), 1);
         assert_eq!(causes[0].field, "spec.mode");
-        assert!(causes[0].message.contains("Unsupported value: \"Sometimes\""), "{:?}", causes);
-        assert!(causes[0].message.contains("\"DryRun\", \"Enforce\""), "{:?}", causes);
+        assert!(
+            causes[0]
+                .message
+                .contains("Unsupported value: \"Sometimes\""),
+            "{:?}",
+            causes
+        );
+        assert!(
+            causes[0].message.contains("\"DryRun\", \"Enforce\""),
+            "{:?}",
+            causes
+        );
     }
 
     #[test]
@@ -316,9 +369,14 @@ mod tests {
         assert_eq!(field(json!({"size": 11})), "spec.size");
         assert_eq!(field(json!({"name": "toolong"})), "spec.name");
         assert_eq!(field(json!({"name": "UP"})), "spec.name");
-        assert_eq!(field(json!({"items": [{"port": "x"}]})), "spec.items[0].port");
+        assert_eq!(
+            field(json!({"items": [{"port": "x"}]})),
+            "spec.items[0].port"
+        );
         assert_eq!(field(json!({"labels": {"a": 1}})), "spec.labels.a");
-        let type_msg = admit(obj(json!({"size": "big"}))).unwrap_err()[0].message.clone();
+        let type_msg = admit(obj(json!({"size": "big"}))).unwrap_err()[0]
+            .message
+            .clone();
         assert!(type_msg.contains("must be of type integer"), "{type_msg}");
     }
 
@@ -326,7 +384,10 @@ mod tests {
     fn cel_rules_are_evaluated() {
         let causes = admit(obj(json!({"window": {"min": 5, "max": 1}}))).unwrap_err();
         assert_eq!(causes[0].field, "spec.window");
-        assert!(causes[0].message.contains("min must not exceed max"), "{causes:?}");
+        assert!(
+            causes[0].message.contains("min must not exceed max"),
+            "{causes:?}"
+        );
         assert!(admit(obj(json!({"window": {"min": 1, "max": 5}}))).is_ok());
     }
 

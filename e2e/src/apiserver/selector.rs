@@ -39,14 +39,21 @@ impl LabelSelector {
         let mut reqs = Vec::new();
         if let Some(labels) = sel["matchLabels"].as_object() {
             for (k, v) in labels {
-                reqs.push(LabelReq::Eq(k.clone(), v.as_str().unwrap_or_default().into()));
+                reqs.push(LabelReq::Eq(
+                    k.clone(),
+                    v.as_str().unwrap_or_default().into(),
+                ));
             }
         }
         for expr in sel["matchExpressions"].as_array().into_iter().flatten() {
             let key = expr["key"].as_str().unwrap_or_default().to_string();
             let values: Vec<String> = expr["values"]
                 .as_array()
-                .map(|a| a.iter().filter_map(|v| v.as_str().map(String::from)).collect())
+                .map(|a| {
+                    a.iter()
+                        .filter_map(|v| v.as_str().map(String::from))
+                        .collect()
+                })
                 .unwrap_or_default();
             reqs.push(match expr["operator"].as_str().unwrap_or_default() {
                 "In" => LabelReq::In(key, values),
@@ -206,8 +213,12 @@ mod tests {
         assert!(m(json!({})));
         assert!(m(json!({"matchLabels": {"app": "web"}})));
         assert!(!m(json!({"matchLabels": {"app": "db"}})));
-        assert!(m(json!({"matchExpressions": [{"key": "app", "operator": "In", "values": ["web"]}]})));
-        assert!(!m(json!({"matchExpressions": [{"key": "app", "operator": "DoesNotExist"}]})));
+        assert!(m(
+            json!({"matchExpressions": [{"key": "app", "operator": "In", "values": ["web"]}]})
+        ));
+        assert!(!m(
+            json!({"matchExpressions": [{"key": "app", "operator": "DoesNotExist"}]})
+        ));
     }
 
     #[test]

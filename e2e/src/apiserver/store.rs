@@ -32,7 +32,11 @@ impl Key {
         Self {
             group: info.group.clone(),
             resource: info.plural.clone(),
-            namespace: if info.namespaced { namespace.into() } else { String::new() },
+            namespace: if info.namespaced {
+                namespace.into()
+            } else {
+                String::new()
+            },
             name: name.into(),
         }
     }
@@ -206,8 +210,11 @@ impl Store {
         self.rv
     }
 
-    /// Forget the retained event history (watches from older versions then get 410).
+    /// Forget the retained event history: every resourceVersion issued so far becomes too
+    /// old to watch from (410). The resourceVersion moves on by one, so a fresh list gives a
+    /// version that can be watched.
     pub fn compact(&mut self) {
+        self.rv += 1;
         self.compacted = self.rv;
         self.history.clear();
     }
@@ -321,7 +328,9 @@ impl Store {
         match self.get(&info, &ns, &name) {
             Ok(existing) => {
                 let mut body = obj.clone();
-                let rv = meta_str(&existing, "resourceVersion").unwrap_or_default().to_string();
+                let rv = meta_str(&existing, "resourceVersion")
+                    .unwrap_or_default()
+                    .to_string();
                 meta_mut(&mut body).insert("resourceVersion".into(), rv.into());
                 self.update(&info, &ns, &name, body, None, opts)
             }
@@ -403,7 +412,13 @@ impl Store {
                 set_or_remove(&mut new, "status", status);
             }
             (Some(old), None) => {
-                for field in ["uid", "creationTimestamp", "deletionTimestamp", "generation", "managedFields"] {
+                for field in [
+                    "uid",
+                    "creationTimestamp",
+                    "deletionTimestamp",
+                    "generation",
+                    "managedFields",
+                ] {
                     let v = old["metadata"].get(field).cloned();
                     match v {
                         Some(v) => meta_mut(&mut new).insert(field.into(), v),
@@ -431,7 +446,10 @@ impl Store {
                 .admit(&new, old.as_ref())
                 .map_err(|causes| ApiError::invalid(&info.kind, &info.group, &key.name, causes))?;
             if opts.strict && !dropped.is_empty() {
-                let fields: Vec<String> = dropped.iter().map(|f| format!("unknown field \"{f}\"")).collect();
+                let fields: Vec<String> = dropped
+                    .iter()
+                    .map(|f| format!("unknown field \"{f}\""))
+                    .collect();
                 return Err(ApiError::bad_request(format!(
                     "strict decoding error: {}",
                     fields.join(", ")
@@ -450,10 +468,7 @@ impl Store {
         if let Some(old) = &old {
             let bump = generation_bump(info, old, &new);
             let generation = old["metadata"]["generation"].as_i64().unwrap_or(1);
-            meta_mut(&mut new).insert(
-                "generation".into(),
-                (generation + i64::from(bump)).into(),
-            );
+            meta_mut(&mut new).insert("generation".into(), (generation + i64::from(bump)).into());
             if meta::same_object(old, &new) {
                 return Ok(old.clone());
             }
@@ -471,7 +486,11 @@ impl Store {
         if let Some(infos) = crd_infos {
             self.registry.set_crd(&key.name, infos);
         }
-        let type_ = if old.is_some() { EventType::Modified } else { EventType::Added };
+        let type_ = if old.is_some() {
+            EventType::Modified
+        } else {
+            EventType::Added
+        };
         let stored = self.commit(key.clone(), new, type_, old);
         let terminating = stored["metadata"].get("deletionTimestamp").is_some();
         if terminating && !meta::has_finalizers(&stored) {
@@ -481,7 +500,12 @@ impl Store {
         Ok(stored)
     }
 
-    fn prepare_create(&mut self, info: &ResourceInfo, key: &Key, new: &mut Value) -> Result<(), ApiError> {
+    fn prepare_create(
+        &mut self,
+        info: &ResourceInfo,
+        key: &Key,
+        new: &mut Value,
+    ) -> Result<(), ApiError> {
         if info.namespaced {
             if key.namespace.is_empty() {
                 return Err(ApiError::bad_request(format!(
@@ -489,7 +513,10 @@ impl Store {
                     info.qualified()
                 )));
             }
-            if !self.objects.contains_key(&Key::namespace_key(&key.namespace)) {
+            if !self
+                .objects
+                .contains_key(&Key::namespace_key(&key.namespace))
+            {
                 return Err(ApiError::not_found("namespaces", &key.namespace));
             }
         }
@@ -514,9 +541,12 @@ impl Store {
         match info.status_on_create {
             StatusOnCreate::Keep => {}
             StatusOnCreate::Drop => set_or_remove(new, "status", None),
-            StatusOnCreate::PodPending => set_or_remove(new, "status", Some(json!({"phase": "Pending"}))),
+            StatusOnCreate::PodPending => {
+                set_or_remove(new, "status", Some(json!({"phase": "Pending"})))
+            }
         }
-        if info.group.is_empty() && info.plural == "namespaces" && new["status"]["phase"].is_null() {
+        if info.group.is_empty() && info.plural == "namespaces" && new["status"]["phase"].is_null()
+        {
             set_or_remove(new, "status", Some(json!({"phase": "Active"})));
         }
         Ok(())
@@ -537,7 +567,9 @@ impl Store {
             want.as_deref()
                 .is_some_and(|w| Some(w) != meta_str(&current, field))
         };
-        if conflict(&opts.precondition_rv, "resourceVersion") || conflict(&opts.precondition_uid, "uid") {
+        if conflict(&opts.precondition_rv, "resourceVersion")
+            || conflict(&opts.precondition_uid, "uid")
+        {
             return Err(ApiError::conflict(&info.qualified(), name));
         }
         if opts.dry_run {
@@ -551,7 +583,12 @@ impl Store {
             let m = meta_mut(&mut marked);
             m.insert("deletionTimestamp".into(), meta::now().into());
             m.insert("deletionGracePeriodSeconds".into(), 0.into());
-            return Ok(Deleted::Pending(self.commit(key, marked, EventType::Modified, Some(current))));
+            return Ok(Deleted::Pending(self.commit(
+                key,
+                marked,
+                EventType::Modified,
+                Some(current),
+            )));
         }
         if opts.orphan {
             self.orphan_dependents(meta_str(&current, "uid").unwrap_or(""));
@@ -583,7 +620,8 @@ impl Store {
                 k.name
             )));
         }
-        self.delete(pods, ns, name, &DeleteOpts::default()).map(drop)
+        self.delete(pods, ns, name, &DeleteOpts::default())
+            .map(drop)
     }
 
     fn commit(&mut self, key: Key, mut obj: Value, type_: EventType, old: Option<Value>) -> Value {
@@ -595,7 +633,13 @@ impl Store {
     }
 
     fn emit(&mut self, type_: EventType, key: Key, object: Value, old: Option<Value>) {
-        let event = Arc::new(Event { rv: self.rv, type_, key, object, old });
+        let event = Arc::new(Event {
+            rv: self.rv,
+            type_,
+            key,
+            object,
+            old,
+        });
         self.history.push_back(event.clone());
         while self.history.len() > self.history_limit {
             if let Some(dropped) = self.history.pop_front() {
@@ -613,8 +657,13 @@ impl Store {
         meta_mut(&mut obj).insert("resourceVersion".into(), self.rv.to_string().into());
         self.emit(EventType::Deleted, key.clone(), obj.clone(), None);
         let contained: Vec<Key> = if key.group.is_empty() && key.resource == "namespaces" {
-            self.objects.keys().filter(|k| k.namespace == key.name).cloned().collect()
-        } else if key.group == "apiextensions.k8s.io" && key.resource == "customresourcedefinitions" {
+            self.objects
+                .keys()
+                .filter(|k| k.namespace == key.name)
+                .cloned()
+                .collect()
+        } else if key.group == "apiextensions.k8s.io" && key.resource == "customresourcedefinitions"
+        {
             self.registry.remove_crd(&key.name);
             let (plural, group) = key.name.split_once('.').unwrap_or((&key.name, ""));
             self.objects

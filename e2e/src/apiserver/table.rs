@@ -14,7 +14,13 @@ pub fn wants_table(accept: &str) -> bool {
 
 /// Build the Table of `objects`. `include_object` is the `includeObject` parameter
 /// (`None`, `Metadata` (default) or `Object`).
-pub fn table(info: &ResourceInfo, objects: &[Value], rv: u64, include_object: &str, now: i64) -> Value {
+pub fn table(
+    info: &ResourceInfo,
+    objects: &[Value],
+    rv: u64,
+    include_object: &str,
+    now: i64,
+) -> Value {
     let columns = columns(info);
     let rows: Vec<Value> = objects
         .iter()
@@ -54,7 +60,11 @@ fn col(name: &str, type_: &str, priority: i64, json_path: &str) -> PrinterColumn
     PrinterColumn {
         name: name.into(),
         type_: type_.into(),
-        format: if name == "Name" { "name".into() } else { String::new() },
+        format: if name == "Name" {
+            "name".into()
+        } else {
+            String::new()
+        },
         description: String::new(),
         priority,
         json_path: json_path.into(),
@@ -107,7 +117,11 @@ fn cell(info: &ResourceInfo, c: &PrinterColumn, o: &Value, now: i64) -> Value {
         "#pod-status" => pod_status(o).into(),
         "#pod-restarts" => o["status"]["containerStatuses"]
             .as_array()
-            .map(|a| a.iter().filter_map(|s| s["restartCount"].as_i64()).sum::<i64>())
+            .map(|a| {
+                a.iter()
+                    .filter_map(|s| s["restartCount"].as_i64())
+                    .sum::<i64>()
+            })
             .unwrap_or(0)
             .into(),
         path => {
@@ -176,9 +190,9 @@ fn node_roles(o: &Value) -> String {
 
 fn pod_ready(o: &Value) -> String {
     let total = o["spec"]["containers"].as_array().map_or(0, Vec::len);
-    let ready = o["status"]["containerStatuses"]
-        .as_array()
-        .map_or(0, |a| a.iter().filter(|s| s["ready"] == Value::Bool(true)).count());
+    let ready = o["status"]["containerStatuses"].as_array().map_or(0, |a| {
+        a.iter().filter(|s| s["ready"] == Value::Bool(true)).count()
+    });
     format!("{ready}/{total}")
 }
 
@@ -273,7 +287,10 @@ mod tests {
                         {"name": "Age", "type": "date", "jsonPath": ".metadata.creationTimestamp"}]}]}
         });
         let info = &crd_resources(&crd).unwrap()[0];
-        let now = "2024-01-01T01:00:00Z".parse::<jiff::Timestamp>().unwrap().as_second();
+        let now = "2024-01-01T01:00:00Z"
+            .parse::<jiff::Timestamp>()
+            .unwrap()
+            .as_second();
         let obj = json!({"metadata": {"name": "w", "creationTimestamp": "2024-01-01T00:00:00Z"},
                          "spec": {"mode": "DryRun"}});
         let t = table(info, &[obj], 7, "Metadata", now);
@@ -309,7 +326,9 @@ mod tests {
 
     #[test]
     fn accept_header() {
-        assert!(wants_table("application/json;as=Table;v=v1;g=meta.k8s.io,application/json"));
+        assert!(wants_table(
+            "application/json;as=Table;v=v1;g=meta.k8s.io,application/json"
+        ));
         assert!(!wants_table("application/json"));
     }
 }

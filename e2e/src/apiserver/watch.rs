@@ -87,7 +87,10 @@ pub fn stream(
         let mut last_rv = opts.start_rv;
         for e in &initial {
             if let Some(t) = visible(e, &info, &filter)
-                && tx.send(line(t.as_str(), present(e.object.clone()))).await.is_err()
+                && tx
+                    .send(line(t.as_str(), present(e.object.clone())))
+                    .await
+                    .is_err()
             {
                 return;
             }
@@ -166,7 +169,10 @@ mod tests {
         let web = json!({"app": "web"});
         let db = json!({"app": "db"});
         let v = |e: Event| visible(&e, pods, &filter);
-        assert_eq!(v(event(EventType::Added, web.clone(), None)), Some(EventType::Added));
+        assert_eq!(
+            v(event(EventType::Added, web.clone(), None)),
+            Some(EventType::Added)
+        );
         assert_eq!(v(event(EventType::Added, db.clone(), None)), None);
         assert_eq!(
             v(event(EventType::Modified, db.clone(), Some(web.clone()))),
@@ -181,7 +187,10 @@ mod tests {
             Some(EventType::Modified)
         );
         assert_eq!(v(event(EventType::Modified, db.clone(), Some(db))), None);
-        assert_eq!(v(event(EventType::Deleted, web, None)), Some(EventType::Deleted));
+        assert_eq!(
+            v(event(EventType::Deleted, web, None)),
+            Some(EventType::Deleted)
+        );
     }
 
     #[test]
@@ -196,6 +205,9 @@ mod tests {
         };
         assert_eq!(visible(&e, pods, &in_b), None);
         assert_eq!(visible(&e, nodes, &Filter::default()), None);
-        assert_eq!(visible(&e, pods, &Filter::default()), Some(EventType::Added));
+        assert_eq!(
+            visible(&e, pods, &Filter::default()),
+            Some(EventType::Added)
+        );
     }
 }
