@@ -51,9 +51,16 @@ impl Schema {
         if causes.is_empty()
             && let Err(errors) = kube_cel::Validator::new().validate(&self.raw, &defaulted, old)
         {
-            causes.extend(errors.into_vec().into_iter().map(|e| Cause {
-                field: e.field_path.clone(),
-                message: format!("Invalid value: \"object\": {}", e.message),
+            causes.extend(errors.into_vec().into_iter().map(|e| {
+                let at = super::table::lookup(&defaulted, &format!(".{}", e.field_path));
+                Cause {
+                    message: format!(
+                        "Invalid value: \"{}\": {}",
+                        at.map_or("object", json_type),
+                        e.message
+                    ),
+                    field: e.field_path.clone(),
+                }
             }));
         }
         if causes.is_empty() {
