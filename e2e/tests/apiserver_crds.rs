@@ -1,4 +1,5 @@
 //! The project's own CRDs (`config/crd/`) and samples (`config/samples/`) on the API stand-in.
+#![allow(clippy::unwrap_used)] // Tests may unwrap: a panic is how a test fails.
 
 mod apiserver_common;
 
@@ -87,7 +88,7 @@ async fn samples_apply_and_read_back() {
             .get(&name)
             .await
             .unwrap_or_else(|e| panic!("{file}: {e}"));
-        let mode = serde_json::to_value(&policy.spec.mode).unwrap();
+        let mode = serde_json::to_value(policy.spec.mode).unwrap();
         assert_eq!(mode, sample["spec"]["mode"], "{file}");
         assert_eq!(policy.metadata.generation, Some(1));
     }

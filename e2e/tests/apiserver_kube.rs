@@ -1,5 +1,6 @@
 //! The API stand-in through the kube-rs client: verbs, selectors, patches, status
 //! subresource, optimistic concurrency, eviction, garbage collection, schema validation.
+#![allow(clippy::unwrap_used)] // Tests may unwrap: a panic is how a test fails.
 
 mod apiserver_common;
 

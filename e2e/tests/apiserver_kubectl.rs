@@ -1,5 +1,6 @@
 //! `kubectl` (v1.32) against the API stand-in: apply, get with server-side printer columns,
 //! validation errors, delete; and the `netheal-apiserver` binary.
+#![allow(clippy::unwrap_used)] // Tests may unwrap: a panic is how a test fails.
 
 mod apiserver_common;
 

@@ -1,5 +1,6 @@
 //! Watches on the API stand-in: raw watch events, bookmarks, 410, and kube-runtime's watcher
 //! across server-closed watches and expired resourceVersions.
+#![allow(clippy::unwrap_used)] // Tests may unwrap: a panic is how a test fails.
 
 mod apiserver_common;
 

@@ -70,7 +70,7 @@ fn json_response(code: u16, body: &Value) -> Response {
         .into_response()
 }
 
-fn header_str<'a>(headers: &'a HeaderMap, name: header::HeaderName) -> &'a str {
+fn header_str(headers: &HeaderMap, name: header::HeaderName) -> &str {
     headers
         .get(name)
         .and_then(|v| v.to_str().ok())
@@ -506,6 +506,6 @@ fn patch_object(
     };
     let created = old.is_none();
     let opts = write_opts(query, headers, apply);
-    let v = store.patched(info, ns, name, old, new, sub, &opts)?;
+    let v = store.patched(info, (ns, name), old, new, sub, &opts)?;
     Ok((if created { 201 } else { 200 }, v))
 }

@@ -1,5 +1,5 @@
 //! Shared fixtures of the API stand-in tests.
-#![allow(dead_code)]
+#![allow(dead_code, clippy::unwrap_used, clippy::expect_used)]
 
 use std::time::Duration;
 
