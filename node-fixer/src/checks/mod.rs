@@ -84,3 +84,6 @@ pub fn run_all(input: &Input<'_>) -> Vec<Finding> {
     out.dedup_by(|a, b| a.id == b.id);
     out
 }
+
+#[cfg(test)]
+mod tests;

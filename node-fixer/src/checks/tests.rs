@@ -1,0 +1,338 @@
+//! The checks on hand-built snapshots.
+
+use super::{Input, run_all};
+use crate::engine::{ClusterFacts, default_policy};
+use crate::snapshot::{
+    Backend, FdbEntry, Iptables, Link, Mac, NUD_FAILED, NUD_PERMANENT, Neighbour, PodSnapshot,
+    Route, Rule, Snapshot,
+};
+use k8s_openapi::api::core::v1::Node;
+use netheal_crds::{Check, Finding, NetworkHealthPolicySpec};
+
+fn mac(s: &str) -> Mac {
+    Mac::parse(s).unwrap()
+}
+
+fn node(name: &str, cidr: &str, vtep: &str, ip: &str) -> Node {
+    serde_json::from_value(serde_json::json!({
+        "metadata": {"name": name, "annotations": {
+            "flannel.alpha.coreos.com/backend-data": format!("{{\"VNI\":1,\"VtepMAC\":\"{vtep}\"}}"),
+            "flannel.alpha.coreos.com/public-ip": ip}},
+        "spec": {"podCIDR": cidr}
+    }))
+    .unwrap()
+}
+
+fn base() -> Snapshot {
+    let mut s = Snapshot::default();
+    s.host.links = vec![
+        Link {
+            index: 1,
+            name: "lo".into(),
+            mac: None,
+        },
+        Link {
+            index: 2,
+            name: "eth0".into(),
+            mac: None,
+        },
+        Link {
+            index: 3,
+            name: "flannel.1".into(),
+            mac: Some(mac("02:00:00:00:00:01")),
+        },
+        Link {
+            index: 4,
+            name: "cali1".into(),
+            mac: None,
+        },
+        Link {
+            index: 5,
+            name: "cali2".into(),
+            mac: None,
+        },
+    ];
+    for (k, v) in [
+        ("net/ipv4/ip_forward", "1"),
+        ("net/ipv4/conf/all/forwarding", "1"),
+        ("net/ipv4/conf/all/arp_ignore", "0"),
+        ("net/ipv4/conf/default/arp_ignore", "0"),
+        ("net/ipv4/conf/eth0/arp_ignore", "0"),
+        ("net/ipv4/conf/cali1/arp_ignore", "0"),
+        ("net/ipv4/conf/cali1/proxy_arp", "1"),
+        ("net/ipv4/conf/flannel.1/arp_ignore", "0"),
+        ("net/ipv4/conf/flannel.1/rp_filter", "0"),
+    ] {
+        s.host.sysctls.insert(k.into(), v.into());
+    }
+    s.host.routes = vec![
+        Route {
+            dst: "10.244.2.0/24".parse().unwrap(),
+            oif: Some(3),
+            gateway: None,
+            table: 254,
+        },
+        Route {
+            dst: "10.244.1.5/32".parse().unwrap(),
+            oif: Some(4),
+            gateway: None,
+            table: 254,
+        },
+        Route {
+            dst: "0.0.0.0/0".parse().unwrap(),
+            oif: Some(2),
+            gateway: None,
+            table: 254,
+        },
+    ];
+    s.host.neighbours = vec![Neighbour {
+        ip: "10.244.2.0".parse().unwrap(),
+        ifindex: 3,
+        lladdr: Some(mac("02:00:00:00:00:02")),
+        state: NUD_PERMANENT,
+    }];
+    s.host.fdb = vec![FdbEntry {
+        mac: mac("02:00:00:00:00:02"),
+        ifindex: 3,
+        dst: "192.168.0.2".parse().unwrap(),
+        state: 0xC0,
+    }];
+    s.host.iptables = Some(Iptables {
+        backend: Backend::Nft,
+        rules: vec![],
+    });
+    s
+}
+
+fn cluster() -> ClusterFacts {
+    ClusterFacts {
+        this_node: Some("a".into()),
+        nodes: vec![
+            node("a", "10.244.1.0/24", "02:00:00:00:00:01", "192.168.0.1"),
+            node("b", "10.244.2.0/24", "02:00:00:00:00:02", "192.168.0.2"),
+        ],
+    }
+}
+
+fn run(s: &Snapshot, policy: &NetworkHealthPolicySpec, c: &ClusterFacts) -> Vec<Finding> {
+    run_all(&Input {
+        snapshot: s,
+        policy,
+        cluster: c,
+    })
+}
+
+fn targets(f: &[Finding]) -> Vec<&str> {
+    f.iter().map(|f| f.target.as_str()).collect()
+}
+
+#[test]
+fn healthy_snapshot_has_no_findings() {
+    assert!(run(&base(), &default_policy(), &cluster()).is_empty());
+}
+
+#[test]
+fn arp_ignore_takes_the_max_and_reports_the_keys_to_lower() {
+    let mut s = base();
+    s.host
+        .sysctls
+        .insert("net/ipv4/conf/cali1/arp_ignore".into(), "2".into());
+    s.host
+        .sysctls
+        .insert("net/ipv4/conf/eth0/arp_ignore".into(), "2".into()); // not a pattern
+    s.pods.push(PodSnapshot {
+        name: "cni-1".into(),
+        sysctls: [
+            ("net/ipv4/conf/default/arp_ignore", "2"),
+            ("net/ipv4/conf/lo/arp_ignore", "2"),
+            ("net/ipv4/conf/eth0/arp_ignore", "1"),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect(),
+    });
+    let f = run(&s, &default_policy(), &cluster());
+    assert_eq!(
+        targets(&f),
+        [
+            "net.ipv4.conf.cali1.arp_ignore",
+            "netns cni-1 net.ipv4.conf.default.arp_ignore",
+            "netns cni-1 net.ipv4.conf.eth0.arp_ignore",
+        ]
+    );
+    assert_eq!(f[0].details["sysctl"], "net/ipv4/conf/cali1/arp_ignore");
+    assert_eq!(f[0].details["netns"], "");
+    // A desired value of 1 accepts 1.
+    let mut p = default_policy();
+    p.checks.arp_ignore.desired = 1;
+    p.checks.arp_ignore.pod_namespaces = false;
+    assert_eq!(
+        targets(&run(&s, &p, &cluster())),
+        ["net.ipv4.conf.cali1.arp_ignore"]
+    );
+    p.checks.arp_ignore.enabled = false;
+    assert!(run(&s, &p, &cluster()).is_empty());
+}
+
+#[test]
+fn ip_forward_off_is_reported_for_both_keys() {
+    let mut s = base();
+    s.host
+        .sysctls
+        .insert("net/ipv4/ip_forward".into(), "0".into());
+    s.host
+        .sysctls
+        .insert("net/ipv4/conf/all/forwarding".into(), "0".into());
+    let f = run(&s, &default_policy(), &cluster());
+    assert_eq!(
+        targets(&f),
+        ["net.ipv4.conf.all.forwarding", "net.ipv4.ip_forward"]
+    );
+    assert!(
+        f.iter()
+            .all(|f| f.check == Check::IpForward && f.desired == "1")
+    );
+}
+
+#[test]
+fn calico_neighbours_follow_the_host_route() {
+    let mut s = base();
+    for (ip, ifindex) in [("10.244.1.5", 4), ("10.244.1.5", 5), ("10.244.1.9", 4)] {
+        s.host.neighbours.push(Neighbour {
+            ip: ip.parse().unwrap(),
+            ifindex,
+            lladdr: Some(mac("02:00:00:00:01:05")),
+            state: NUD_PERMANENT,
+        });
+    }
+    // A non-permanent entry is never a candidate.
+    s.host.neighbours.push(Neighbour {
+        ip: "10.244.1.7".parse().unwrap(),
+        ifindex: 5,
+        lladdr: None,
+        state: NUD_FAILED,
+    });
+    let f = run(&s, &default_policy(), &cluster());
+    assert_eq!(
+        targets(&f),
+        ["neigh 10.244.1.5 dev cali2", "neigh 10.244.1.9 dev cali1"]
+    );
+    assert!(f[1].message.as_deref().unwrap().contains("no route"));
+    // Interfaces outside the policy's patterns are never audited.
+    let mut p = default_policy();
+    p.checks.stale_neighbours.interfaces = vec!["flannel.1".into()];
+    assert!(run(&s, &p, &cluster()).is_empty());
+}
+
+#[test]
+fn vtep_entries_are_compared_with_the_node_objects() {
+    let mut s = base();
+    s.host.neighbours[0].lladdr = Some(mac("02:00:00:00:00:99"));
+    s.host.fdb.push(FdbEntry {
+        mac: mac("02:00:00:00:00:99"),
+        ifindex: 3,
+        dst: "192.168.0.2".parse().unwrap(),
+        state: NUD_PERMANENT,
+    });
+    let f = run(&s, &default_policy(), &cluster());
+    assert_eq!(
+        targets(&f),
+        [
+            "fdb 02:00:00:00:00:99 dev flannel.1 dst 192.168.0.2",
+            "neigh 10.244.2.0 dev flannel.1"
+        ]
+    );
+    assert_eq!(f[0].details["kind"], "fdb");
+    // Without Node objects there is no truth: nothing is reported for the VTEP.
+    assert!(run(&s, &default_policy(), &ClusterFacts::default()).is_empty());
+}
+
+#[test]
+fn overlay_gaps_are_reported_per_peer() {
+    let mut s = base();
+    s.host.neighbours[0].state = NUD_FAILED;
+    s.host.fdb.clear();
+    s.host.routes.remove(0);
+    let f = run(&s, &default_policy(), &cluster());
+    let checks: Vec<_> = f.iter().map(|f| (f.check, f.target.as_str())).collect();
+    assert_eq!(
+        checks,
+        [
+            (
+                Check::VtepMissing,
+                "fdb 02:00:00:00:00:02 dev flannel.1 dst 192.168.0.2"
+            ),
+            (Check::VtepMissing, "neigh 10.244.2.0 dev flannel.1"),
+            (Check::PeerRouteMissing, "route 10.244.2.0/24"),
+        ]
+    );
+    assert_eq!(f[1].observed, "FAILED");
+    let mut p = default_policy();
+    p.checks.overlay.enabled = false;
+    assert!(run(&s, &p, &cluster()).is_empty());
+}
+
+#[test]
+fn reject_and_report_only_rules() {
+    let mut s = base();
+    let rule = |table: &str, chain: &str, spec: &str| Rule {
+        table: table.into(),
+        chain: chain.into(),
+        spec: spec.into(),
+    };
+    s.host.iptables = Some(Iptables {
+        backend: Backend::Legacy,
+        rules: vec![
+            rule(
+                "filter",
+                "INPUT",
+                "-j REJECT --reject-with icmp-host-prohibited",
+            ),
+            rule("filter", "KUBE-SERVICES", "-j REJECT"),
+            rule(
+                "filter",
+                "FORWARD",
+                "-m comment --comment \"cali:x\" -j REJECT",
+            ),
+            rule(
+                "nat",
+                "POSTROUTING",
+                "-s 10.244.0.0/16 ! -o docker0 -j MASQUERADE",
+            ),
+            rule(
+                "nat",
+                "POSTROUTING",
+                "-s 10.244.0.0/16 ! -d 10.244.0.0/16 -j MASQUERADE",
+            ),
+        ],
+    });
+    s.host
+        .sysctls
+        .insert("net/ipv4/conf/cali1/proxy_arp".into(), "0".into());
+    s.host
+        .sysctls
+        .insert("net/ipv4/conf/flannel.1/rp_filter".into(), "1".into());
+    let f = run(&s, &default_policy(), &cluster());
+    let checks: Vec<_> = f
+        .iter()
+        .map(|f| (f.check, f.target.as_str(), f.action.is_some()))
+        .collect();
+    assert_eq!(
+        checks,
+        [
+            (
+                Check::RejectRule,
+                "filter INPUT -j REJECT --reject-with icmp-host-prohibited",
+                true
+            ),
+            (Check::ProxyArpOff, "net.ipv4.conf.cali1.proxy_arp", false),
+            (
+                Check::Masquerade,
+                "nat POSTROUTING -s 10.244.0.0/16 ! -o docker0 -j MASQUERADE",
+                false
+            ),
+            (Check::RpFilter, "net.ipv4.conf.flannel.1.rp_filter", false),
+        ]
+    );
+    assert_eq!(f[0].details["backend"], "legacy");
+}
