@@ -1,0 +1,66 @@
+//! `IpForward` on a real kernel: a router namespace between two hosts stops forwarding.
+
+mod common;
+use common::*;
+use netheal_crds::{Check, Outcome};
+use node_fixer::engine;
+
+#[test]
+fn forwarding_off_on_the_router_is_found_fixed_and_persisted() {
+    let a = netns("nf-fwd-a");
+    let r = netns("nf-fwd-r");
+    let b = netns("nf-fwd-b");
+    veth(&a, "eth0", &r, "eth-a");
+    veth(&b, "eth0", &r, "eth-b");
+    ip(&a, "addr add 10.81.1.2/24 dev eth0");
+    ip(&a, "route add default via 10.81.1.1");
+    ip(&b, "addr add 10.81.2.2/24 dev eth0");
+    ip(&b, "route add default via 10.81.2.1");
+    ip(&r, "addr add 10.81.1.1/24 dev eth-a");
+    ip(&r, "addr add 10.81.2.1/24 dev eth-b");
+    r.set_sysctl("net/ipv4/ip_forward", "0").unwrap();
+    assert!(!a.ping("10.81.2.2", 1), "no forwarding, no traffic");
+
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("90-netheal.conf"),
+        "# kept\nvm.swappiness = 10\n",
+    )
+    .unwrap();
+    let config = config(&r, "fwd", dir.path(), vec![], "r");
+    let policy = policy();
+    let scan = engine::scan(&policy, &config);
+    assert!(scan.errors.is_empty(), "{:?}", scan.errors);
+    assert_eq!(
+        targets(&scan.findings),
+        ["net.ipv4.conf.all.forwarding", "net.ipv4.ip_forward"]
+    );
+    assert!(
+        scan.findings
+            .iter()
+            .all(|f| f.check == Check::IpForward && f.observed == "0")
+    );
+
+    let results = fix_all(&policy, &config, false);
+    // Writing ip_forward also turns conf.all.forwarding on: whichever runs second is NoChange.
+    let mut outcomes: Vec<_> = results.iter().map(|r| r.outcome).collect();
+    outcomes.sort_by_key(|o| o.as_str());
+    assert_eq!(outcomes, [Outcome::Applied, Outcome::NoChange]);
+    assert_eq!(sysctl(&r, "net/ipv4/ip_forward"), "1");
+    assert!(a.ping("10.81.2.2", 2), "traffic must flow again");
+    let dropin = std::fs::read_to_string(dir.path().join("90-netheal.conf")).unwrap();
+    assert!(
+        dropin.starts_with("# kept\nvm.swappiness = 10\n"),
+        "{dropin}"
+    );
+    assert!(
+        dropin.contains("net.ipv4.conf.all.forwarding = 1")
+            || dropin.contains("net.ipv4.ip_forward = 1"),
+        "{dropin}"
+    );
+    assert!(engine::scan(&policy, &config).findings.is_empty());
+
+    // Someone resets it: a fresh scan finds it again (findings come back, they are not latched).
+    r.set_sysctl("net/ipv4/ip_forward", "0").unwrap();
+    assert_eq!(engine::scan(&policy, &config).findings.len(), 2);
+}
