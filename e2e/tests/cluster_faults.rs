@@ -372,3 +372,40 @@ fn a_vanished_node_leaves_entries_for_a_subnet_no_node_owns() {
     }
     assert_gone(&name);
 }
+
+#[test]
+fn proxy_arp_off_on_a_cali_veth_strands_its_pod() {
+    let name = unique('p');
+    {
+        let mut cluster = healthy(&name);
+        cluster.add_pod("node1", PodOptions::bridge()).unwrap();
+        let pod = format!("cni-{name}-node1-0");
+        let injected = cluster.inject_proxy_arp_off(&pod).unwrap();
+        let veth = cluster.pod(&pod).unwrap().host_veth.clone();
+        let node = format!("nhc-{name}-node1");
+        let path = format!("net/ipv4/conf/{veth}/proxy_arp");
+        assert_eq!(
+            injected.changes,
+            vec![Change::Sysctl {
+                netns: node.clone(),
+                path: path.clone(),
+                before: "1".into(),
+                after: "0".into(),
+            }]
+        );
+        assert!(cluster.symptom_present(&injected).unwrap());
+        assert!(
+            cluster
+                .inject_proxy_arp_off(&format!("cni-{name}-node1-1"))
+                .is_err(),
+            "a bridge pod has no proxy ARP to lose"
+        );
+        cluster
+            .netns(&node)
+            .unwrap()
+            .set_sysctl(&path, "1")
+            .unwrap();
+        assert!(!cluster.symptom_present(&injected).unwrap());
+    }
+    assert_gone(&name);
+}

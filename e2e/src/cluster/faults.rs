@@ -29,6 +29,8 @@ pub enum Fault {
     PeerRouteMissing,
     /// A node vanished without its peers being told: their entries for it are stale (003).
     VanishedNode,
+    /// `proxy_arp=0` on a Calico pod's `cali*` veth (000, report-only).
+    ProxyArpOff,
 }
 
 /// How a neighbour entry is lost.
@@ -490,6 +492,34 @@ impl Cluster {
             symptom: Symptom::LeftoverVtep {
                 nodes,
                 ip: facts.vtep_ip,
+            },
+        })
+    }
+
+    /// Seed 000 (report-only `ProxyArpOff`): `proxy_arp=0` on the `cali*` veth of Calico pod
+    /// `pod`, and the pod's neighbour cache flushed (as after a restart): the pod's ARP for
+    /// 169.254.1.1 goes unanswered, so it cannot reach pods on other nodes.
+    pub fn inject_proxy_arp_off(&self, pod: &str) -> Result<Injected, ClusterError> {
+        let this = self.pod(pod)?;
+        if this.style != PodStyle::Calico {
+            return Err(ClusterError::InvalidName {
+                field: "pod".into(),
+                value: pod.into(),
+                reason: "proxy ARP matters only for a Calico-style pod".into(),
+            });
+        }
+        let node_ns = self.node(&this.node)?.netns.name().to_string();
+        let to_pod = self.first_pod_off(&this.node)?;
+        let path = format!("net/ipv4/conf/{}/proxy_arp", this.host_veth);
+        let change = self.write_sysctl(&node_ns, &path, "0")?;
+        this.netns.ip(&["neigh", "flush", "dev", "eth0"])?;
+        Ok(Injected {
+            fault: Fault::ProxyArpOff,
+            node: this.node.clone(),
+            changes: vec![change],
+            symptom: Symptom::Unreachable {
+                from_pod: pod.to_string(),
+                to_pod,
             },
         })
     }
