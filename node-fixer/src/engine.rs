@@ -171,7 +171,7 @@ pub fn execute(
         outcome: out.outcome,
         before: out.before,
         after: out.after,
-        dry_run: order.dry_run && out.outcome == Outcome::Applied,
+        dry_run: order.dry_run,
         time: Time(jiff::Timestamp::now()),
         message: out.message,
     }

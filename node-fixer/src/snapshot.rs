@@ -258,6 +258,15 @@ mod tests {
         assert!(Mac::parse("").is_none());
     }
 
+    proptest::proptest! {
+        #[test]
+        fn any_mac_round_trips_through_text(bytes in proptest::array::uniform6(0u8..)) {
+            let mac = Mac(bytes);
+            proptest::prop_assert_eq!(Mac::parse(&mac.to_string()), Some(mac));
+            proptest::prop_assert_eq!(Mac::parse(&mac.to_string().to_uppercase()), Some(mac));
+        }
+    }
+
     #[test]
     fn permanent_bit_is_tested_not_compared() {
         assert_eq!(state_name(0xC0), "PERMANENT");

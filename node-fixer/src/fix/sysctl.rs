@@ -147,6 +147,24 @@ mod tests {
         );
     }
 
+    proptest::proptest! {
+        #[test]
+        fn merging_keeps_every_other_line_and_is_idempotent(
+            lines in proptest::collection::vec("[a-z.]{1,12} = [0-9]{1,3}|# [ -~]{0,20}", 0..8),
+            value in "[0-9]{1,2}",
+        ) {
+            let existing: String = lines.iter().map(|l| format!("{l}\n")).collect();
+            let key = "net/ipv4/conf/all/arp_ignore";
+            let once = merge_dropin(&existing, key, &value);
+            proptest::prop_assert_eq!(merge_dropin(&once, key, &value), once.clone());
+            let want = format!("net.ipv4.conf.all.arp_ignore = {value}");
+            proptest::prop_assert!(once.lines().any(|l| l == want));
+            for l in &lines {
+                proptest::prop_assert!(once.lines().any(|o| o == l), "lost {:?}", l);
+            }
+        }
+    }
+
     #[test]
     fn keys_are_validated_and_persistence_is_limited_to_global_keys() {
         assert!(validate_key("net/ipv4/conf/flannel.1/arp_ignore").is_ok());
