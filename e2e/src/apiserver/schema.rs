@@ -9,6 +9,8 @@ use super::status::Cause;
 pub struct Schema {
     raw: Value,
     validator: jsonschema::Validator,
+    /// The CEL rules compiled once, and the evaluator with the Kubernetes CEL library.
+    cel: std::sync::Mutex<(kube_cel::CompiledSchema, kube_cel::Validator)>,
 }
 
 impl std::fmt::Debug for Schema {
@@ -22,9 +24,14 @@ impl Schema {
     pub fn compile(raw: &Value) -> Result<Self, String> {
         let translated = translate(raw);
         let validator = jsonschema::draft4::new(&translated).map_err(|e| e.to_string())?;
+        let compiled = kube_cel::compile_schema(raw);
+        if let Some(e) = first_compilation_error(&compiled) {
+            return Err(format!("x-kubernetes-validations: {e}"));
+        }
         Ok(Self {
             raw: raw.clone(),
             validator,
+            cel: std::sync::Mutex::new((compiled, kube_cel::Validator::new())),
         })
     }
 
@@ -48,9 +55,18 @@ impl Schema {
             .iter_errors(&defaulted)
             .map(|e| schema_cause(&defaulted, &e))
             .collect();
-        if causes.is_empty()
-            && let Err(errors) = kube_cel::Validator::new().validate(&self.raw, &defaulted, old)
-        {
+        let cel_result = if causes.is_empty() {
+            match self.cel.lock() {
+                Ok(cel) => cel.1.validate_compiled(&cel.0, &defaulted, old),
+                Err(poisoned) => {
+                    let cel = poisoned.into_inner();
+                    cel.1.validate_compiled(&cel.0, &defaulted, old)
+                }
+            }
+        } else {
+            Ok(())
+        };
+        if let Err(errors) = cel_result {
             causes.extend(errors.into_vec().into_iter().map(|e| {
                 let at = super::table::lookup(&defaulted, &format!(".{}", e.field_path));
                 Cause {
@@ -69,6 +85,17 @@ impl Schema {
             Err(causes)
         }
     }
+}
+
+/// The first CEL rule of the tree that does not compile.
+fn first_compilation_error(c: &kube_cel::CompiledSchema) -> Option<String> {
+    if let Some(e) = c.compilation_errors().first() {
+        return Some(e.to_string());
+    }
+    c.properties
+        .values()
+        .chain(c.items.as_deref())
+        .find_map(first_compilation_error)
 }
 
 /// Kubernetes OpenAPI v3 schema → draft-4 JSON Schema: drop `x-kubernetes-*` extensions,
@@ -396,6 +423,14 @@ mod tests {
             "{causes:?}"
         );
         assert!(admit(obj(json!({"window": {"min": 1, "max": 5}}))).is_ok());
+    }
+
+    #[test]
+    fn a_rule_that_does_not_compile_is_refused() {
+        let bad = json!({"type": "object", "properties": {"spec": {"type": "object",
+            "x-kubernetes-validations": [{"rule": "self.size >"}]}}});
+        let err = Schema::compile(&bad).unwrap_err();
+        assert!(err.contains("x-kubernetes-validations"), "{err}");
     }
 
     #[test]
