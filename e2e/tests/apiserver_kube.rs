@@ -101,6 +101,13 @@ async fn refusals_are_kubernetes_statuses() {
     assert_eq!(code(&dup), 409);
     assert!(message(&dup).contains("already exists"));
     assert_eq!(code(&nodes.get("nope").await.unwrap_err()), 404);
+    // Protobuf bodies are refused as an unsupported media type.
+    let req = http::Request::post("/api/v1/namespaces")
+        .header("content-type", "application/vnd.kubernetes.protobuf")
+        .body(b"k8s\0".to_vec())
+        .unwrap();
+    let err = client.request::<serde_json::Value>(req).await.unwrap_err();
+    assert_eq!(code(&err), 415);
     // Namespaced objects need their namespace.
     let missing: Api<Pod> = Api::namespaced(client, "no-such-ns");
     assert_eq!(

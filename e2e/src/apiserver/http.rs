@@ -86,6 +86,10 @@ async fn dispatch(
     body: Bytes,
 ) -> Result<Response, ApiError> {
     let path = uri.path();
+    let content_type = header_str(headers, header::CONTENT_TYPE);
+    if content_type.contains("protobuf") || content_type.contains("cbor") {
+        return Err(ApiError::unsupported_media_type(content_type));
+    }
     let found = |v: Option<Value>| {
         v.map(|v| json_response(200, &v))
             .ok_or_else(|| ApiError::no_route(path))
