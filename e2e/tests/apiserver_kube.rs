@@ -216,6 +216,13 @@ async fn merge_json_and_apply_patches() {
 #[tokio::test]
 async fn no_op_writes_change_nothing() {
     let server = start_with_gadgets(ApiServerConfig::default()).await;
+    let before = server.resource_version().await;
+    server.apply_manifest(GADGET_CRD).await.unwrap();
+    assert_eq!(
+        server.resource_version().await,
+        before,
+        "re-applying a CRD changes nothing"
+    );
     let api = gadgets(server.kube_client().unwrap());
     let g = create_gadget(&api, "g", json!({"size": 2})).await;
     let same = api

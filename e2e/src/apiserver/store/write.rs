@@ -191,7 +191,14 @@ impl Store {
         }
         let crd_infos = if is_crd(info) {
             let infos = registry::crd_resources(&new)?;
-            let status = registry::crd_status(&new, &meta::now());
+            // The server's own status; kept as it is while the spec does not change, so that
+            // re-applying an unchanged CRD is a no-op.
+            let status = match &old {
+                Some(o) if o.get("spec") == new.get("spec") && o.get("status").is_some() => {
+                    o["status"].clone()
+                }
+                _ => registry::crd_status(&new, &meta::now()),
+            };
             set_or_remove(&mut new, "status", Some(status));
             Some(infos)
         } else {
