@@ -1,0 +1,325 @@
+//! Detection latency and idle cost of the real `node-fixer agent`.
+//!
+//! `cargo bench -p node-fixer --bench agent_latency` (root). Starts the loopback API stand-in
+//! in this process, builds the network namespace `nfa-bench` (veths `cali-bench` and `eth-bulk`), runs the agent binary on it with the default intervals (poll 5 s,
+//! resync 300 s) and the default policy, and measures, by polling the report every 5 ms:
+//! - neighbour event → report: a PERMANENT neighbour on `cali-bench` with no route
+//!   (`StaleNeighbour`) appears; it clears when a route covers it (route event); and when it is
+//!   deleted;
+//! - sysctl → report: `ip_forward` 1→0 (appear) and 0→1 (clear), no event: the poll finds it;
+//! - iptables → report: a REJECT rule in INPUT appears and goes;
+//! - idle: with 10k PERMANENT neighbours on `eth-bulk`, the agent's CPU (utime+stime over 60 s)
+//!   and RSS (`VmRSS`, `VmHWM`), and how many report writes happened meanwhile.
+//! Figures go to stdout; nothing is asserted about timings.
+
+use k8s_openapi::api::core::v1::Node;
+use kube::api::{Api, PostParams};
+use netheal_crds::NodeNetworkReport;
+use netheal_e2e::apiserver::{ApiServer, ApiServerConfig};
+use netheal_e2e::netns::{Netns, run};
+use serde_json::json;
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+const NS: &str = "nfa-bench";
+
+struct Agent(Child);
+
+impl Drop for Agent {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn proc_field(pid: u32, file: &str, key: &str) -> u64 {
+    std::fs::read_to_string(format!("/proc/{pid}/{file}"))
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with(key))
+                .and_then(|l| l.split_whitespace().nth(1))
+                .and_then(|v| v.parse().ok())
+        })
+        .unwrap_or(0)
+}
+
+/// utime + stime of `pid`, in clock ticks.
+fn cpu_ticks(pid: u32) -> u64 {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    // Fields after the command name (which may contain spaces) start after ") ".
+    let rest = stat.rsplit_once(") ").map(|(_, r)| r).unwrap_or("");
+    let f: Vec<&str> = rest.split_whitespace().collect();
+    // rest[0] is field 3 (state): utime is field 14, stime 15.
+    let get = |i: usize| {
+        f.get(i - 3)
+            .and_then(|v| v.parse::<u64>().ok())
+            .unwrap_or(0)
+    };
+    get(14) + get(15)
+}
+
+fn targets(r: &NodeNetworkReport) -> Vec<String> {
+    r.status
+        .as_ref()
+        .map(|s| s.findings.iter().map(|f| f.target.clone()).collect())
+        .unwrap_or_default()
+}
+
+/// Time from now until `pred(targets)` holds on the stored report.
+async fn until(
+    api: &Api<NodeNetworkReport>,
+    limit: Duration,
+    pred: impl Fn(&[String]) -> bool,
+) -> Option<Duration> {
+    let start = Instant::now();
+    while start.elapsed() < limit {
+        if let Ok(Some(r)) = api.get_opt(NS).await
+            && pred(&targets(&r))
+        {
+            return Some(start.elapsed());
+        }
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    None
+}
+
+fn summary(name: &str, samples: &[Option<Duration>]) {
+    let mut ok: Vec<f64> = samples
+        .iter()
+        .flatten()
+        .map(|d| d.as_secs_f64() * 1000.0)
+        .collect();
+    ok.sort_by(|a, b| a.total_cmp(b));
+    let missed = samples.len() - ok.len();
+    if ok.is_empty() {
+        println!("{name:<44} no sample within the limit ({missed} missed)");
+        return;
+    }
+    let median = ok[ok.len() / 2];
+    println!(
+        "{name:<44} n={:<3} median {median:>7.1} ms  min {:>7.1} ms  max {:>7.1} ms{}",
+        ok.len(),
+        ok[0],
+        ok[ok.len() - 1],
+        if missed > 0 {
+            format!("  ({missed} missed)")
+        } else {
+            String::new()
+        }
+    );
+}
+
+fn command_output(program: &str, args: &[&str]) -> String {
+    Command::new(program)
+        .args(args)
+        .output()
+        .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string())
+        .unwrap_or_default()
+}
+
+fn ns_ip(args: &[&str]) {
+    let mut all = vec!["-n", NS];
+    all.extend_from_slice(args);
+    run("ip", &all).unwrap();
+}
+
+fn main() {
+    if command_output("id", &["-u"]) != "0" {
+        eprintln!("agent_latency needs root (network namespaces)");
+        std::process::exit(2);
+    }
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(bench());
+}
+
+async fn bench() {
+    let ns = Netns::create(NS).unwrap();
+    for (a, b) in [("cali-bench", "cali-bench-p"), ("eth-bulk", "eth-bulk-p")] {
+        ns_ip(&["link", "add", a, "type", "veth", "peer", "name", b]);
+        ns_ip(&["link", "set", a, "up"]);
+        ns_ip(&["link", "set", b, "up"]);
+    }
+    ns.set_sysctl("net/ipv4/ip_forward", "1").unwrap();
+    ns.set_sysctl("net/ipv4/conf/cali-bench/proxy_arp", "1")
+        .unwrap();
+
+    let tmp = tempfile::tempdir().unwrap();
+    let server = ApiServer::start(ApiServerConfig::default()).await.unwrap();
+    let kubeconfig = tmp.path().join("kubeconfig");
+    server.write_kubeconfig(&kubeconfig).unwrap();
+    server
+        .load_dir(&Path::new(env!("CARGO_MANIFEST_DIR")).join("../config/crd"))
+        .await
+        .unwrap();
+    let client = server.kube_client().unwrap();
+    let node: Node = serde_json::from_value(
+        json!({"apiVersion": "v1", "kind": "Node", "metadata": {"name": NS}}),
+    )
+    .unwrap();
+    Api::<Node>::all(client.clone())
+        .create(&PostParams::default(), &node)
+        .await
+        .unwrap();
+    server
+        .apply_manifest("apiVersion: netheal.io/v1alpha1\nkind: NetworkHealthPolicy\nmetadata: {name: default}\nspec: {}\n")
+        .await
+        .unwrap();
+    let reports: Api<NodeNetworkReport> = Api::all(client);
+
+    let log = tmp.path().join("agent.log");
+    let agent = Agent(
+        Command::new(env!("CARGO_BIN_EXE_node-fixer"))
+            .args([
+                "agent",
+                "--node-name",
+                NS,
+                "--netns",
+                NS,
+                "--listen",
+                "127.0.0.1:0",
+            ])
+            .args([
+                "--pod-netns",
+                "/var/run/netns/nfa-bench-pod-*",
+                "--sysctl-dir",
+            ])
+            .arg(tmp.path())
+            .env("KUBECONFIG", &kubeconfig)
+            .env("RUST_LOG", "warn")
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(&log).unwrap())
+            .spawn()
+            .unwrap(),
+    );
+    let pid = agent.0.id();
+    let first = until(&reports, Duration::from_secs(30), |_| true).await;
+    println!("agent start → first report: {:?}", first);
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    println!(
+        "open findings at start: {:?}",
+        reports.get(NS).await.ok().map(|r| targets(&r))
+    );
+
+    // Neighbour and route events.
+    let limit = Duration::from_secs(15);
+    let (mut appear, mut route_clear, mut delete_clear) = (vec![], vec![], vec![]);
+    for i in 1..=10 {
+        let ip = format!("10.250.0.{i}");
+        let target = format!("neigh {ip} dev cali-bench");
+        let has = |t: &[String]| t.iter().any(|x| x == &target);
+        ns_ip(&[
+            "neigh",
+            "replace",
+            &ip,
+            "lladdr",
+            &format!("02:00:00:00:00:{i:02x}"),
+            "dev",
+            "cali-bench",
+            "nud",
+            "permanent",
+        ]);
+        appear.push(until(&reports, limit, has).await);
+        ns_ip(&["route", "add", &format!("{ip}/32"), "dev", "cali-bench"]);
+        route_clear.push(until(&reports, limit, |t| !has(t)).await);
+        ns_ip(&["route", "del", &format!("{ip}/32"), "dev", "cali-bench"]);
+        until(&reports, limit, has).await;
+        ns_ip(&["neigh", "del", &ip, "dev", "cali-bench"]);
+        delete_clear.push(until(&reports, limit, |t| !has(t)).await);
+    }
+    summary("neighbour added → finding shown", &appear);
+    summary("route added → finding cleared", &route_clear);
+    summary("neighbour deleted → finding cleared", &delete_clear);
+
+    // Sysctls: no event, the poll (5 s) finds them.
+    let (mut s_on, mut s_off) = (vec![], vec![]);
+    for _ in 0..4 {
+        ns.set_sysctl("net/ipv4/ip_forward", "0").unwrap();
+        s_on.push(
+            until(&reports, limit, |t| {
+                t.iter().any(|x| x == "net.ipv4.ip_forward")
+            })
+            .await,
+        );
+        ns.set_sysctl("net/ipv4/ip_forward", "1").unwrap();
+        s_off.push(
+            until(&reports, limit, |t| {
+                !t.iter().any(|x| x == "net.ipv4.ip_forward")
+            })
+            .await,
+        );
+    }
+    summary("ip_forward=0 → finding shown (poll 5 s)", &s_on);
+    summary("ip_forward=1 → finding cleared (poll 5 s)", &s_off);
+
+    // iptables.
+    let (mut r_on, mut r_off) = (vec![], vec![]);
+    let rejects = |t: &[String]| {
+        t.iter()
+            .any(|x| x.starts_with("filter INPUT") && x.contains("REJECT"))
+    };
+    for _ in 0..3 {
+        ns.exec(
+            "iptables",
+            &[
+                "-A",
+                "INPUT",
+                "-j",
+                "REJECT",
+                "--reject-with",
+                "icmp-host-prohibited",
+            ],
+        )
+        .unwrap();
+        r_on.push(until(&reports, limit, rejects).await);
+        ns.exec(
+            "iptables",
+            &[
+                "-D",
+                "INPUT",
+                "-j",
+                "REJECT",
+                "--reject-with",
+                "icmp-host-prohibited",
+            ],
+        )
+        .unwrap();
+        r_off.push(until(&reports, limit, |t| !rejects(t)).await);
+    }
+    summary("REJECT rule added → finding shown (poll 5 s)", &r_on);
+    summary("REJECT rule deleted → finding cleared", &r_off);
+
+    // Idle with 10k neighbours.
+    let batch: String = (0..10_000)
+        .map(|i| format!("neigh replace 10.{}.{}.{} lladdr 02:01:00:{:02x}:{:02x}:01 dev eth-bulk nud permanent\n", 100 + i / 65536, (i / 256) % 256, i % 256, (i / 256) % 256, i % 256))
+        .collect();
+    let batch_file = tmp.path().join("neigh.batch");
+    std::fs::write(&batch_file, batch).unwrap();
+    ns_ip(&["-batch", batch_file.to_str().unwrap()]);
+    tokio::time::sleep(Duration::from_secs(12)).await;
+    let rv_before = reports.get(NS).await.unwrap().metadata.resource_version;
+    let ticks_before = cpu_ticks(pid);
+    let idle = Duration::from_secs(60);
+    let start = Instant::now();
+    tokio::time::sleep(idle).await;
+    let ticks = cpu_ticks(pid) - ticks_before;
+    let secs = start.elapsed().as_secs_f64();
+    let hz = command_output("getconf", &["CLK_TCK"])
+        .parse::<u64>()
+        .unwrap_or(100) as f64;
+    let rv_after = reports.get(NS).await.unwrap().metadata.resource_version;
+    println!(
+        "idle, 10k neighbours: CPU {:.2}% of a core over {secs:.0} s; VmRSS {} KiB, VmHWM {} KiB; report resourceVersion {rv_before:?} → {rv_after:?}",
+        ticks as f64 / hz / secs * 100.0,
+        proc_field(pid, "status", "VmRSS:"),
+        proc_field(pid, "status", "VmHWM:"),
+    );
+    drop(agent);
+    server.shutdown().await;
+    drop(ns);
+}

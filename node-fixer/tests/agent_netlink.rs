@@ -1,0 +1,82 @@
+//! The agent's netlink subscription lives in the managed namespace: changes there arrive,
+//! changes in another namespace do not. Needs root.
+
+// Tests may unwrap: a panic is how a test fails (helpers outside #[test] included).
+#![allow(clippy::unwrap_used)]
+
+use netheal_e2e::netns::Netns;
+use node_fixer::agent::netlink_events::{Change, netns_path, subscribe};
+use std::time::Duration;
+use tokio::sync::mpsc;
+
+async fn next(rx: &mut mpsc::Receiver<Change>) -> Option<Change> {
+    tokio::time::timeout(Duration::from_secs(3), rx.recv())
+        .await
+        .ok()
+        .flatten()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn events_come_from_the_managed_namespace_only() {
+    let managed = Netns::create("nfa-events").unwrap();
+    let other = Netns::create("nfa-events-other").unwrap();
+    let (tx, mut rx) = mpsc::channel(64);
+    subscribe(Some(netns_path(managed.name())), tx)
+        .await
+        .unwrap();
+
+    // Another namespace's changes are not seen.
+    other
+        .ip(&["link", "add", "d0", "type", "veth", "peer", "name", "d1"])
+        .unwrap();
+    other.ip(&["link", "set", "d0", "up"]).unwrap();
+    assert_eq!(
+        tokio::time::timeout(Duration::from_millis(300), rx.recv())
+            .await
+            .ok()
+            .flatten(),
+        None
+    );
+
+    managed
+        .ip(&[
+            "link", "add", "cali0", "type", "veth", "peer", "name", "cali0p",
+        ])
+        .unwrap();
+    assert_eq!(next(&mut rx).await, Some(Change::Link));
+    managed.ip(&["link", "set", "cali0", "up"]).unwrap();
+    managed.ip(&["link", "set", "cali0p", "up"]).unwrap();
+    while tokio::time::timeout(Duration::from_millis(200), rx.recv())
+        .await
+        .is_ok()
+    {}
+    managed
+        .ip(&[
+            "neigh",
+            "add",
+            "10.9.0.1",
+            "lladdr",
+            "02:00:00:00:00:01",
+            "dev",
+            "cali0",
+            "nud",
+            "permanent",
+        ])
+        .unwrap();
+    assert_eq!(next(&mut rx).await, Some(Change::Neighbour));
+    managed
+        .ip(&["route", "add", "10.9.0.1/32", "dev", "cali0"])
+        .unwrap();
+    assert_eq!(next(&mut rx).await, Some(Change::Route));
+    managed
+        .ip(&["neigh", "del", "10.9.0.1", "dev", "cali0"])
+        .unwrap();
+    let mut seen = Vec::new();
+    while let Some(c) = next(&mut rx).await {
+        seen.push(c);
+        if c == Change::Neighbour {
+            break;
+        }
+    }
+    assert_eq!(seen.last(), Some(&Change::Neighbour), "{seen:?}");
+}
