@@ -335,3 +335,47 @@ async fn watcher_with_streaming_lists() {
     eventually("a live event", || async { count(&log, "Apply c") == 1 }).await;
     task.abort();
 }
+
+#[tokio::test]
+async fn metadata_only_lists_gets_and_watches() {
+    let server = start().await;
+    let api: Api<ConfigMap> = Api::namespaced(server.kube_client().unwrap(), "default");
+    api.create(&PostParams::default(), &cm("a", "x"))
+        .await
+        .unwrap();
+    let listed = api.list_metadata(&ListParams::default()).await.unwrap();
+    assert_eq!(listed.items.len(), 1);
+    assert_eq!(
+        listed.items[0].metadata.labels.as_ref().unwrap()["app"],
+        "x"
+    );
+    let got = api.get_metadata("a").await.unwrap();
+    assert_eq!(got.metadata.name.as_deref(), Some("a"));
+    assert_eq!(got.types.unwrap().kind, "PartialObjectMetadata");
+
+    let mut events =
+        kube::runtime::metadata_watcher(api.clone(), watcher::Config::default()).boxed();
+    let mut names = Vec::new();
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    while !names.contains(&"Apply b".to_string()) {
+        let e = tokio::time::timeout_at(deadline, events.try_next())
+            .await
+            .expect("events within 10 s")
+            .unwrap()
+            .unwrap();
+        match e {
+            watcher::Event::InitApply(o) => {
+                names.push(format!("InitApply {}", o.metadata.name.unwrap()))
+            }
+            watcher::Event::InitDone => {
+                names.push("InitDone".into());
+                api.create(&PostParams::default(), &cm("b", "y"))
+                    .await
+                    .unwrap();
+            }
+            watcher::Event::Apply(o) => names.push(format!("Apply {}", o.metadata.name.unwrap())),
+            _ => {}
+        }
+    }
+    assert_eq!(names, ["InitApply a", "InitDone", "Apply b"]);
+}
