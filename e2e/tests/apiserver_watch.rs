@@ -353,8 +353,10 @@ async fn metadata_only_lists_gets_and_watches() {
     assert_eq!(got.metadata.name.as_deref(), Some("a"));
     assert_eq!(got.types.unwrap().kind, "PartialObjectMetadata");
 
-    let mut events =
-        kube::runtime::metadata_watcher(api.clone(), watcher::Config::default()).boxed();
+    // `Api<PartialObjectMeta<K>>` makes metadata-only requests.
+    let meta_api: Api<kube::core::PartialObjectMeta<ConfigMap>> =
+        Api::namespaced(server.kube_client().unwrap(), "default");
+    let mut events = watcher(meta_api, watcher::Config::default()).boxed();
     let mut names = Vec::new();
     let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
     while !names.contains(&"Apply b".to_string()) {
