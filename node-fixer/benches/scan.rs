@@ -7,6 +7,9 @@
 //! policy, including two `iptables-save` runs), and `ip -4 neigh show`. Reports the best wall
 //! time of a few runs and the peak RSS (`VmHWM` of the scanning child; max RSS of `ip`).
 
+// A benchmark harness: a failed setup step is reported by panicking with its error.
+#![allow(clippy::unwrap_used)]
+
 use netheal_e2e::netns::Netns;
 use node_fixer::engine::{self, EngineConfig};
 use node_fixer::{netns, probe};

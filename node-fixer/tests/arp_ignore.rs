@@ -1,5 +1,6 @@
 //! `ArpIgnore` on a real kernel: a Calico-style pod behind a `cali*` veth with a /32 address,
 //! arp_ignore=2 on the node and inherited in the pod namespace.
+#![allow(clippy::unwrap_used)] // test code: a panic is how a test fails
 
 mod common;
 use common::*;

@@ -1,5 +1,6 @@
 //! Calico-style duplicate PERMANENT neighbours: one pod IP on several `cali*` veths, only one
 //! of which carries the pod's /32 route.
+#![allow(clippy::unwrap_used)] // test code: a panic is how a test fails
 
 mod common;
 use common::*;

@@ -1,4 +1,5 @@
 //! The CLI's edges: policy and nodes files, bad input, namespace handling.
+#![allow(clippy::unwrap_used)] // test code: a panic is how a test fails
 
 mod common;
 use common::*;

@@ -1,4 +1,5 @@
 //! `IpForward` on a real kernel: a router namespace between two hosts stops forwarding.
+#![allow(clippy::unwrap_used)] // test code: a panic is how a test fails
 
 mod common;
 use common::*;

@@ -1,5 +1,6 @@
 //! `RejectRule` with both iptables backends: a RHEL-style REJECT in INPUT is removed by its
 //! exact spec; kube-proxy's REJECT rules survive.
+#![allow(clippy::unwrap_used)] // test code: a panic is how a test fails
 
 mod common;
 use common::*;

@@ -1,6 +1,7 @@
 //! flannel-style VXLAN overlay between two "node" namespaces: stale VTEP neighbour and fdb
 //! entries (`StaleNeighbour`), missing ones (`VtepMissing`) and missing peer routes
 //! (`PeerRouteMissing`).
+#![allow(clippy::unwrap_used)] // test code: a panic is how a test fails
 
 mod common;
 use common::*;
@@ -13,7 +14,8 @@ const OLD_B: &str = "02:00:00:0b:00:99";
 
 struct Overlay {
     a: Netns,
-    b: Netns,
+    /// Held so the peer node lives (and is removed) with the test.
+    _b: Netns,
 }
 
 /// `nf-<tag>-a` (underlay 192.168.77.1, pods 10.244.1.0/24) and `nf-<tag>-b` (192.168.77.2,
@@ -57,7 +59,7 @@ fn overlay(tag: &str) -> Overlay {
             ),
         );
     }
-    Overlay { a, b }
+    Overlay { a, _b: b }
 }
 
 fn nodes() -> Vec<k8s_openapi::api::core::v1::Node> {

@@ -1,6 +1,6 @@
 //! Shared helpers of the kernel tests: namespaces (RAII, removed on failure too), engine
 //! configs, policies and Node objects.
-#![allow(dead_code)]
+#![allow(dead_code, clippy::unwrap_used)] // test helpers: a panic is how a test fails
 
 use k8s_openapi::api::core::v1::Node;
 use netheal_crds::{Finding, NetworkHealthPolicySpec, Outcome, RemediationResult};
