@@ -534,3 +534,46 @@ async fn deleting_a_namespace_deletes_its_objects() {
     nss.delete("team", &DeleteParams::default()).await.unwrap();
     assert_eq!(code(&pods.get("p").await.unwrap_err()), 404);
 }
+
+#[tokio::test]
+async fn strategic_merge_patches_merge_lists_by_key() {
+    let server = start_with_gadgets(ApiServerConfig::default()).await;
+    let client = server.kube_client().unwrap();
+    let pods: Api<Pod> = Api::namespaced(client.clone(), "default");
+    pods.create(&PostParams::default(), &pod("p", "n1", "web"))
+        .await
+        .unwrap();
+    let pp = PatchParams::default();
+    pods.patch_status(
+        "p",
+        &pp,
+        &Patch::Merge(json!({"status": {"conditions": [
+            {"type": "PodScheduled", "status": "True"}, {"type": "Ready", "status": "False"}]}})),
+    )
+    .await
+    .unwrap();
+    let p = pods
+        .patch_status(
+            "p",
+            &pp,
+            &Patch::Strategic(
+                json!({"status": {"conditions": [{"type": "Ready", "status": "True"}]}}),
+            ),
+        )
+        .await
+        .unwrap();
+    let conditions = p.status.unwrap().conditions.unwrap();
+    let status: Vec<(&str, &str)> = conditions
+        .iter()
+        .map(|c| (c.type_.as_str(), c.status.as_str()))
+        .collect();
+    assert_eq!(status, [("PodScheduled", "True"), ("Ready", "True")]);
+    // Custom resources have no strategic-merge metadata: 415, as on a real server.
+    let api = gadgets(client);
+    create_gadget(&api, "g", json!({"size": 2})).await;
+    let err = api
+        .patch("g", &pp, &Patch::Strategic(json!({"spec": {"size": 3}})))
+        .await
+        .unwrap_err();
+    assert_eq!(code(&err), 415);
+}

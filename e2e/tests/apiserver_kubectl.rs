@@ -259,6 +259,73 @@ async fn get_built_in_resources() {
     );
 }
 
+const DAEMONSET: &str = "apiVersion: apps/v1
+kind: DaemonSet
+metadata:
+  name: agent
+  namespace: kube-system
+spec:
+  selector: {matchLabels: {app: agent}}
+  template:
+    metadata: {labels: {app: agent}}
+    spec:
+      containers:
+      - name: agent
+        image: agent:1
+        args: [run]
+        env: [{name: A, value: a}, {name: B, value: b}]
+      - name: sidecar
+        image: sidecar:1
+";
+
+#[tokio::test]
+async fn reapplying_a_built_in_merges_lists_by_key() {
+    let server = start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let kc = dir.path().join("kubeconfig");
+    server.write_kubeconfig(&kc).unwrap();
+    ok(&kc, &["apply", "-f", "-"], Some(DAEMONSET)).await;
+    // Someone else adds an env var the manifest does not know.
+    let ds: Api<k8s_openapi::api::apps::v1::DaemonSet> =
+        Api::namespaced(server.kube_client().unwrap(), "kube-system");
+    ds.patch(
+        "agent",
+        &PatchParams::default(),
+        &Patch::Strategic(json!({"spec": {"template": {"spec": {"containers": [
+            {"name": "agent", "env": [{"name": "EXTRA", "value": "x"}]}]}}}})),
+    )
+    .await
+    .unwrap();
+    let changed = DAEMONSET
+        .replace("agent:1", "agent:2")
+        .replace(", {name: B, value: b}", "");
+    let out = ok(&kc, &["apply", "-f", "-"], Some(&changed)).await;
+    assert!(out.contains("daemonset.apps/agent configured"), "{out}");
+    let spec = ds
+        .get("agent")
+        .await
+        .unwrap()
+        .spec
+        .unwrap()
+        .template
+        .spec
+        .unwrap();
+    let names: Vec<&str> = spec.containers.iter().map(|c| c.name.as_str()).collect();
+    assert_eq!(names, ["agent", "sidecar"]);
+    let agent = &spec.containers[0];
+    assert_eq!(agent.image.as_deref(), Some("agent:2"));
+    assert_eq!(agent.args.as_deref(), Some(&["run".to_string()][..]));
+    let env: Vec<&str> = agent
+        .env
+        .as_ref()
+        .unwrap()
+        .iter()
+        .map(|e| e.name.as_str())
+        .collect();
+    assert_eq!(env, ["A", "EXTRA"], "B removed by the manifest, EXTRA kept");
+    assert_eq!(spec.containers[1].image.as_deref(), Some("sidecar:1"));
+}
+
 #[tokio::test]
 async fn the_binary_serves_preloaded_crds_and_writes_a_kubeconfig() {
     let dir = tempfile::tempdir().unwrap();

@@ -19,6 +19,7 @@ use super::route::{self, ObjectPath, Route};
 use super::selector::{FieldSelector, LabelSelector};
 use super::status::{self, ApiError};
 use super::store::{DeleteOpts, Deleted, Filter, Store, WriteOpts};
+use super::strategic;
 use super::table;
 use super::watch::{self, Present, WatchOpts};
 
@@ -450,18 +451,6 @@ fn delete_opts(query: &Query, body: &[u8]) -> Result<DeleteOpts, ApiError> {
     })
 }
 
-/// Strip strategic-merge directives (`$patch`, `$setElementOrder/...`, `$retainKeys`).
-fn strip_directives(v: &mut Value) {
-    match v {
-        Value::Object(map) => {
-            map.retain(|k, _| !k.starts_with('$'));
-            map.values_mut().for_each(strip_directives);
-        }
-        Value::Array(items) => items.iter_mut().for_each(strip_directives),
-        _ => {}
-    }
-}
-
 #[allow(clippy::too_many_arguments)]
 fn patch_object(
     store: &mut Store,
@@ -482,7 +471,7 @@ fn patch_object(
             "PATCH requests of type apply must include a fieldManager (query parameter)",
         ));
     }
-    let mut patch_doc = decode(body)?;
+    let patch_doc = decode(body)?;
     let old = match store.get(info, ns, name) {
         Ok(o) => Some(o),
         Err(e) if e.code == 404 && apply && sub.is_none() => None,
@@ -499,10 +488,16 @@ fn patch_object(
     let base = old.clone().unwrap_or_else(|| json!({}));
     let new = match kind {
         PatchKind::Json => patch::json_patch(&base, &patch_doc)?,
-        PatchKind::Strategic | PatchKind::Merge | PatchKind::Apply => {
-            if kind == PatchKind::Strategic {
-                strip_directives(&mut patch_doc);
-            }
+        PatchKind::Strategic if info.crd.is_some() => {
+            // As the real server: custom resources have no strategic-merge metadata.
+            return Err(ApiError::unsupported_media_type(ct));
+        }
+        PatchKind::Strategic => {
+            let mut t = base;
+            strategic::apply(&mut t, &patch_doc);
+            t
+        }
+        PatchKind::Merge | PatchKind::Apply => {
             let mut t = base;
             patch::merge(&mut t, &patch_doc);
             t

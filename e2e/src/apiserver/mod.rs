@@ -26,6 +26,7 @@ pub mod schema;
 pub mod selector;
 pub mod status;
 pub mod store;
+pub mod strategic;
 pub mod table;
 pub mod watch;
 

@@ -9,8 +9,7 @@ use super::status::ApiError;
 pub enum PatchKind {
     /// `application/merge-patch+json`.
     Merge,
-    /// `application/strategic-merge-patch+json`, applied as a merge patch (lists are replaced
-    /// whole, never merged by key).
+    /// `application/strategic-merge-patch+json` (built-in resources only; see `strategic`).
     Strategic,
     /// `application/json-patch+json`.
     Json,
