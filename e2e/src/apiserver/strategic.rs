@@ -137,7 +137,7 @@ fn without_directives(mut v: Value) -> Value {
     v
 }
 
-fn reorder(field: &str, list: &mut Vec<Value>, order: &[Value]) {
+fn reorder(field: &str, list: &mut [Value], order: &[Value]) {
     let Some(key) = merge_key(field, list) else {
         return;
     };
