@@ -124,7 +124,7 @@ fn neighbour_finding(n: &Neighbour, iface: &str, why: String) -> Finding {
     finding(
         Check::StaleNeighbour,
         neigh_target(n.ip, iface),
-        format!("{} lladdr {lladdr} {state}", n.ip),
+        format!("lladdr {lladdr} {state}"),
         "absent".to_string(),
         format!("stale PERMANENT neighbour: {why}"),
         details([

@@ -44,7 +44,7 @@ pub fn check(input: &Input<'_>) -> Vec<Finding> {
             finding(
                 Check::RejectRule,
                 format!("filter {} {}", r.chain, r.spec),
-                format!("-A {} {}", r.chain, r.spec),
+                format!("present (iptables-{})", ipt.backend.as_str()),
                 "absent".to_string(),
                 format!(
                     "REJECT rule in {} ({} backend) drops overlay and pod traffic",

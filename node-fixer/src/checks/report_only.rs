@@ -121,8 +121,8 @@ fn masquerade(input: &Input<'_>) -> Vec<Finding> {
             finding(
                 Check::Masquerade,
                 format!("nat POSTROUTING {}", r.spec),
-                format!("-A POSTROUTING {}", r.spec),
-                "pod-to-pod traffic not masqueraded".to_string(),
+                format!("present (iptables-{})", ipt.backend.as_str()),
+                "no MASQUERADE of pod-to-pod traffic".to_string(),
                 "this MASQUERADE rewrites pod sources over the overlay; peers see the node's address".to_string(),
                 details([
                     ("netns", String::new()),

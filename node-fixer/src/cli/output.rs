@@ -1,6 +1,6 @@
 //! Printing scan and fix results: a table for people, JSON for scripts.
 
-use netheal_crds::{Finding, RemediationResult};
+use netheal_crds::{Finding, Outcome, RemediationResult};
 use serde_json::{Value, json};
 use std::fmt::Write;
 
@@ -68,7 +68,7 @@ pub fn findings_table(findings: &[Finding]) -> String {
         "{} {} {} {} FIX",
         cell("CHECK", 16),
         cell("TARGET", tw),
-        cell("OBSERVED", 28),
+        cell("OBSERVED", 34),
         cell("DESIRED", 12)
     );
     for f in findings {
@@ -80,7 +80,7 @@ pub fn findings_table(findings: &[Finding]) -> String {
             "{} {} {} {} {}",
             cell(f.check.as_str(), 16),
             cell(&f.target, tw),
-            cell(&f.observed, 28),
+            cell(&f.observed, 34),
             cell(&f.desired, 12),
             fix
         );
@@ -109,6 +109,36 @@ pub fn results_table(results: &[RemediationResult]) -> String {
         );
     }
     out
+}
+
+/// The one-line summary of `fix`.
+pub fn fix_summary(node: &str, results: &[RemediationResult], remaining: &[Finding]) -> String {
+    let count = |o: Outcome| results.iter().filter(|r| r.outcome == o).count();
+    let dry = results.iter().any(|r| r.dry_run);
+    let state = if remaining.is_empty() {
+        "healthy".to_string()
+    } else {
+        format!(
+            "{} finding(s) remain ({} report-only or cluster actions)",
+            remaining.len(),
+            remaining
+                .iter()
+                .filter(|f| !f.action.is_some_and(|a| a.is_node_local()))
+                .count()
+        )
+    };
+    format!(
+        "{node}: {} {}, {} no change, {} failed, {} skipped; {state}",
+        count(Outcome::Applied),
+        if dry {
+            "would apply (dry-run)"
+        } else {
+            "applied"
+        },
+        count(Outcome::NoChange),
+        count(Outcome::Failed),
+        count(Outcome::Skipped),
+    )
 }
 
 /// The one-line summary.

@@ -160,10 +160,7 @@ pub fn fix(args: &FixArgs) -> Result<i32> {
                 println!();
                 print!("{}", output::results_table(&results));
             }
-            println!(
-                "{}",
-                output::summary(&node, &last.findings, backend, last.duration.as_millis())
-            );
+            println!("{}", output::fix_summary(&node, &results, &last.findings));
         }
     }
     for e in &errors {
