@@ -3,3 +3,4 @@
 pub mod apiserver;
 pub mod cluster;
 pub mod netns;
+pub mod harness;

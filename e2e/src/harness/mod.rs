@@ -1,0 +1,676 @@
+//! The end-to-end harness: the loopback API stand-in, a cluster-in-a-box registered in it, the
+//! real `netheal-operator` and one real `node-fixer agent` per node as child processes, and the
+//! kubelet/DaemonSet emulation of [`kubelet`]. Everything is torn down when the [`Harness`] is
+//! dropped, also when a scenario fails; the processes' logs stay in
+//! `target/e2e-logs/<cluster>/` and their paths are printed on failure.
+
+pub mod api;
+pub mod bins;
+pub mod dataplane;
+pub mod expect;
+pub mod kubelet;
+pub mod objects;
+pub mod policies;
+pub mod process;
+pub mod show;
+pub mod wait;
+pub mod writer;
+
+use crate::apiserver::{ApiServer, ApiServerConfig, RunningApiServer};
+use crate::cluster::{Cluster, ClusterError, PodOptions};
+use k8s_openapi::api::core::v1::{Node, Pod};
+use kube::Client;
+use netheal_crds::{Mode, NetworkHealthPolicy, NetworkHealthPolicySpec, NodeNetworkReport};
+use process::ChildProcess;
+use std::collections::BTreeMap;
+use std::net::Ipv4Addr;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::time::Duration;
+use tokio_util::sync::CancellationToken;
+pub use wait::{Check, Timeout, wait_for, wait_for_blocking};
+
+/// The poll interval given to every agent (sysctls and iptables are polled; netlink changes
+/// are events).
+pub const AGENT_POLL_INTERVAL: &str = "1s";
+
+/// Something the harness could not do.
+#[derive(Debug, thiserror::Error)]
+pub enum HarnessError {
+    /// The binaries are missing.
+    #[error(transparent)]
+    Bin(#[from] bins::BinError),
+    /// A process could not be started.
+    #[error(transparent)]
+    Process(#[from] process::ProcessError),
+    /// The API stand-in failed.
+    #[error("API server: {0}")]
+    ApiServer(String),
+    /// An API call failed.
+    #[error(transparent)]
+    Api(#[from] api::ApiError),
+    /// The cluster builder failed.
+    #[error(transparent)]
+    Cluster(#[from] ClusterError),
+    /// A wait timed out.
+    #[error(transparent)]
+    Timeout(#[from] Timeout),
+    /// Anything else (I/O, a blocking task that died).
+    #[error("{0}")]
+    Other(String),
+}
+
+/// How to start a harness.
+#[derive(Debug, Clone)]
+pub struct HarnessOptions {
+    /// The cluster's name (`h1`…): namespaces `nhc-<name>-*`, `cni-<name>-*`. The environment
+    /// variable `NETHEAL_E2E_PREFIX` is put in front (to run two copies of the suite at once).
+    pub cluster: String,
+    /// Nodes `node1..=nodeN` built and registered at start.
+    pub nodes: usize,
+    /// Start one agent per node at start (false: call [`Harness::start_agent`]).
+    pub start_agents: bool,
+    /// Start the operator at start.
+    pub start_operator: bool,
+}
+
+impl HarnessOptions {
+    /// `nodes` nodes in cluster `cluster`, agents and operator started.
+    pub fn new(cluster: &str, nodes: usize) -> Self {
+        Self {
+            cluster: cluster.to_string(),
+            nodes,
+            start_agents: true,
+            start_operator: true,
+        }
+    }
+}
+
+/// A pod the harness made: its object name, network namespace and address.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PodInfo {
+    /// Pod object name.
+    pub name: String,
+    /// Node.
+    pub node: String,
+    /// Network namespace.
+    pub netns: String,
+    /// Address.
+    pub ip: Ipv4Addr,
+}
+
+/// A running cluster-in-a-box with netheal. Field order is drop order: the processes go
+/// first, then the kubelet emulation, the cluster's namespaces and the API server.
+pub struct Harness {
+    operator: Option<ChildProcess>,
+    agents: BTreeMap<String, ChildProcess>,
+    cancel: CancellationToken,
+    kubelet: kubelet::Kubelet,
+    client: Client,
+    cluster: Arc<Mutex<Cluster>>,
+    api: RunningApiServer,
+    name: String,
+    log_dir: PathBuf,
+    kubeconfig: PathBuf,
+    bin_dir: PathBuf,
+}
+
+impl std::fmt::Debug for Harness {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Harness")
+            .field("cluster", &self.name)
+            .field("api", &self.api.url())
+            .field("log_dir", &self.log_dir)
+            .finish_non_exhaustive()
+    }
+}
+
+/// The directory a cluster's logs go to: `<workspace>/target/e2e-logs/<cluster>`.
+pub fn log_dir(cluster: &str) -> PathBuf {
+    bins::workspace_root()
+        .join("target")
+        .join("e2e-logs")
+        .join(cluster)
+}
+
+async fn blocking<T: Send + 'static>(
+    f: impl FnOnce() -> Result<T, HarnessError> + Send + 'static,
+) -> Result<T, HarnessError> {
+    tokio::task::spawn_blocking(f)
+        .await
+        .map_err(|e| HarnessError::Other(format!("blocking task failed: {e}")))?
+}
+
+impl Harness {
+    /// Start everything `opts` asks for.
+    pub async fn start(mut opts: HarnessOptions) -> Result<Self, HarnessError> {
+        if let Ok(prefix) = std::env::var("NETHEAL_E2E_PREFIX") {
+            opts.cluster = format!("{prefix}{}", opts.cluster);
+        }
+        let bin_dir = blocking(|| Ok(bins::ensure_built()?)).await?;
+        let log_dir = log_dir(&opts.cluster);
+        let _ = std::fs::remove_dir_all(&log_dir);
+        std::fs::create_dir_all(&log_dir)
+            .map_err(|e| HarnessError::Other(format!("{}: {e}", log_dir.display())))?;
+        init_tracing(&log_dir.join("harness.log"));
+        let api = ApiServer::start(ApiServerConfig::default())
+            .await
+            .map_err(|e| HarnessError::ApiServer(e.to_string()))?;
+        let kubeconfig = log_dir.join("kubeconfig");
+        api.write_kubeconfig(&kubeconfig)
+            .map_err(|e| HarnessError::ApiServer(e.to_string()))?;
+        let client = api
+            .kube_client()
+            .map_err(|e| HarnessError::ApiServer(e.to_string()))?;
+        api::apply_crds(&client, &bins::workspace_root().join("config/crd")).await?;
+        for ns in [objects::AGENT_NAMESPACE, "default", "netheal-system"] {
+            api::ensure_namespace(&client, ns).await?;
+        }
+        let cluster_name = opts.cluster.clone();
+        let cluster = blocking(move || Ok(Cluster::new(&cluster_name)?)).await?;
+        let cluster = Arc::new(Mutex::new(cluster));
+        let kubelet = kubelet::Kubelet::default();
+        let cancel = CancellationToken::new();
+        let mut harness = Self {
+            operator: None,
+            agents: BTreeMap::new(),
+            cancel: cancel.clone(),
+            kubelet: kubelet.clone(),
+            client: client.clone(),
+            cluster: Arc::clone(&cluster),
+            api,
+            name: opts.cluster.clone(),
+            log_dir,
+            kubeconfig,
+            bin_dir,
+        };
+        for i in 1..=opts.nodes {
+            harness.add_node(&format!("node{i}")).await?;
+        }
+        let dp: Arc<dyn kubelet::Dataplane> = Arc::new(dataplane::ClusterDataplane::new(&cluster));
+        tokio::spawn(kubelet.run(client, dp, cancel));
+        if opts.start_operator {
+            harness.start_operator()?;
+        }
+        if opts.start_agents {
+            for i in 1..=opts.nodes {
+                harness.start_agent(&format!("node{i}"))?;
+            }
+        }
+        Ok(harness)
+    }
+
+    /// The cluster's name.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// A client of the API stand-in.
+    pub fn client(&self) -> &Client {
+        &self.client
+    }
+
+    /// The kubeconfig file of the API stand-in (for `kubectl`).
+    pub fn kubeconfig(&self) -> &Path {
+        &self.kubeconfig
+    }
+
+    /// Where the logs are.
+    pub fn log_dir(&self) -> &Path {
+        &self.log_dir
+    }
+
+    /// The kubelet/DaemonSet emulation (what it did).
+    pub fn kubelet(&self) -> &kubelet::Kubelet {
+        &self.kubelet
+    }
+
+    /// The cluster, locked. Keep the guard short: the kubelet emulation needs it too.
+    pub fn cluster(&self) -> MutexGuard<'_, Cluster> {
+        self.cluster.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Run `f` on the cluster on a blocking thread.
+    pub async fn with_cluster<T: Send + 'static>(
+        &self,
+        f: impl FnOnce(&mut Cluster) -> Result<T, ClusterError> + Send + 'static,
+    ) -> Result<T, HarnessError> {
+        let cluster = Arc::clone(&self.cluster);
+        blocking(move || {
+            let mut guard = cluster.lock().unwrap_or_else(PoisonError::into_inner);
+            Ok(f(&mut guard)?)
+        })
+        .await
+    }
+
+    /// The namespace of `node`.
+    pub fn node_netns(&self, node: &str) -> String {
+        format!("nhc-{}-{node}", self.name)
+    }
+
+    /// Build node `name` in the cluster, register its Node object and run its CNI agent pod.
+    /// Its node-fixer is not started (see [`Harness::start_agent`]).
+    pub async fn add_node(&mut self, name: &str) -> Result<(), HarnessError> {
+        let node_name = name.to_string();
+        let node = self
+            .with_cluster(move |c| {
+                c.add_node(&node_name)?;
+                Ok(node_object_of(c, &node_name))
+            })
+            .await?
+            .ok_or_else(|| HarnessError::Other(format!("no Node object for {name}")))?;
+        self.register_node(&node).await
+    }
+
+    /// Register (create) a Node object and run the CNI agent DaemonSet there.
+    pub async fn register_node(&self, node: &Node) -> Result<(), HarnessError> {
+        api::create_node(&self.client, node).await?;
+        let name = node.metadata.name.clone().unwrap_or_default();
+        let ip = node
+            .status
+            .as_ref()
+            .and_then(|s| s.addresses.as_ref())
+            .and_then(|a| a.iter().find(|a| a.type_ == "InternalIP"))
+            .map(|a| a.address.clone())
+            .unwrap_or_default();
+        self.kubelet.add_node(&name, &ip);
+        Ok(())
+    }
+
+    /// Bring `node`'s Node object up to date with the cluster (its flannel `backend-data`
+    /// after a VTEP MAC change: what flannel writes when the node rejoins).
+    pub async fn sync_node_object(&self, node: &str) -> Result<(), HarnessError> {
+        let name = node.to_string();
+        let mac = self
+            .with_cluster(move |c| Ok(c.node(&name)?.vtep_mac.clone()))
+            .await?;
+        api::patch_node(&self.client, node, objects::vtep_mac_patch(&mac)).await?;
+        Ok(())
+    }
+
+    /// Add a pod on `node` in the cluster and register its object (Running, Ready). A
+    /// controller-owned pod is kept alive by the ReplicaSet emulation.
+    pub async fn add_pod(&self, node: &str, opts: PodOptions) -> Result<PodInfo, HarnessError> {
+        let node_name = node.to_string();
+        let (info, pod) = self
+            .with_cluster(move |c| {
+                let p = c.add_pod(&node_name, opts)?;
+                let info = PodInfo {
+                    name: p.name.clone(),
+                    node: p.node.clone(),
+                    netns: p.netns.name().to_string(),
+                    ip: p.ip,
+                };
+                let pod = pod_object_of(c, &info.name);
+                Ok((info, pod))
+            })
+            .await?;
+        let pod =
+            pod.ok_or_else(|| HarnessError::Other(format!("no Pod object for {}", info.name)))?;
+        self.register_pod(&pod).await?;
+        Ok(info)
+    }
+
+    /// Register a workload Pod object made by the cluster (create, then the kubelet's status);
+    /// a controller-owned pod is kept alive by the ReplicaSet emulation.
+    pub async fn register_pod(&self, pod: &Pod) -> Result<(), HarnessError> {
+        let namespace = pod.metadata.namespace.clone().unwrap_or_default();
+        api::ensure_namespace(&self.client, &namespace).await?;
+        let status = serde_json::json!({ "status": pod.status });
+        api::create_pod(&self.client, pod, Some(status)).await?;
+        let owned = pod
+            .metadata
+            .owner_references
+            .iter()
+            .flatten()
+            .any(|o| o.controller == Some(true));
+        if owned {
+            let name = pod.metadata.name.clone().unwrap_or_default();
+            self.kubelet.manage_workload(&namespace, &name);
+        }
+        Ok(())
+    }
+
+    /// Register the objects of every cluster pod that has none yet (pods made by a fault
+    /// injector).
+    pub async fn register_new_pods(&self) -> Result<Vec<String>, HarnessError> {
+        let existing: std::collections::BTreeSet<(String, String)> = api::pods(&self.client)
+            .await?
+            .into_iter()
+            .map(|p| {
+                (
+                    p.metadata.namespace.unwrap_or_default(),
+                    p.metadata.name.unwrap_or_default(),
+                )
+            })
+            .collect();
+        let pods = self.with_cluster(|c| Ok(c.pod_objects())).await?;
+        let mut added = Vec::new();
+        for pod in pods {
+            let key = (
+                pod.metadata.namespace.clone().unwrap_or_default(),
+                pod.metadata.name.clone().unwrap_or_default(),
+            );
+            let is_agent = pod.metadata.namespace.as_deref() == Some(objects::AGENT_NAMESPACE);
+            if !is_agent && !existing.contains(&key) {
+                self.register_pod(&pod).await?;
+                added.push(key.1);
+            }
+        }
+        Ok(added)
+    }
+
+    /// Start the operator.
+    pub fn start_operator(&mut self) -> Result<(), HarnessError> {
+        let args: Vec<String> = [
+            "--listen",
+            "127.0.0.1:0",
+            "--requeue-interval",
+            "5s",
+            "--log-format",
+            "text",
+        ]
+        .map(String::from)
+        .to_vec();
+        let p = ChildProcess::spawn(
+            "operator",
+            &self.bin_dir.join(bins::OPERATOR),
+            &args,
+            &self.env(),
+            &self.log_dir.join("operator.log"),
+        )?;
+        self.operator = Some(p);
+        Ok(())
+    }
+
+    /// Start `node`'s `node-fixer agent` (managing its node namespace and pod namespaces; the
+    /// sysctl drop-in goes under the log directory, never to the host's `/etc/sysctl.d`).
+    pub fn start_agent(&mut self, node: &str) -> Result<(), HarnessError> {
+        let sysctl_dir = self.log_dir.join("sysctl.d").join(node);
+        std::fs::create_dir_all(&sysctl_dir)
+            .map_err(|e| HarnessError::Other(format!("{}: {e}", sysctl_dir.display())))?;
+        let args: Vec<String> = vec![
+            "agent".into(),
+            "--node-name".into(),
+            node.into(),
+            "--netns".into(),
+            self.node_netns(node),
+            "--pod-netns".into(),
+            format!("/var/run/netns/cni-{}-{node}-*", self.name),
+            "--listen".into(),
+            "127.0.0.1:0".into(),
+            "--poll-interval".into(),
+            AGENT_POLL_INTERVAL.into(),
+            "--sysctl-dir".into(),
+            sysctl_dir.display().to_string(),
+            "--log-format".into(),
+            "text".into(),
+        ];
+        let p = ChildProcess::spawn(
+            &format!("agent-{node}"),
+            &self.bin_dir.join(bins::NODE_FIXER),
+            &args,
+            &self.env(),
+            &self.log_dir.join(format!("agent-{node}.log")),
+        )?;
+        self.agents.insert(node.to_string(), p);
+        Ok(())
+    }
+
+    /// Stop `node`'s agent.
+    pub fn stop_agent(&mut self, node: &str) {
+        self.agents.remove(node);
+    }
+
+    fn env(&self) -> Vec<(&'static str, String)> {
+        vec![
+            ("KUBECONFIG", self.kubeconfig.display().to_string()),
+            (
+                "RUST_LOG",
+                std::env::var("NETHEAL_E2E_LOG").unwrap_or_else(|_| "info".to_string()),
+            ),
+            ("POD_NAMESPACE", "netheal-system".to_string()),
+        ]
+    }
+
+    /// Processes that died, with the end of their logs.
+    pub fn dead_processes(&mut self) -> Vec<String> {
+        let mut dead = Vec::new();
+        for p in self.operator.iter_mut().chain(self.agents.values_mut()) {
+            if let Some(status) = p.exited() {
+                dead.push(format!("{} exited ({status}):\n{}", p.name(), p.tail(20)));
+            }
+        }
+        dead
+    }
+
+    /// The log files, one a line (printed when a scenario fails).
+    pub fn log_files(&self) -> String {
+        let mut lines = vec![
+            format!(
+                "logs of cluster {} in {}",
+                self.name,
+                self.log_dir.display()
+            ),
+            format!("  harness: {}", self.log_dir.join("harness.log").display()),
+            format!("  kubectl: KUBECONFIG={}", self.kubeconfig.display()),
+        ];
+        for p in self.operator.iter().chain(self.agents.values()) {
+            lines.push(format!("  {}: {}", p.name(), p.log().display()));
+        }
+        lines.join("\n")
+    }
+
+    // ---- policies, reports, events ----
+
+    /// Create policy `name`.
+    pub async fn create_policy(
+        &self,
+        name: &str,
+        spec: NetworkHealthPolicySpec,
+    ) -> Result<NetworkHealthPolicy, HarnessError> {
+        Ok(api::create_policy(&self.client, name, spec).await?)
+    }
+
+    /// Switch policy `name` to `mode`.
+    pub async fn set_mode(&self, name: &str, mode: Mode) -> Result<(), HarnessError> {
+        api::set_mode(&self.client, name, mode).await?;
+        Ok(())
+    }
+
+    /// Merge-patch policy `name`'s spec.
+    pub async fn patch_policy(
+        &self,
+        name: &str,
+        spec: serde_json::Value,
+    ) -> Result<(), HarnessError> {
+        api::patch_policy_spec(&self.client, name, spec).await?;
+        Ok(())
+    }
+
+    /// Read policy `name`.
+    pub async fn policy(&self, name: &str) -> Result<NetworkHealthPolicy, HarnessError> {
+        Ok(api::policy(&self.client, name).await?)
+    }
+
+    /// Read `node`'s report.
+    pub async fn report(&self, node: &str) -> Result<Option<NodeNetworkReport>, HarnessError> {
+        Ok(api::report(&self.client, node).await?)
+    }
+
+    /// Every Event.
+    pub async fn events(&self) -> Result<Vec<k8s_openapi::api::events::v1::Event>, HarnessError> {
+        Ok(api::events(&self.client).await?)
+    }
+
+    /// Pause or unpause `node` (annotation `netheal.io/paused`).
+    pub async fn pause_node(&self, node: &str, paused: bool) -> Result<(), HarnessError> {
+        api::patch_node(&self.client, node, objects::paused_patch(paused)).await?;
+        Ok(())
+    }
+
+    /// Wait until `f` accepts policy `name`; on timeout the error shows the policy's status.
+    pub async fn wait_policy<T>(
+        &self,
+        name: &str,
+        what: &str,
+        timeout: Duration,
+        f: impl Fn(&NetworkHealthPolicy) -> Option<T>,
+    ) -> Result<T, HarnessError> {
+        let f = &f;
+        Ok(wait_for(what, timeout, || async move {
+            match api::policy(&self.client, name).await {
+                Ok(p) => match f(&p) {
+                    Some(v) => Check::Done(v),
+                    None => Check::NotYet(describe(&p.status)),
+                },
+                Err(e) => Check::NotYet(e.to_string()),
+            }
+        })
+        .await?)
+    }
+
+    /// Wait until `f` accepts `node`'s report; on timeout the error shows the report.
+    pub async fn wait_report<T>(
+        &self,
+        node: &str,
+        what: &str,
+        timeout: Duration,
+        f: impl Fn(&NodeNetworkReport) -> Option<T>,
+    ) -> Result<T, HarnessError> {
+        let f = &f;
+        Ok(wait_for(what, timeout, || async move {
+            match api::report(&self.client, node).await {
+                Ok(Some(r)) => match f(&r) {
+                    Some(v) => Check::Done(v),
+                    None => Check::NotYet(format!(
+                        "spec: {}; status: {}",
+                        describe(&r.spec),
+                        describe(&r.status)
+                    )),
+                },
+                Ok(None) => Check::NotYet(format!("no report for {node} yet")),
+                Err(e) => Check::NotYet(e.to_string()),
+            }
+        })
+        .await?)
+    }
+
+    /// Wait until a ping from namespace `from` to `to` succeeds (`reachable`) or fails.
+    pub async fn wait_ping(
+        &self,
+        from: &str,
+        to: Ipv4Addr,
+        reachable: bool,
+        timeout: Duration,
+    ) -> Result<(), HarnessError> {
+        let from = from.to_string();
+        let what = format!(
+            "ping {from} -> {to} to {}",
+            if reachable { "succeed" } else { "fail" }
+        );
+        blocking(move || {
+            Ok(wait_for_blocking(&what, timeout, || {
+                if ping(&from, to) == reachable {
+                    Check::Done(())
+                } else {
+                    Check::NotYet(format!("ping reachable={}", !reachable))
+                }
+            })?)
+        })
+        .await
+    }
+}
+
+/// Send this process's own logs (the harness, the kubelet emulation) to `path`, once per
+/// process; a subscriber installed before wins.
+fn init_tracing(path: &Path) {
+    if let Ok(file) = std::fs::File::create(path) {
+        let _ = tracing_subscriber::fmt()
+            .with_env_filter(
+                tracing_subscriber::EnvFilter::try_from_env("NETHEAL_E2E_LOG")
+                    .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+            )
+            .with_ansi(false)
+            .with_writer(Mutex::new(file))
+            .try_init();
+    }
+}
+
+/// One ping (1 s timeout) from namespace `from` to `to`; true when it was answered. Does not
+/// lock the cluster.
+pub fn ping(from: &str, to: Ipv4Addr) -> bool {
+    crate::netns::run(
+        "ip",
+        &[
+            "netns",
+            "exec",
+            from,
+            "ping",
+            "-n",
+            "-q",
+            "-c",
+            "1",
+            "-W",
+            "1",
+            &to.to_string(),
+        ],
+    )
+    .is_ok()
+}
+
+/// Read `/proc/sys/<path>` inside namespace `netns` (without locking the cluster).
+pub fn read_sysctl(netns: &str, path: &str) -> Result<String, HarnessError> {
+    let out = crate::netns::run(
+        "ip",
+        &["netns", "exec", netns, "cat", &format!("/proc/sys/{path}")],
+    )
+    .map_err(|e| HarnessError::Other(e.to_string()))?;
+    Ok(String::from_utf8_lossy(&out.stdout).trim().to_string())
+}
+
+/// JSON text of a status, shortened for error messages.
+pub fn describe<T: serde::Serialize>(value: &T) -> String {
+    let text = serde_json::to_string(value).unwrap_or_else(|e| e.to_string());
+    if text.len() > 4000 {
+        let mut end = 4000;
+        while !text.is_char_boundary(end) {
+            end -= 1;
+        }
+        format!("{}…", &text[..end])
+    } else {
+        text
+    }
+}
+
+/// The Node object of cluster node `name`.
+pub fn node_object_of(cluster: &Cluster, name: &str) -> Option<Node> {
+    cluster
+        .node_objects()
+        .into_iter()
+        .find(|n| n.metadata.name.as_deref() == Some(name))
+}
+
+/// The Pod object of workload pod `name` (the CNI agent pods are the kubelet emulation's).
+pub fn pod_object_of(cluster: &Cluster, name: &str) -> Option<Pod> {
+    cluster.pod_objects().into_iter().find(|p| {
+        p.metadata.name.as_deref() == Some(name)
+            && p.metadata.namespace.as_deref() != Some(objects::AGENT_NAMESPACE)
+    })
+}
+
+impl Drop for Harness {
+    fn drop(&mut self) {
+        let dead = self.dead_processes();
+        if std::thread::panicking() || !dead.is_empty() {
+            eprintln!("{}", self.log_files());
+            for d in dead {
+                eprintln!("{d}");
+            }
+            eprintln!("kubelet emulation: {:?}", self.kubelet.events());
+        }
+        self.operator = None;
+        self.agents.clear();
+        self.cancel.cancel();
+    }
+}
