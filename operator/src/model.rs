@@ -43,8 +43,8 @@ pub struct SlimPodStatus {
     /// `Pending`, `Running`, …
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub phase: Option<String>,
-    /// The pod's IPs.
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    /// The pod's IPs (`status.podIPs`).
+    #[serde(default, rename = "podIPs", skip_serializing_if = "Vec::is_empty")]
     pub pod_ips: Vec<SlimPodIp>,
     /// Only the `Ready` condition is kept.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]

@@ -173,7 +173,10 @@ async fn pass(ctx: &Context, state: &mut State) -> Result<PassReport, Error> {
         &mut errors,
     )
     .await;
-    write_orders(ctx, state, &reports, &decision, &mut report, &mut errors).await;
+    if errors.is_empty() {
+        // Only once the records are safe in the statuses may answered orders leave a report.
+        write_orders(ctx, state, &reports, &decision, &mut report, &mut errors).await;
+    }
     publish_gauges(ctx, &decision);
 
     match errors.into_iter().next() {

@@ -18,7 +18,10 @@ pub fn build(
 ) -> NetworkHealthPolicyStatus {
     let base = base.cloned().unwrap_or_default();
     let mut findings = outcome.findings.clone();
-    let findings_truncated = keep_first(&mut findings, MAX_POLICY_FINDINGS);
+    let kept_cut = keep_first(&mut findings, MAX_POLICY_FINDINGS);
+    let findings_truncated = u64::from(outcome.open_findings())
+        .saturating_sub(findings.len() as u64)
+        .max(kept_cut);
     let mut actions = base.actions;
     let mut actions_truncated = base.actions_truncated;
     append_bounded(

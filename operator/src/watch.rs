@@ -23,6 +23,9 @@ use tokio::sync::watch;
 /// The annotations a Node keeps in the store.
 const NODE_ANNOTATION_PREFIX: &str = "netheal.io/";
 
+/// The shortest time between two triggered reconciles.
+pub const TRIGGER_INTERVAL: std::time::Duration = std::time::Duration::from_secs(1);
+
 /// A counter bumped whenever a pass may decide something new; the controller reconciles on
 /// every change (debounced).
 #[derive(Clone)]
@@ -54,12 +57,17 @@ impl Trigger {
         *self.tx.borrow()
     }
 
-    /// A stream yielding once per change (changes in between are coalesced).
+    /// A stream yielding once per change (changes in between are coalesced), at most once
+    /// per [`TRIGGER_INTERVAL`]: the controller's debounce restarts on every request, so a
+    /// steady stream of changes in a large cluster must not starve it.
     pub fn stream(&self) -> impl Stream<Item = ()> + Send + 'static {
         let rx = self.tx.subscribe();
-        futures::stream::unfold(rx, |mut rx| async move {
+        futures::stream::unfold((rx, false), |(mut rx, yielded)| async move {
+            if yielded {
+                tokio::time::sleep(TRIGGER_INTERVAL).await;
+            }
             rx.changed().await.ok()?;
-            Some(((), rx))
+            Some(((), (rx, true)))
         })
     }
 }
@@ -118,20 +126,38 @@ pub fn strip_node(node: &mut Node) {
         }
     }
     node.metadata.finalizers = None;
+    node.metadata.resource_version = None;
     node.spec = None;
     node.status = None;
 }
 
-/// Strip a pod to what [`SlimPod`] keeps, and within that drop annotations, finalizers and
-/// every condition but `Ready`.
+/// Strip a pod to what [`SlimPod`] keeps, and within that drop annotations, finalizers, the
+/// resourceVersion (the watcher has read it already), every condition but `Ready`, every owner
+/// reference but the controller's (kind and name only), and the labels of pods in their own
+/// network namespace: labels only select CNI agent pods, which run with hostNetwork.
 pub fn strip_pod(pod: &mut SlimPod) {
     strip_meta(&mut pod.metadata);
     pod.metadata.annotations = None;
     pod.metadata.finalizers = None;
     pod.metadata.generate_name = None;
+    pod.metadata.resource_version = None;
     pod.status.conditions.retain(|c| c.type_ == "Ready");
+    pod.status.conditions.shrink_to_fit();
+    pod.status.pod_ips.shrink_to_fit();
     if let Some(owners) = pod.metadata.owner_references.as_mut() {
         owners.retain(|o| o.controller == Some(true));
+        for owner in owners.iter_mut() {
+            owner.api_version = String::new();
+            owner.uid = String::new();
+            owner.block_owner_deletion = None;
+        }
+        owners.shrink_to_fit();
+        if owners.is_empty() {
+            pod.metadata.owner_references = None;
+        }
+    }
+    if pod.spec.host_network != Some(true) {
+        pod.metadata.labels = None;
     }
 }
 
@@ -306,7 +332,7 @@ mod tests {
         let json = serde_json::json!({
             "apiVersion": "v1", "kind": "Pod",
             "metadata": {
-                "name": "web-1", "namespace": "default", "uid": "u1",
+                "name": "web-1", "namespace": "default", "uid": "u1", "resourceVersion": "7",
                 "creationTimestamp": "2026-01-01T00:00:00Z",
                 "labels": {"app": "web"},
                 "annotations": {"big": "x"},
@@ -332,7 +358,10 @@ mod tests {
         assert_eq!(pod.status.conditions.len(), 1);
         assert!(pod.is_ready() && pod.is_running_pod_network());
         assert_eq!(pod.node(), Some("n1"));
+        assert_eq!(pod.status.pod_ips[0].ip, "10.244.1.5");
         assert_eq!(pod.controller(), Some(("ReplicaSet", "web")));
+        assert!(pod.metadata.labels.is_none(), "only hostNetwork pods keep labels");
+        assert!(pod.metadata.resource_version.is_none());
         let back = serde_json::to_value(&pod).unwrap();
         assert!(back["spec"].get("containers").is_none());
         assert!(back["status"].get("containerStatuses").is_none());
@@ -393,5 +422,9 @@ mod tests {
         assert_eq!(s.next().await, Some(()));
         let next = tokio::time::timeout(std::time::Duration::from_millis(20), s.next()).await;
         assert!(next.is_err(), "two bumps before a poll yield once");
+        // A change during the pause is delivered after it.
+        t.bump();
+        let next = tokio::time::timeout(TRIGGER_INTERVAL * 3, s.next()).await;
+        assert_eq!(next, Ok(Some(())));
     }
 }

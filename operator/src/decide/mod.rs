@@ -228,7 +228,7 @@ pub fn decide(inputs: &Inputs<'_>) -> Decision {
         let disposition = pass.dispose(policy, item);
         let action = item.finding.action.or_else(|| item.finding.check.remedy());
         if let Some(outcome) = pass.decision.policies.get_mut(name(policy)) {
-            outcome.add_finding(PolicyFinding {
+            outcome.count_finding(&item.node.name, item.finding.check, || PolicyFinding {
                 id: item.finding.id.clone(),
                 node: item.node.name.clone(),
                 check: item.finding.check,

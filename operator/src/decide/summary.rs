@@ -1,6 +1,7 @@
 //! What one pass concluded about one policy: its open findings with their dispositions, the
 //! node counters, and what is flapping. The status builder turns it into `status`.
 
+use netheal_crds::policy::MAX_POLICY_FINDINGS;
 use netheal_crds::{Check, PolicyFinding};
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -32,8 +33,11 @@ pub struct PolicyOutcome {
     pub nodes_reporting: u32,
     /// Reporting nodes without findings owned by this policy.
     pub nodes_healthy: u32,
-    /// The findings this policy owns, sorted by node then id, each with its disposition.
+    /// The first [`MAX_POLICY_FINDINGS`] findings this policy owns, by node, each with its
+    /// disposition (the status keeps no more; the rest are only counted).
     pub findings: Vec<PolicyFinding>,
+    /// Every finding this policy owns.
+    pub total_findings: u32,
     /// Open findings per check (for metrics).
     pub open_by_check: BTreeMap<Check, u32>,
     /// Flapping findings.
@@ -45,25 +49,47 @@ pub struct PolicyOutcome {
 }
 
 impl PolicyOutcome {
+    /// True when the next finding would still be kept in full.
+    pub fn keeps_more(&self) -> bool {
+        self.findings.len() < MAX_POLICY_FINDINGS
+    }
+
+    /// Count a finding this policy owns on `node`, keeping it in full while there is room
+    /// (`finding` is only built then).
+    pub fn count_finding(
+        &mut self,
+        node: &str,
+        check: Check,
+        finding: impl FnOnce() -> PolicyFinding,
+    ) {
+        *self.open_by_check.entry(check).or_default() += 1;
+        self.total_findings = self.total_findings.saturating_add(1);
+        if !self.unhealthy.contains(node) {
+            self.unhealthy.insert(node.to_string());
+        }
+        if self.keeps_more() {
+            self.findings.push(finding());
+        }
+    }
+
     /// Count a finding this policy owns.
     pub fn add_finding(&mut self, finding: PolicyFinding) {
-        *self.open_by_check.entry(finding.check).or_default() += 1;
-        self.unhealthy.insert(finding.node.clone());
-        self.findings.push(finding);
+        let node = finding.node.clone();
+        self.count_finding(&node, finding.check, || finding);
     }
 
     /// Finish the counters once every finding is in.
     pub fn finish(&mut self) {
         self.nodes_reporting = count(self.reporting.len());
         self.nodes_healthy = count(self.reporting.difference(&self.unhealthy).count());
-        self.findings
-            .sort_by(|a, b| (&a.node, &a.id).cmp(&(&b.node, &b.id)));
+        // Stable and adaptive: the findings arrive node by node, so this is nearly linear.
+        self.findings.sort_by(|a, b| a.node.cmp(&b.node));
         self.flapping.sort();
     }
 
     /// Open findings owned by this policy.
     pub fn open_findings(&self) -> u32 {
-        count(self.findings.len())
+        self.total_findings
     }
 }
 
