@@ -98,7 +98,7 @@ pub fn snapshot(
 ) -> (Snapshot, Vec<String>) {
     let c = &policy.checks;
     let set = ProbeSet {
-        netlink: c.stale_neighbours.enabled || c.overlay.enabled,
+        netlink: c.stale_neighbours.enabled || c.overlay.enabled || c.arp_ignore.enabled,
         sysctls: true,
         iptables: c.reject_rules.enabled || c.masquerade.enabled,
     };

@@ -1,5 +1,6 @@
 //! `ArpIgnore`: the kernel answers ARP per max(conf.all, conf.IFACE); pod namespaces inherit
-//! the node's `all`/`default` values when they are created, so they are checked too.
+//! the node's `all`/`default` values when they are created, so they are checked too. On the
+//! node: `all`, `default`, the policy's interfaces and the uplink.
 
 use super::{Input, details, finding, patterns};
 use crate::probe::sysctl::dotted;
@@ -10,8 +11,16 @@ use netheal_crds::{Check, Finding};
 pub fn check(input: &Input<'_>) -> Vec<Finding> {
     let spec = &input.policy.checks.arp_ignore;
     let pats = patterns("spec.checks.arpIgnore.interfaces", &spec.interfaces);
-    let mut out = check_ns(&input.snapshot.host.sysctls, "", spec.desired, &|i| {
-        pats.matches(i)
+    // The node's uplink (the interface of a default route) counts too (FAULTS.md).
+    let host = &input.snapshot.host;
+    let uplinks: Vec<&str> = host
+        .routes
+        .iter()
+        .filter(|r| r.dst.prefix_len() == 0)
+        .filter_map(|r| r.oif.and_then(|i| host.link_name(i)))
+        .collect();
+    let mut out = check_ns(&host.sysctls, "", spec.desired, &|i| {
+        pats.matches(i) || uplinks.contains(&i)
     });
     if spec.pod_namespaces {
         for pod in &input.snapshot.pods {

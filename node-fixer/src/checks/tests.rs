@@ -139,7 +139,10 @@ fn arp_ignore_takes_the_max_and_reports_the_keys_to_lower() {
         .insert("net/ipv4/conf/cali1/arp_ignore".into(), "2".into());
     s.host
         .sysctls
-        .insert("net/ipv4/conf/eth0/arp_ignore".into(), "2".into()); // not a pattern
+        .insert("net/ipv4/conf/eth0/arp_ignore".into(), "2".into()); // the uplink
+    s.host
+        .sysctls
+        .insert("net/ipv4/conf/eth9/arp_ignore".into(), "2".into()); // neither
     s.pods.push(PodSnapshot {
         name: "cni-1".into(),
         sysctls: [
@@ -156,6 +159,7 @@ fn arp_ignore_takes_the_max_and_reports_the_keys_to_lower() {
         targets(&f),
         [
             "net.ipv4.conf.cali1.arp_ignore",
+            "net.ipv4.conf.eth0.arp_ignore",
             "netns cni-1 net.ipv4.conf.default.arp_ignore",
             "netns cni-1 net.ipv4.conf.eth0.arp_ignore",
         ]
@@ -168,7 +172,10 @@ fn arp_ignore_takes_the_max_and_reports_the_keys_to_lower() {
     p.checks.arp_ignore.pod_namespaces = false;
     assert_eq!(
         targets(&run(&s, &p, &cluster())),
-        ["net.ipv4.conf.cali1.arp_ignore"]
+        [
+            "net.ipv4.conf.cali1.arp_ignore",
+            "net.ipv4.conf.eth0.arp_ignore"
+        ]
     );
     p.checks.arp_ignore.enabled = false;
     assert!(run(&s, &p, &cluster()).is_empty());
