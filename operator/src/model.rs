@@ -10,6 +10,7 @@ use kube::core::NamespaceResourceScope;
 use serde::{Deserialize, Serialize};
 use std::borrow::Cow;
 use std::collections::BTreeMap;
+use std::net::IpAddr;
 
 /// A Pod with only the fields netheal reads.
 #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
@@ -36,37 +37,96 @@ pub struct SlimPodSpec {
     pub host_network: Option<bool>,
 }
 
-/// The part of `PodStatus` netheal reads.
+/// The part of `PodStatus` netheal reads, in compact form: the phase as an enum, the IPs
+/// parsed, and only whether the `Ready` condition is `True`.
 #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, Eq)]
 #[serde(rename_all = "camelCase")]
 pub struct SlimPodStatus {
     /// `Pending`, `Running`, …
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub phase: Option<String>,
-    /// The pod's IPs (`status.podIPs`).
-    #[serde(default, rename = "podIPs", skip_serializing_if = "Vec::is_empty")]
-    pub pod_ips: Vec<SlimPodIp>,
-    /// Only the `Ready` condition is kept.
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub conditions: Vec<SlimCondition>,
+    pub phase: Option<PodPhase>,
+    /// `status.podIPs`; an address that does not parse is left out.
+    #[serde(
+        default,
+        rename = "podIPs",
+        deserialize_with = "ips::de",
+        serialize_with = "ips::ser",
+        skip_serializing_if = "Vec::is_empty"
+    )]
+    pub pod_ips: Vec<IpAddr>,
+    /// The `Ready` condition is `True` (read from, and written as, `status.conditions`).
+    #[serde(
+        default,
+        rename = "conditions",
+        deserialize_with = "ready::de",
+        serialize_with = "ready::ser"
+    )]
+    pub ready: bool,
 }
 
-/// One entry of `status.podIPs`.
-#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, Eq)]
-pub struct SlimPodIp {
-    /// The address.
-    #[serde(default)]
-    pub ip: String,
+/// `status.phase`.
+#[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum PodPhase {
+    /// Not running yet.
+    Pending,
+    /// Running.
+    Running,
+    /// Done.
+    Succeeded,
+    /// Failed.
+    Failed,
+    /// Anything else.
+    #[serde(other)]
+    Unknown,
 }
 
-/// A pod condition: type and status only.
-#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, Eq)]
-pub struct SlimCondition {
-    /// `Ready`, `ContainersReady`, …
-    #[serde(rename = "type")]
-    pub type_: String,
-    /// `True`, `False`, `Unknown`.
-    pub status: String,
+mod ips {
+    use serde::{Deserialize, Deserializer, Serialize, Serializer};
+    use std::net::IpAddr;
+
+    #[derive(Serialize, Deserialize)]
+    struct PodIp {
+        #[serde(default)]
+        ip: String,
+    }
+
+    pub fn de<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<IpAddr>, D::Error> {
+        let raw = Option::<Vec<PodIp>>::deserialize(d)?.unwrap_or_default();
+        Ok(raw.iter().filter_map(|p| p.ip.parse().ok()).collect())
+    }
+
+    pub fn ser<S: Serializer>(ips: &[IpAddr], s: S) -> Result<S::Ok, S::Error> {
+        ips.iter()
+            .map(|ip| PodIp { ip: ip.to_string() })
+            .collect::<Vec<_>>()
+            .serialize(s)
+    }
+}
+
+mod ready {
+    use serde::{Deserialize, Deserializer, Serialize, Serializer};
+
+    #[derive(Serialize, Deserialize)]
+    struct Condition {
+        #[serde(rename = "type", default)]
+        type_: String,
+        #[serde(default)]
+        status: String,
+    }
+
+    pub fn de<'de, D: Deserializer<'de>>(d: D) -> Result<bool, D::Error> {
+        let raw = Option::<Vec<Condition>>::deserialize(d)?.unwrap_or_default();
+        Ok(raw.iter().any(|c| c.type_ == "Ready" && c.status == "True"))
+    }
+
+    pub fn ser<S: Serializer>(ready: &bool, s: S) -> Result<S::Ok, S::Error> {
+        let status = if *ready { "True" } else { "False" };
+        [Condition {
+            type_: "Ready".into(),
+            status: status.into(),
+        }]
+        .serialize(s)
+    }
 }
 
 impl kube::Resource for SlimPod {
@@ -110,15 +170,12 @@ impl SlimPod {
 
     /// True when the pod's `Ready` condition is `True`.
     pub fn is_ready(&self) -> bool {
-        self.status
-            .conditions
-            .iter()
-            .any(|c| c.type_ == "Ready" && c.status == "True")
+        self.status.ready
     }
 
     /// True for a running pod with its own network namespace that is not being deleted.
     pub fn is_running_pod_network(&self) -> bool {
-        self.status.phase.as_deref() == Some("Running")
+        self.status.phase == Some(PodPhase::Running)
             && self.spec.host_network != Some(true)
             && self.metadata.deletion_timestamp.is_none()
     }

@@ -18,7 +18,7 @@ use netheal_crds::{
 };
 use netheal_operator::context::Context;
 use netheal_operator::metrics::Metrics;
-use netheal_operator::model::{SlimCondition, SlimPod, SlimPodIp, SlimPodSpec, SlimPodStatus};
+use netheal_operator::model::{PodPhase, SlimPod, SlimPodSpec, SlimPodStatus};
 use netheal_operator::reconcile::{PassReport, run_pass};
 use netheal_operator::watch::{Stores, Trigger};
 use serde_json::{Value, json};
@@ -439,12 +439,9 @@ fn pod(ns: &str, name: &str, node: &str, ip: &str, created: i64, owned: bool) ->
             host_network: None,
         },
         status: SlimPodStatus {
-            phase: Some("Running".into()),
-            pod_ips: vec![SlimPodIp { ip: ip.into() }],
-            conditions: vec![SlimCondition {
-                type_: "Ready".into(),
-                status: "True".into(),
-            }],
+            phase: Some(PodPhase::Running),
+            pod_ips: ip.parse().into_iter().collect(),
+            ready: true,
         },
     }
 }
@@ -470,7 +467,9 @@ async fn a_vtep_gap_deletes_the_cni_agent_pod_on_that_node_with_a_uid_preconditi
         ..arp_finding()
     };
     h.report(report_with("n1", vec![vtep]));
-    h.pod(pod("kube-system", "canal-a", "n1", "172.18.0.2", 10, true));
+    let mut agent = pod("kube-system", "canal-a", "n1", "172.18.0.2", 10, true);
+    agent.spec.host_network = Some(true);
+    h.pod(agent);
     let policy_json = serde_json::to_value(enforce_policy("p")).unwrap();
 
     let (_h, pass) = h

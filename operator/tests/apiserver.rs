@@ -53,8 +53,10 @@ async fn one_pass_orders_the_fix_and_records_the_answer() {
         nodes
             .create(
                 &PostParams::default(),
-                &serde_json::from_value(json!({"apiVersion": "v1", "kind": "Node", "metadata": {"name": name}}))
-                    .unwrap(),
+                &serde_json::from_value(
+                    json!({"apiVersion": "v1", "kind": "Node", "metadata": {"name": name}}),
+                )
+                .unwrap(),
             )
             .await
             .unwrap();
@@ -129,11 +131,11 @@ async fn one_pass_orders_the_fix_and_records_the_answer() {
         .unwrap()
         .unwrap();
     until(&stores, "the finding in the store", |s| {
-        s.reports.state().iter().any(|r| {
-            r.status
-                .as_ref()
-                .is_some_and(|st| !st.findings.is_empty())
-        }) && s.nodes.state().len() == 2
+        s.reports
+            .state()
+            .iter()
+            .any(|r| r.status.as_ref().is_some_and(|st| !st.findings.is_empty()))
+            && s.nodes.state().len() == 2
             && s.policies.state().len() == 1
     })
     .await;
@@ -148,8 +150,21 @@ async fn one_pass_orders_the_fix_and_records_the_answer() {
     assert_eq!(order.finding_id, id);
     assert_eq!(order.policy, "default");
     assert_eq!(order.parameters["sysctl"], "net/ipv4/conf/all/arp_ignore");
-    assert!(reports.get("n2").await.unwrap().spec.remediations.is_empty());
-    let status = policies.get_status("default").await.unwrap().status.unwrap();
+    assert!(
+        reports
+            .get("n2")
+            .await
+            .unwrap()
+            .spec
+            .remediations
+            .is_empty()
+    );
+    let status = policies
+        .get_status("default")
+        .await
+        .unwrap()
+        .status
+        .unwrap();
     assert_eq!(status.observed_generation, Some(1));
     assert_eq!(status.summary.nodes_selected, 2);
     assert_eq!(status.summary.nodes_reporting, 2);
@@ -186,18 +201,30 @@ async fn one_pass_orders_the_fix_and_records_the_answer() {
         .await
         .unwrap();
     until(&stores, "the answer in the store", |s| {
-        s.reports.state().iter().any(|r| {
-            r.status
-                .as_ref()
-                .is_some_and(|st| !st.results.is_empty())
-        })
+        s.reports
+            .state()
+            .iter()
+            .any(|r| r.status.as_ref().is_some_and(|st| !st.results.is_empty()))
     })
     .await;
     let pass = run_pass(&ctx, true).await.unwrap();
     assert_eq!(pass.orders_written, 1);
     assert_eq!(pass.statuses_written, 1);
-    assert!(reports.get("n1").await.unwrap().spec.remediations.is_empty());
-    let status = policies.get_status("default").await.unwrap().status.unwrap();
+    assert!(
+        reports
+            .get("n1")
+            .await
+            .unwrap()
+            .spec
+            .remediations
+            .is_empty()
+    );
+    let status = policies
+        .get_status("default")
+        .await
+        .unwrap()
+        .status
+        .unwrap();
     assert_eq!(status.actions.len(), 1);
     assert_eq!(status.actions[0].id, order.id);
     assert_eq!(status.actions[0].outcome, netheal_crds::Outcome::Applied);
@@ -215,7 +242,10 @@ async fn one_pass_orders_the_fix_and_records_the_answer() {
             .state()
             .iter()
             .any(|p| p.status.as_ref().is_some_and(|st| st.actions.len() == 1))
-            && s.reports.state().iter().all(|r| r.spec.remediations.is_empty())
+            && s.reports
+                .state()
+                .iter()
+                .all(|r| r.spec.remediations.is_empty())
     })
     .await;
     let pass = run_pass(&ctx, true).await.unwrap();

@@ -65,7 +65,7 @@ pub struct ClusterAction {
     pub note: String,
 }
 
-/// The pods of every CNI agent namespace the policies name, by node.
+/// The hostNetwork pods of every CNI agent namespace the policies name, by node.
 pub fn agent_pods_by_node<'a>(
     pods: &'a [Arc<SlimPod>],
     policies: &[Arc<NetworkHealthPolicy>],
@@ -75,7 +75,8 @@ pub fn agent_pods_by_node<'a>(
         .map(|p| p.spec.checks.overlay.agent_selector.namespace.as_str())
         .collect();
     let mut out: HashMap<&str, Vec<&SlimPod>> = HashMap::new();
-    for pod in pods {
+    // CNI agents run in the host's network namespace: look no further for other pods.
+    for pod in pods.iter().filter(|p| p.spec.host_network == Some(true)) {
         let ns = pod.metadata.namespace.as_deref().unwrap_or_default();
         if namespaces.contains(&ns)
             && let Some(node) = pod.node()

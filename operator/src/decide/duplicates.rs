@@ -3,7 +3,8 @@
 
 use crate::model::SlimPod;
 use netheal_crds::{Check, Finding, NodeNetworkReport, finding_id};
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
+use std::net::IpAddr;
 use std::sync::Arc;
 
 /// Pods sharing one IP.
@@ -26,20 +27,28 @@ pub fn target(ip: &str) -> String {
 
 /// Every IP held by more than one running, non-hostNetwork pod, sorted by IP.
 pub fn detect(pods: &[Arc<SlimPod>]) -> Vec<DuplicateGroup> {
-    let mut by_ip: HashMap<&str, Vec<&Arc<SlimPod>>> = HashMap::new();
-    for pod in pods.iter().filter(|p| p.is_running_pod_network()) {
-        for ip in &pod.status.pod_ips {
-            if !ip.ip.is_empty() {
-                by_ip.entry(ip.ip.as_str()).or_default().push(pod);
-            }
+    // Sort (ip, pod) pairs instead of hashing: no allocation per pod, and only the pods in
+    // a run of equal IPs are touched again.
+    let mut held: Vec<(IpAddr, u32)> = Vec::with_capacity(pods.len());
+    for (i, pod) in pods.iter().enumerate() {
+        if pod.status.pod_ips.is_empty() || !pod.is_running_pod_network() {
+            continue;
+        }
+        let Ok(i) = u32::try_from(i) else { break };
+        held.extend(pod.status.pod_ips.iter().map(|ip| (*ip, i)));
+    }
+    held.sort_unstable();
+    let mut groups = Vec::new();
+    for run in held.chunk_by(|a, b| a.0 == b.0) {
+        if run.len() > 1 {
+            let members: Vec<&Arc<SlimPod>> = run
+                .iter()
+                .filter_map(|(_, i)| pods.get(*i as usize))
+                .collect();
+            groups.push(group(&run[0].0.to_string(), members));
         }
     }
-    let mut groups: Vec<DuplicateGroup> = by_ip
-        .into_iter()
-        .filter(|(_, pods)| pods.len() > 1)
-        .map(|(ip, pods)| group(ip, pods))
-        .collect();
-    groups.sort_by(|a, b| a.ip.cmp(&b.ip));
+    groups.retain(|g| g.pods.len() > 1);
     groups
 }
 
@@ -114,7 +123,7 @@ mod tests {
         let mut host = pod("kube-system", "proxy", "n1", "10.0.0.1", 1);
         Arc::make_mut(&mut host).spec.host_network = Some(true);
         let mut pending = pod("default", "pending", "n1", "10.244.1.5", 1);
-        Arc::make_mut(&mut pending).status.phase = Some("Pending".into());
+        Arc::make_mut(&mut pending).status.phase = Some(crate::model::PodPhase::Pending);
         let pods = vec![
             pod("default", "b", "n1", "10.244.1.5", 20),
             pod("default", "a", "n1", "10.244.1.5", 30),

@@ -393,7 +393,7 @@ impl Pass<'_> {
                     .inputs
                     .pods
                     .iter()
-                    .filter(|p| p.node() == Some(node))
+                    .filter(|p| p.spec.host_network == Some(true) && p.node() == Some(node))
                     .map(Arc::as_ref)
                     .collect();
                 let Some(pod) = cluster_actions::agent_pod(&agents, selector) else {

@@ -1,6 +1,6 @@
 //! Builders for the decision tests.
 
-use crate::model::{NodeInfo, SlimCondition, SlimPod, SlimPodIp, SlimPodSpec, SlimPodStatus};
+use crate::model::{NodeInfo, PodPhase, SlimPod, SlimPodSpec, SlimPodStatus};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, OwnerReference, Time};
 use k8s_openapi::jiff::Timestamp;
 use netheal_crds::{
@@ -92,12 +92,9 @@ pub fn pod(ns: &str, name: &str, node: &str, ip: &str, created: i64) -> Arc<Slim
             host_network: None,
         },
         status: SlimPodStatus {
-            phase: Some("Running".into()),
-            pod_ips: vec![SlimPodIp { ip: ip.into() }],
-            conditions: vec![SlimCondition {
-                type_: "Ready".into(),
-                status: "True".into(),
-            }],
+            phase: Some(PodPhase::Running),
+            pod_ips: vec![ip.parse().unwrap()],
+            ready: true,
         },
     })
 }
@@ -112,6 +109,6 @@ pub fn agent(name: &str, node: &str, created: i64, ready: bool) -> Arc<SlimPod> 
         o[0].kind = "DaemonSet".into();
         o[0].name = "canal".into();
     }
-    m.status.conditions[0].status = if ready { "True" } else { "False" }.into();
+    m.status.ready = ready;
     p
 }
