@@ -753,3 +753,29 @@ mod properties {
         }
     }
 }
+
+#[test]
+fn a_node_joins_and_the_peers_overlay_gaps_about_it_are_treated_at_once() {
+    // seed-003: n3 joins; n1 and n2 lost their VTEP entry for it. Neither has any history:
+    // the first peer's CNI agent restarts at once, the next one after it is Ready again.
+    let gap = || {
+        vec![finding(
+            Check::VtepMissing,
+            "neigh 10.244.3.0 dev flannel.1",
+        )]
+    };
+    let mut w = World::new().with_node("n1", gap()).with_node("n2", gap());
+    w.policy().spec.remediation.max_concurrent_nodes = 3;
+    w.pods = vec![
+        agent("canal-1", "n1", 10, true),
+        agent("canal-2", "n2", 10, true),
+    ];
+    let w = w.with_node("n3", vec![arp("net.ipv4.conf.all.arp_ignore")]);
+    let d = w.decide(5000);
+    assert_eq!(d.cluster_actions.len(), 1);
+    assert_eq!(d.cluster_actions[0].node, "n1");
+    assert_eq!(d.cluster_actions[0].action, Action::RestartCniPod);
+    // The new node's own finding goes at once too (no cooldown without history).
+    assert_eq!(d.orders["n3"].len(), 1);
+    assert!(disposition(&d, "p", "n2")[0].contains("n1 goes first"));
+}
