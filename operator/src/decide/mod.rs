@@ -4,6 +4,7 @@
 //! or is not acted on. No API access; every safety limit lives here.
 
 pub mod cluster_actions;
+pub mod disposition;
 pub mod duplicates;
 pub mod flapping;
 pub mod orders;
@@ -18,6 +19,7 @@ mod tests;
 use crate::ledger::{Entry, Ledger};
 use crate::model::{NodeInfo, SlimPod};
 use cluster_actions::{ClusterAction, PodRef};
+use disposition::Why;
 use duplicates::DuplicateGroup;
 use k8s_openapi::jiff::{SignedDuration, Timestamp};
 use netheal_crds::report::MAX_REPORT_ORDERS;
@@ -236,7 +238,7 @@ pub fn decide(inputs: &Inputs<'_>) -> Decision {
                 observed: item.finding.observed.clone(),
                 desired: item.finding.desired.clone(),
                 proposed_action: action,
-                disposition: Some(disposition),
+                disposition: Some(disposition.to_string()),
             });
         }
     }
@@ -257,49 +259,41 @@ pub fn decide(inputs: &Inputs<'_>) -> Decision {
 impl Pass<'_> {
     /// The disposition of one finding; approves it (an order or a cluster action) when every
     /// limit allows.
-    fn dispose(&mut self, policy: &NetworkHealthPolicy, item: &Work<'_>) -> String {
+    fn dispose(&mut self, policy: &NetworkHealthPolicy, item: &Work<'_>) -> Why {
         match self.gate(policy, item) {
-            Ok(action) => self.approve(policy, item, action),
+            Ok(action) => Why::Text(self.approve(policy, item, action)),
             Err(why) => why,
         }
     }
 
     /// The checks every action goes through, in order. `Ok(action)` when it may proceed.
-    fn gate(&mut self, policy: &NetworkHealthPolicy, item: &Work<'_>) -> Result<Action, String> {
+    fn gate(&mut self, policy: &NetworkHealthPolicy, item: &Work<'_>) -> Result<Action, Why> {
         let finding = item.finding;
         let node = item.node.name.as_str();
         let ledger: &Ledger = &self.ledger;
         let now = self.inputs.now;
         let remediation = &policy.spec.remediation;
         let Some(action) = finding.action.or_else(|| finding.check.remedy()) else {
-            return Err(format!(
-                "report-only: no automatic fix for {}",
-                finding.check
-            ));
+            return Err(Why::ReportOnly(finding.check));
         };
         if policy.spec.paused {
-            return Err("paused: the policy is paused".into());
+            return Err(Why::PolicyPaused);
         }
         if item.node.paused {
-            return Err(format!(
-                "node paused: the Node is annotated {}=true",
-                netheal_crds::PAUSED_ANNOTATION
-            ));
+            return Err(Why::NodePaused);
         }
         if !remediation.approves(action) {
-            return Err(format!(
-                "not approved: {action} is not in spec.remediation.actions"
-            ));
+            return Err(Why::NotApproved(action));
         }
         if let Some(order) = self
             .open_orders
             .get(node)
             .and_then(|o| o.iter().find(|o| o.finding_id == finding.id))
         {
-            return Err(format!(
+            return Err(Why::Text(format!(
                 "in flight: order {} is waiting for node-fixer",
                 order.id
-            ));
+            )));
         }
         if let Some(fixes) =
             flapping::flapping(ledger, node, &finding.id, &remediation.flap_limit, now)
@@ -315,7 +309,8 @@ impl Pass<'_> {
             return Err(format!(
                 "flapping: fixed {fixes} times in the last {}s and back again; not fixed any more (something else writes it)",
                 remediation.flap_limit.window_seconds
-            ));
+            )
+            .into());
         }
         let seen = finding.last_seen.as_ref().map(|t| t.0).or_else(|| {
             item.report
@@ -330,7 +325,8 @@ impl Pass<'_> {
             return Err(format!(
                 "fixed at {} by {}; waiting for the next scan",
                 last.time, last.id
-            ));
+            )
+            .into());
         }
         if let Some(last) = ledger.last_run(node, action) {
             let until = last
@@ -340,21 +336,21 @@ impl Pass<'_> {
                 )))
                 .unwrap_or(Timestamp::MAX);
             if now < until {
-                return Err(format!("cooldown until {until}"));
+                return Err(Why::Cooldown(until));
             }
         }
         if policy.spec.mode == Mode::DryRun {
-            return Err(format!("dry-run: would {action}"));
+            return Err(Why::DryRun(action));
         }
         if action == Action::RestartCniPod {
             self.cni_gate(node)?;
         }
         let max = remediation.max_concurrent_nodes as usize;
         if !self.in_flight.contains(node) && self.in_flight.len() >= max {
-            return Err(format!(
-                "concurrency limit: {} of {max} nodes in flight",
-                self.in_flight.len()
-            ));
+            return Err(Why::Concurrency {
+                in_flight: self.in_flight.len(),
+                max,
+            });
         }
         Ok(action)
     }
