@@ -422,9 +422,16 @@ impl Pass<'_> {
                 if open.len() >= MAX_REPORT_ORDERS {
                     return format!("queued: {MAX_REPORT_ORDERS} orders already out on this node");
                 }
-                let Some(order) = orders::new_order(finding, policy_name, now) else {
+                let Some(mut order) = orders::new_order(finding, policy_name, now) else {
                     return format!("report-only: {action} is not a node-local action");
                 };
+                // Answered and back within the same second: never reuse a recorded id.
+                let base = order.id.clone();
+                let mut n = 1;
+                while self.ledger.has(node, &order.id) || open.iter().any(|o| o.id == order.id) {
+                    order.id = format!("{base}-{n}");
+                    n += 1;
+                }
                 let disposition = format!("approved: order {}", order.id);
                 self.decision
                     .approved

@@ -779,3 +779,23 @@ fn a_node_joins_and_the_peers_overlay_gaps_about_it_are_treated_at_once() {
     assert_eq!(d.orders["n3"].len(), 1);
     assert!(disposition(&d, "p", "n2")[0].contains("n1 goes first"));
 }
+
+#[test]
+fn an_order_id_is_never_reused_within_one_second() {
+    let f = arp("net.ipv4.conf.all.arp_ignore");
+    let mut w = World::new().with_node("n1", vec![f.clone()]);
+    w.policy().spec.remediation.cooldown_seconds = 0;
+    let d = w.step(1000);
+    let first = d.orders["n1"][0].id.clone();
+    let orders = d.orders["n1"].clone();
+    w.answer_all("n1", &orders, Outcome::NoChange, 1000);
+    w.rescan("n1", 1000, vec![]);
+    w.step(1000);
+    // Back in the same second, seen by a scan after the answer.
+    let mut again = f.clone();
+    again.last_seen = Some(Time(at(1001)));
+    w.rescan("n1", 1001, vec![again]);
+    let d = w.step(1000);
+    assert_eq!(d.orders["n1"].len(), 1);
+    assert_eq!(d.orders["n1"][0].id, format!("{first}-1"));
+}
