@@ -37,7 +37,12 @@ pub fn event_for(record: &ActionRecord) -> Event {
         note.push_str(": ");
         note.push_str(message);
     }
-    note.truncate(1000);
+    // At most 1 kB, cut on a character boundary (targets and messages come from outside).
+    let mut end = note.len().min(1000);
+    while !note.is_char_boundary(end) {
+        end -= 1;
+    }
+    note.truncate(end);
     Event {
         type_,
         reason: record.action.as_str().into(),
@@ -140,6 +145,8 @@ mod tests {
         );
         record.outcome = Outcome::Failed;
         assert_eq!(event_for(&record).type_, EventType::Warning);
+        record.message = Some("é".repeat(800));
+        assert!(event_for(&record).note.unwrap().len() <= 1000);
         assert_eq!(flapping_event("n1", "IpForward", "t", 3).reason, "Flapping");
     }
 }
