@@ -94,9 +94,9 @@ fn report_json(i: usize) -> serde_json::Value {
     })
 }
 
-fn pod_json(i: usize) -> serde_json::Value {
-    let node = i % NODES;
-    let agent = i < NODES;
+fn pod_json(i: usize, nodes: usize) -> serde_json::Value {
+    let node = i % nodes;
+    let agent = i < nodes;
     // Every 1,000th pod shares its IP with the previous one.
     let ip_index = if i % 1000 == 1 { i - 1 } else { i };
     let (ns, name, labels) = if agent {
@@ -169,7 +169,7 @@ fn main() {
         w_reports.apply_watcher_event(&Event::Apply(report));
     }
     for i in 0..pods_n {
-        let text = serde_json::to_string(&pod_json(i)).unwrap();
+        let text = serde_json::to_string(&pod_json(i, nodes_n)).unwrap();
         let mut pod: SlimPod = serde_json::from_str(&text).unwrap();
         strip_pod(&mut pod);
         w_pods.apply_watcher_event(&Event::Apply(pod));

@@ -94,7 +94,9 @@ pub fn conditions_for(outcome: &PolicyOutcome) -> Vec<ConditionUpdate<'static>> 
             "OpenFindings",
             format!(
                 "{open} open findings on {} nodes",
-                outcome.nodes_reporting - outcome.nodes_healthy
+                outcome
+                    .nodes_reporting
+                    .saturating_sub(outcome.nodes_healthy)
             ),
         ),
     };
