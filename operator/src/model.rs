@@ -23,6 +23,10 @@ pub struct SlimPod {
     /// `status.phase`, `status.podIPs`, the `Ready` condition.
     #[serde(default)]
     pub status: SlimPodStatus,
+    /// The controlling owner as `Kind/name`, moved here from `metadata.ownerReferences` by
+    /// the watch stream's stripping: one small string instead of a list of references.
+    #[serde(skip)]
+    pub controller_ref: Option<Box<str>>,
 }
 
 /// The part of `PodSpec` netheal reads.
@@ -182,6 +186,9 @@ impl SlimPod {
 
     /// The kind and name of the controller that owns the pod, when there is one.
     pub fn controller(&self) -> Option<(&str, &str)> {
+        if let Some(owner) = &self.controller_ref {
+            return owner.split_once('/');
+        }
         self.metadata
             .owner_references
             .iter()

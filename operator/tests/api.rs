@@ -443,6 +443,7 @@ fn pod(ns: &str, name: &str, node: &str, ip: &str, created: i64, owned: bool) ->
             pod_ips: ip.parse().into_iter().collect(),
             ready: true,
         },
+        controller_ref: None,
     }
 }
 

@@ -96,6 +96,7 @@ pub fn pod(ns: &str, name: &str, node: &str, ip: &str, created: i64) -> Arc<Slim
             pod_ips: vec![ip.parse().unwrap()],
             ready: true,
         },
+        controller_ref: None,
     })
 }
 
