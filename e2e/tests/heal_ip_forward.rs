@@ -39,11 +39,25 @@ async fn ip_forward_off_is_proposed_in_dry_run_and_fixed_in_enforce() {
     assert_eq!(finding.action, Some(Action::SetSysctl));
 
     // DryRun: proposed, nothing written (two agent poll intervals later it is still 0).
-    let proposed = h
-        .expect_proposed(POLICY, "node2", Check::IpForward, Action::SetSysctl)
+    h.expect_proposed(POLICY, "node2", Check::IpForward, Action::SetSysctl)
         .await
         .unwrap();
-    assert_eq!(proposed.target, finding.target);
+    // The node reports `net.ipv4.ip_forward` and its alias `conf.all.forwarding`: the policy
+    // proposes the fix for the finding read above too.
+    let target = finding.target.clone();
+    h.wait_policy(
+        POLICY,
+        "a proposal for net.ipv4.ip_forward",
+        Duration::from_secs(30),
+        |p| {
+            netheal_e2e::harness::expect::policy_findings(p, "node2", Check::IpForward)
+                .into_iter()
+                .find(|f| f.target == target && f.proposed_action == Some(Action::SetSysctl))
+                .cloned()
+        },
+    )
+    .await
+    .unwrap();
     tokio::time::sleep(Duration::from_secs(3)).await;
     let value = read_sysctl(&node2, "net/ipv4/ip_forward").unwrap();
     assert_eq!(value, "0", "DryRun must not change the node");
