@@ -45,19 +45,20 @@ fn proc_field(pid: u32, file: &str, key: &str) -> u64 {
         .unwrap_or(0)
 }
 
-/// utime + stime of `pid`, in clock ticks.
-fn cpu_ticks(pid: u32) -> u64 {
+/// (utime + stime, cutime + cstime) of `pid`, in clock ticks: the agent's own threads, and
+/// its waited-for children (`iptables-save`).
+fn cpu_ticks(pid: u32) -> (u64, u64) {
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
     // Fields after the command name (which may contain spaces) start after ") ".
     let rest = stat.rsplit_once(") ").map(|(_, r)| r).unwrap_or("");
     let f: Vec<&str> = rest.split_whitespace().collect();
-    // rest[0] is field 3 (state): utime is field 14, stime 15.
+    // rest[0] is field 3 (state): utime is field 14, stime 15, cutime 16, cstime 17.
     let get = |i: usize| {
         f.get(i - 3)
             .and_then(|v| v.parse::<u64>().ok())
             .unwrap_or(0)
     };
-    get(14) + get(15)
+    (get(14) + get(15), get(16) + get(17))
 }
 
 fn targets(r: &NodeNetworkReport) -> Vec<String> {
@@ -117,6 +118,12 @@ fn command_output(program: &str, args: &[&str]) -> String {
         .output()
         .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string())
         .unwrap_or_default()
+}
+
+/// Let the agent go quiet (the watch echo of its own last write wakes one more scan), then
+/// wait `offset` more, so injections land at varied points of the poll period.
+async fn settle(offset: Duration) {
+    tokio::time::sleep(Duration::from_millis(300) + offset).await;
 }
 
 fn ns_ip(args: &[&str]) {
@@ -213,6 +220,7 @@ async fn bench() {
         let ip = format!("10.250.0.{i}");
         let target = format!("neigh {ip} dev cali-bench");
         let has = |t: &[String]| t.iter().any(|x| x == &target);
+        settle(Duration::ZERO).await;
         ns_ip(&[
             "neigh",
             "replace",
@@ -225,10 +233,13 @@ async fn bench() {
             "permanent",
         ]);
         appear.push(until(&reports, limit, has).await);
+        settle(Duration::ZERO).await;
         ns_ip(&["route", "add", &format!("{ip}/32"), "dev", "cali-bench"]);
         route_clear.push(until(&reports, limit, |t| !has(t)).await);
+        settle(Duration::ZERO).await;
         ns_ip(&["route", "del", &format!("{ip}/32"), "dev", "cali-bench"]);
         until(&reports, limit, has).await;
+        settle(Duration::ZERO).await;
         ns_ip(&["neigh", "del", &ip, "dev", "cali-bench"]);
         delete_clear.push(until(&reports, limit, |t| !has(t)).await);
     }
@@ -238,7 +249,8 @@ async fn bench() {
 
     // Sysctls: no event, the poll (5 s) finds them.
     let (mut s_on, mut s_off) = (vec![], vec![]);
-    for _ in 0..4 {
+    for i in 0..4u64 {
+        settle(Duration::from_millis(1300 * i)).await;
         ns.set_sysctl("net/ipv4/ip_forward", "0").unwrap();
         s_on.push(
             until(&reports, limit, |t| {
@@ -246,6 +258,7 @@ async fn bench() {
             })
             .await,
         );
+        settle(Duration::from_millis(700 * i)).await;
         ns.set_sysctl("net/ipv4/ip_forward", "1").unwrap();
         s_off.push(
             until(&reports, limit, |t| {
@@ -263,7 +276,8 @@ async fn bench() {
         t.iter()
             .any(|x| x.starts_with("filter INPUT") && x.contains("REJECT"))
     };
-    for _ in 0..3 {
+    for i in 0..3u64 {
+        settle(Duration::from_millis(1700 * i)).await;
         ns.exec(
             "iptables",
             &[
@@ -277,6 +291,7 @@ async fn bench() {
         )
         .unwrap();
         r_on.push(until(&reports, limit, rejects).await);
+        settle(Duration::from_millis(900 * i)).await;
         ns.exec(
             "iptables",
             &[
@@ -292,7 +307,7 @@ async fn bench() {
         r_off.push(until(&reports, limit, |t| !rejects(t)).await);
     }
     summary("REJECT rule added → finding shown (poll 5 s)", &r_on);
-    summary("REJECT rule deleted → finding cleared", &r_off);
+    summary("REJECT rule deleted → finding cleared (poll 5 s)", &r_off);
 
     // Idle with 10k neighbours.
     let batch: String = (0..10_000)
@@ -303,19 +318,21 @@ async fn bench() {
     ns_ip(&["-batch", batch_file.to_str().unwrap()]);
     tokio::time::sleep(Duration::from_secs(12)).await;
     let rv_before = reports.get(NS).await.unwrap().metadata.resource_version;
-    let ticks_before = cpu_ticks(pid);
+    let (own_before, children_before) = cpu_ticks(pid);
     let idle = Duration::from_secs(60);
     let start = Instant::now();
     tokio::time::sleep(idle).await;
-    let ticks = cpu_ticks(pid) - ticks_before;
+    let (own, children) = cpu_ticks(pid);
     let secs = start.elapsed().as_secs_f64();
     let hz = command_output("getconf", &["CLK_TCK"])
         .parse::<u64>()
         .unwrap_or(100) as f64;
+    let pct = |ticks: u64| ticks as f64 / hz / secs * 100.0;
     let rv_after = reports.get(NS).await.unwrap().metadata.resource_version;
     println!(
-        "idle, 10k neighbours: CPU {:.2}% of a core over {secs:.0} s; VmRSS {} KiB, VmHWM {} KiB; report resourceVersion {rv_before:?} → {rv_after:?}",
-        ticks as f64 / hz / secs * 100.0,
+        "idle, 10k neighbours, {secs:.0} s: CPU {:.2}% of a core (agent) + {:.2}% (iptables-save children); VmRSS {} KiB, VmHWM {} KiB; report resourceVersion {rv_before:?} → {rv_after:?}",
+        pct(own - own_before),
+        pct(children - children_before),
         proc_field(pid, "status", "VmRSS:"),
         proc_field(pid, "status", "VmHWM:"),
     );
