@@ -10,8 +10,11 @@
 //! - iptables → report: a REJECT rule in INPUT appears and goes;
 //! - idle: with 10k PERMANENT neighbours on `eth-bulk`, the agent's CPU (utime+stime over 60 s)
 //!   and RSS (`VmRSS`, `VmHWM`), and how many report writes happened meanwhile.
+//!
 //! Figures go to stdout; nothing is asserted about timings.
 
+// A measurement harness: a panic is how a broken setup fails.
+#![allow(clippy::unwrap_used)]
 use k8s_openapi::api::core::v1::Node;
 use kube::api::{Api, PostParams};
 use netheal_crds::NodeNetworkReport;
