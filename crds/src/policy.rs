@@ -257,7 +257,7 @@ impl Default for RejectRulesCheck {
 }
 
 /// `VtepMissing` / `PeerRouteMissing`: every live peer is reachable over the overlay.
-#[derive(Serialize, Deserialize, KubeSchema, Clone, Debug, Default, PartialEq, Eq)]
+#[derive(Serialize, Deserialize, KubeSchema, Clone, Debug, PartialEq, Eq)]
 #[serde(rename_all = "camelCase")]
 pub struct OverlayCheck {
     /// Run this check.
@@ -270,6 +270,16 @@ pub struct OverlayCheck {
     /// The CNI agent pods that `RestartCniPod` deletes (one per node, owned by a DaemonSet).
     #[serde(default)]
     pub agent_selector: AgentSelector,
+}
+
+impl Default for OverlayCheck {
+    fn default() -> Self {
+        Self {
+            enabled: true,
+            cni: Cni::default(),
+            agent_selector: AgentSelector::default(),
+        }
+    }
 }
 
 fn default_agent_namespace() -> String {

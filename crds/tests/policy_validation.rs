@@ -150,6 +150,27 @@ fn an_empty_spec_gets_the_documented_defaults() {
     );
     assert_eq!(spec.checks.reject_rules.chains, ["INPUT", "FORWARD"]);
     assert!(spec.checks.ip_forward.enabled && spec.checks.duplicate_pod_ips.enabled);
+    // Every check is on by default, in the typed default and in a document that omits it.
+    let typed = netheal_crds::NetworkHealthPolicySpec::default();
+    for check in netheal_crds::Check::ALL {
+        let expected = !matches!(
+            check,
+            netheal_crds::Check::BridgeSubnetMismatch
+                | netheal_crds::Check::Mtu
+                | netheal_crds::Check::TunnelOffload
+                | netheal_crds::Check::ServiceVipMissing
+        );
+        assert_eq!(
+            spec.checks.is_enabled(check),
+            expected,
+            "{check} from an empty spec"
+        );
+        assert_eq!(
+            typed.checks.is_enabled(check),
+            expected,
+            "{check} in the typed default"
+        );
+    }
     assert_eq!(spec.checks.overlay.agent_selector.namespace, "kube-system");
     assert_eq!(spec.remediation.actions, Action::ALL);
     assert_eq!(spec.remediation.max_concurrent_nodes, 1);
