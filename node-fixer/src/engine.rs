@@ -4,14 +4,14 @@
 use crate::checks::{self, Input, peers::peers};
 use crate::fix::{self, FixOutcome, neighbour::Target, param};
 use crate::netns::{self, netns_path};
-use crate::probe::{self, PROC_SYS, ProbeSet};
+use crate::probe::{self, ProbeSet, proc_sys_root};
 use crate::snapshot::{Backend, Mac, Snapshot};
 use k8s_openapi::api::core::v1::Node;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use netheal_crds::{
     Action, Finding, NetworkHealthPolicySpec, Outcome, RemediationOrder, RemediationResult,
 };
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 /// What the cluster says about the nodes (the truth overlay checks compare against).
@@ -219,7 +219,7 @@ fn set_sysctl(
     let dry_run = order.dry_run;
     let (k, v) = (key.clone(), value.clone());
     let mut out = netns::run_in(ns.as_deref(), move || {
-        fix::sysctl::set_here(Path::new(PROC_SYS), &k, &v, dry_run)
+        fix::sysctl::set_here(proc_sys_root(), &k, &v, dry_run)
     })
     .map_err(|e| e.to_string())?;
     let host = order.parameters.get("netns").is_none_or(|n| n.is_empty());

@@ -11,8 +11,28 @@ use crate::netns;
 use crate::snapshot::{NsSnapshot, PodSnapshot};
 use std::path::{Path, PathBuf};
 
-/// `/proc/sys`.
+/// Where the kernel's sysctls are read and written by default.
 pub const PROC_SYS: &str = "/proc/sys";
+
+/// The environment variable that moves the sysctl root. In an unprivileged container the
+/// runtime mounts `/proc/sys` read-only, so the DaemonSet mounts the host's `/proc/sys/net` at
+/// `/host/proc/sys/net` and sets `NETHEAL_PROC_SYS=/host/proc/sys` (as Cilium's agent does).
+/// A `net/...` file still resolves in the network namespace of the thread that opens it, so
+/// pod namespaces work the same through the mount.
+pub const PROC_SYS_ENV: &str = "NETHEAL_PROC_SYS";
+
+/// The sysctl root: `$NETHEAL_PROC_SYS`, or `/proc/sys` when unset or empty.
+pub fn proc_sys_root() -> &'static Path {
+    static ROOT: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
+    ROOT.get_or_init(|| proc_sys_root_from(std::env::var_os(PROC_SYS_ENV)))
+}
+
+fn proc_sys_root_from(value: Option<std::ffi::OsString>) -> PathBuf {
+    match value {
+        Some(v) if !v.is_empty() => PathBuf::from(v),
+        _ => PathBuf::from(PROC_SYS),
+    }
+}
 
 /// What to read in a namespace.
 #[derive(Clone, Copy, Debug)]
@@ -45,7 +65,7 @@ fn probe_here(set: ProbeSet) -> (NsSnapshot, Vec<String>) {
         errors.push(e);
     }
     if set.sysctls {
-        let (sysctls, errs) = sysctl::read_sysctls(Path::new(PROC_SYS));
+        let (sysctls, errs) = sysctl::read_sysctls(proc_sys_root());
         snap.sysctls = sysctls;
         errors.extend(errs);
     }
@@ -108,4 +128,22 @@ pub fn probe_pods(paths: &[PathBuf]) -> (Vec<PodSnapshot>, Vec<String>) {
         });
     }
     (pods, errors)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sysctl_root_follows_the_environment_and_defaults_to_proc_sys() {
+        assert_eq!(proc_sys_root_from(None), PathBuf::from("/proc/sys"));
+        assert_eq!(
+            proc_sys_root_from(Some("".into())),
+            PathBuf::from("/proc/sys")
+        );
+        assert_eq!(
+            proc_sys_root_from(Some("/host/proc/sys".into())),
+            PathBuf::from("/host/proc/sys")
+        );
+    }
 }
