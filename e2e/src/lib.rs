@@ -2,5 +2,5 @@
 
 pub mod apiserver;
 pub mod cluster;
-pub mod netns;
 pub mod harness;
+pub mod netns;

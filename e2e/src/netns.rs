@@ -102,7 +102,17 @@ impl Netns {
     pub fn ping(&self, addr: &str, count: u32) -> bool {
         self.exec(
             "ping",
-            &["-n", "-q", "-c", &count.to_string(), "-W", "1", "-i", "0.2", addr],
+            &[
+                "-n",
+                "-q",
+                "-c",
+                &count.to_string(),
+                "-W",
+                "1",
+                "-i",
+                "0.2",
+                addr,
+            ],
         )
         .is_ok()
     }
@@ -123,7 +133,10 @@ mod tests {
         let name = "nh-netns-selftest";
         {
             let ns = Netns::create(name).unwrap();
-            assert!(ns.ping("127.0.0.1", 1), "loopback must answer inside the namespace");
+            assert!(
+                ns.ping("127.0.0.1", 1),
+                "loopback must answer inside the namespace"
+            );
             let list = run("ip", &["netns", "list"]).unwrap();
             assert!(String::from_utf8_lossy(&list.stdout).contains(name));
         }
