@@ -87,6 +87,10 @@ pub struct Stores {
 
 impl Stores {
     /// Wait until every store holds its first full list.
+    ///
+    /// At most one task may wait at a time: kube-runtime wakes only the last task that polled
+    /// (its readiness is a single oneshot receiver), so a second concurrent waiter can sleep
+    /// forever. The binary has one waiter that publishes readiness to everyone else.
     pub async fn wait_until_ready(&self) -> Result<(), reflector::store::WriterDropped> {
         self.policies.wait_until_ready().await?;
         self.reports.wait_until_ready().await?;

@@ -44,10 +44,10 @@ async fn until(stores: &Stores, what: &str, cond: impl Fn(&Stores) -> bool) {
 
 const ARP_TARGET: &str = "net.ipv4.conf.all.arp_ignore";
 
-#[tokio::test]
-async fn one_pass_orders_the_fix_and_records_the_answer() {
-    let server = server(true).await;
-    let client = server.kube_client().unwrap();
+/// Two Nodes, an Enforce policy without cooldown, and two reports: `n1` with one ArpIgnore
+/// finding, `n2` healthy. Returns the finding's id.
+async fn seed(client: &kube::Client) -> String {
+    let client = client.clone();
     let nodes: Api<Node> = Api::all(client.clone());
     for name in ["n1", "n2"] {
         nodes
@@ -114,6 +114,17 @@ async fn one_pass_orders_the_fix_and_records_the_answer() {
         )
         .await
         .unwrap();
+
+    id
+}
+
+#[tokio::test]
+async fn one_pass_orders_the_fix_and_records_the_answer() {
+    let server = server(true).await;
+    let client = server.kube_client().unwrap();
+    let id = seed(&client).await;
+    let policies: Api<NetworkHealthPolicy> = Api::all(client.clone());
+    let reports: Api<NodeNetworkReport> = Api::all(client.clone());
 
     let trigger = Trigger::new();
     let (stores, watches) = watch::start(&client, &trigger);
@@ -280,4 +291,56 @@ async fn the_binary_refuses_to_start_without_the_crds() {
         "{stderr}"
     );
     server.shutdown().await;
+}
+
+/// Start the operator binary against `server` with `extra` arguments; wait (30 s at most) until
+/// it has written the order for the seeded finding into `n1`'s report.
+async fn binary_orders_the_fix(extra: &[&str]) {
+    let server = server(true).await;
+    let client = server.kube_client().unwrap();
+    let id = seed(&client).await;
+    let dir = std::env::temp_dir().join(format!(
+        "netheal-operator-bin-{}-{}",
+        std::process::id(),
+        extra.len()
+    ));
+    std::fs::create_dir_all(&dir).unwrap();
+    let kubeconfig = dir.join("kubeconfig");
+    server.write_kubeconfig(&kubeconfig).unwrap();
+    let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_netheal-operator"))
+        .args(["--listen", "127.0.0.1:0", "--requeue-interval", "2s"])
+        .args(extra)
+        .env("KUBECONFIG", &kubeconfig)
+        .env_remove("KUBERNETES_SERVICE_HOST")
+        .stderr(std::process::Stdio::null())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    let reports: Api<NodeNetworkReport> = Api::all(client.clone());
+    let mut ordered = false;
+    for _ in 0..300 {
+        if let Some(exit) = child.try_wait().unwrap() {
+            panic!("the operator exited early: {exit}");
+        }
+        let n1 = reports.get("n1").await.unwrap();
+        if n1.spec.remediations.iter().any(|o| o.finding_id == id) {
+            ordered = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    child.kill().await.ok();
+    std::fs::remove_dir_all(&dir).ok();
+    assert!(ordered, "no order for finding {id} within 30 s ({extra:?})");
+    server.shutdown().await;
+}
+
+#[tokio::test]
+async fn the_binary_reconciles_without_leader_election() {
+    binary_orders_the_fix(&["--no-leader-election"]).await;
+}
+
+#[tokio::test]
+async fn the_binary_reconciles_once_it_holds_the_lease() {
+    binary_orders_the_fix(&["--lease-namespace", "default"]).await;
 }
