@@ -171,6 +171,9 @@ pub enum WriteDecision {
     FirstWrite,
     /// Something the operator cares about changed.
     Changed,
+    /// A finding that a written result fixed is seen again after the fix: the operator waits
+    /// for that observation before it decides again (or declares the finding flapping).
+    Reobserved,
     /// Only volatile fields changed, and the last write is older than the refresh interval.
     Heartbeat,
     /// Nothing worth a write.
@@ -184,6 +187,29 @@ impl WriteDecision {
     }
 }
 
+/// True when a finding that `written` shows as fixed (a result for its target, not a dry run,
+/// at or after the finding's written `lastSeen`) is in `new` with a `lastSeen` after the fix.
+/// Without that write the operator would wait for the next heartbeat to learn that the fix did
+/// not hold.
+fn reobserved_after_fix(written: &NodeNetworkReportStatus, new: &NodeNetworkReportStatus) -> bool {
+    new.findings.iter().any(|finding| {
+        let Some(seen_now) = finding.last_seen.as_ref() else {
+            return false;
+        };
+        let seen_before = written
+            .findings
+            .iter()
+            .find(|w| w.id == finding.id)
+            .and_then(|w| w.last_seen.as_ref());
+        written.results.iter().any(|result| {
+            !result.dry_run
+                && result.target == finding.target
+                && seen_before.is_none_or(|before| result.time.0 >= before.0)
+                && seen_now.0 > result.time.0
+        })
+    })
+}
+
 /// Decide whether to write `new`, given what was last written and how long ago.
 pub fn decide_write(
     written: Option<&NodeNetworkReportStatus>,
@@ -195,6 +221,8 @@ pub fn decide_write(
         (Some(w), Some(age)) => {
             if materially_changed(w, new) {
                 WriteDecision::Changed
+            } else if reobserved_after_fix(w, new) {
+                WriteDecision::Reobserved
             } else if age >= refresh {
                 WriteDecision::Heartbeat
             } else {
@@ -382,6 +410,73 @@ mod tests {
     fn pending_orders_counts_unanswered_ones() {
         assert_eq!(pending_orders(&[order("a"), order("b")], &[result("a")]), 1);
         assert_eq!(pending_orders(&[], &[result("a")]), 0);
+    }
+
+    #[test]
+    fn a_finding_seen_again_after_its_fix_is_written_once() {
+        let eff = effective();
+        let refresh = Duration::from_secs(300);
+        let facts = || ScanFacts {
+            findings: vec![finding(Check::IpForward, "net.ipv4.ip_forward")],
+            ..Default::default()
+        };
+        // Written at t=10: the finding (seen at 10) and the answer to its fix, applied at 10.
+        let mut fixed = result("o1");
+        fixed.time = t(10);
+        let written = build_status(&[], facts(), Some(&eff), vec![fixed.clone()], &[], &t(10));
+        // Something undid the fix: the scan at t=15 sees the finding again.
+        let again = build_status(
+            &written.findings,
+            facts(),
+            Some(&eff),
+            vec![fixed.clone()],
+            &[],
+            &t(15),
+        );
+        assert!(!materially_changed(&written, &again));
+        assert_eq!(
+            decide_write(
+                Some(&written),
+                Some(Duration::from_secs(5)),
+                &again,
+                refresh
+            ),
+            WriteDecision::Reobserved
+        );
+        // Once that is written, later scans are heartbeats again.
+        let later = build_status(
+            &again.findings,
+            facts(),
+            Some(&eff),
+            vec![fixed.clone()],
+            &[],
+            &t(20),
+        );
+        assert_eq!(
+            decide_write(Some(&again), Some(Duration::from_secs(5)), &later, refresh),
+            WriteDecision::Skip
+        );
+        // A dry run changed nothing: no such write.
+        let mut dry = fixed;
+        dry.dry_run = true;
+        let written = build_status(&[], facts(), Some(&eff), vec![dry.clone()], &[], &t(10));
+        let again = build_status(
+            &written.findings,
+            facts(),
+            Some(&eff),
+            vec![dry],
+            &[],
+            &t(15),
+        );
+        assert_eq!(
+            decide_write(
+                Some(&written),
+                Some(Duration::from_secs(5)),
+                &again,
+                refresh
+            ),
+            WriteDecision::Skip
+        );
     }
 
     #[test]
