@@ -556,6 +556,27 @@ impl Harness {
         .await?)
     }
 
+    /// Wait until the kubelet emulation has restarted the CNI agent on `node` at least
+    /// `at_least` times (it records a restart once the new agent pod is Running, a little after
+    /// the data plane is programmed again).
+    pub async fn wait_cni_restarts(
+        &self,
+        node: &str,
+        at_least: usize,
+        timeout: Duration,
+    ) -> Result<usize, HarnessError> {
+        let what = format!("{at_least} CNI agent restart(s) on {node}");
+        Ok(wait_for(&what, timeout, || async {
+            let restarts = self.kubelet.cni_restarts(node);
+            if restarts >= at_least {
+                Check::Done(restarts)
+            } else {
+                Check::NotYet(format!("{restarts} restart(s)"))
+            }
+        })
+        .await?)
+    }
+
     /// Wait until a ping from namespace `from` to `to` succeeds (`reachable`) or fails.
     pub async fn wait_ping(
         &self,
