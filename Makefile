@@ -4,7 +4,7 @@ SHELL := /bin/bash
 CARGO ?= cargo
 NEXTEST_PROFILE ?= default
 
-.PHONY: all build release test lint fmt crds crds-check bench deploy undeploy help
+.PHONY: all build release test lint fmt crds crds-check deploy undeploy help
 
 all: build
 
@@ -69,8 +69,37 @@ CLUSTER_POD_STYLE ?= calico
 CLUSTER_APISERVER ?=
 .PHONY: cluster-up cluster-down
 
-cluster-up: ## Bring up a cluster-in-a-box (CLUSTER_NAME, CLUSTER_NODES, CLUSTER_POD_STYLE=bridge|calico, CLUSTER_APISERVER=1)
-	$(CARGO) run --locked -q -p netheal-e2e --bin netheal-cluster -- up --name $(CLUSTER_NAME) --nodes $(CLUSTER_NODES) --pod-style $(CLUSTER_POD_STYLE) $(if $(CLUSTER_APISERVER),--with-apiserver)
+NETHEAL ?=
+UP_LOG = target/e2e-logs/$(CLUSTER_NAME)-up.log
 
-cluster-down: ## Remove the cluster-in-a-box CLUSTER_NAME (also the leftovers of a killed run)
-	$(CARGO) run --locked -q -p netheal-e2e --bin netheal-cluster -- down --name $(CLUSTER_NAME)
+cluster-up: ## Bring up a cluster-in-a-box (CLUSTER_NAME, CLUSTER_NODES, CLUSTER_POD_STYLE=bridge|calico, CLUSTER_APISERVER=1); NETHEAL=1 also runs the operator and one agent per node, in the background, until `make cluster-down`
+ifeq ($(NETHEAL),1)
+	$(CARGO) build --locked -q -p netheal-e2e --bins -p node-fixer -p netheal-operator
+	mkdir -p target/e2e-logs
+	nohup target/debug/netheal-demo up --name $(CLUSTER_NAME) --nodes $(CLUSTER_NODES) --policy >$(UP_LOG) 2>&1 &
+	@for _ in $$(seq 120); do grep -q '^netheal is running' $(UP_LOG) 2>/dev/null && break; sleep 1; done
+	@grep -q '^netheal is running' $(UP_LOG) || { cat $(UP_LOG) >&2; echo "cluster-up: netheal did not start (log: $(UP_LOG))" >&2; exit 1; }
+	@cat $(UP_LOG)
+else
+	$(CARGO) run --locked -q -p netheal-e2e --bin netheal-cluster -- up --name $(CLUSTER_NAME) --nodes $(CLUSTER_NODES) --pod-style $(CLUSTER_POD_STYLE) $(if $(CLUSTER_APISERVER),--with-apiserver)
+endif
+
+cluster-down: ## Stop netheal (if NETHEAL=1 started it) and remove the cluster-in-a-box CLUSTER_NAME (also the leftovers of a killed run)
+	$(CARGO) build --locked -q -p netheal-e2e --bins
+	target/debug/netheal-demo down --name $(CLUSTER_NAME)
+	target/debug/netheal-cluster down --name $(CLUSTER_NAME)
+
+.PHONY: demo bench bench-e2e
+
+demo: ## The demo (root): a 3-node cluster-in-a-box, the seed faults, the dry-run report, then Enforce and the healing, live; tears down at the end
+	$(CARGO) build --locked -q -p netheal-e2e --bins -p node-fixer -p netheal-operator
+	target/debug/netheal-demo run --name $(CLUSTER_NAME)
+
+bench: ## Benchmarks: node-fixer scan cost and memory, agent detection latency and idle cost, operator decision pass (root)
+	$(CARGO) bench --locked -p node-fixer --bench scan
+	$(CARGO) bench --locked -p node-fixer --bench agent_latency
+	$(CARGO) bench --locked -p netheal-operator --bench decide
+
+bench-e2e: ## Time to repair on the cluster-in-a-box: injection to working ping, p50/p95 per check (root)
+	$(CARGO) build --locked -q -p node-fixer -p netheal-operator
+	$(CARGO) bench --locked -p netheal-e2e --bench time_to_repair
