@@ -141,6 +141,10 @@ pub fn decide(inputs: &Inputs<'_>) -> Decision {
             _ if report.is_none() => Some(Withdraw::ReportMissing),
             (_, None) => Some(Withdraw::PolicyDeleted),
             (_, Some(p)) if p.spec.paused => Some(Withdraw::PolicyPaused),
+            (_, Some(p)) if p.spec.mode != Mode::Enforce => Some(Withdraw::PolicyDryRun),
+            (_, Some(p)) if !p.spec.remediation.actions.contains(&order.action) => {
+                Some(Withdraw::ActionNotApproved)
+            }
             (Some(n), _) if n.paused => Some(Withdraw::NodePaused),
             _ => None,
         };

@@ -27,6 +27,10 @@ pub enum Withdraw {
     PolicyDeleted,
     /// The approving policy is paused.
     PolicyPaused,
+    /// The approving policy was switched to `DryRun`.
+    PolicyDryRun,
+    /// The approving policy no longer lists the order's action.
+    ActionNotApproved,
     /// The Node is annotated paused.
     NodePaused,
     /// The node's report is gone (node-fixer recreates it and scans again).
@@ -39,6 +43,8 @@ impl Withdraw {
             Withdraw::NodeDeleted => "withdrawn: the node was deleted before node-fixer answered",
             Withdraw::PolicyDeleted => "withdrawn: the policy was deleted",
             Withdraw::PolicyPaused => "withdrawn: the policy is paused",
+            Withdraw::PolicyDryRun => "withdrawn: the policy was switched to DryRun",
+            Withdraw::ActionNotApproved => "withdrawn: the policy no longer approves this action",
             Withdraw::NodePaused => "withdrawn: the node is paused",
             Withdraw::ReportMissing => "withdrawn: the node's report was deleted",
         }

@@ -686,6 +686,44 @@ fn orders_of_a_deleted_policy_are_withdrawn() {
     assert_eq!(d.orders["n1"][0].policy, "q");
 }
 
+/// The message of the one record `d` holds for an order withdrawn on n1.
+fn withdrawal(d: &Decision) -> String {
+    assert_eq!(d.recorded.len(), 1, "{:?}", d.recorded);
+    assert_eq!(d.recorded[0].record.outcome, Outcome::Skipped);
+    d.recorded[0].record.message.clone().unwrap_or_default()
+}
+
+#[test]
+fn orders_out_are_withdrawn_when_the_policy_goes_to_dry_run() {
+    let mut w = World::new().with_node("n1", vec![arp("net.ipv4.conf.all.arp_ignore")]);
+    let d = w.step(1000);
+    assert_eq!(d.orders["n1"].len(), 1);
+    w.policy().spec.mode = Mode::DryRun;
+    let d = w.step(1001);
+    assert!(withdrawal(&d).contains("switched to DryRun"));
+    assert_eq!(
+        d.orders["n1"],
+        vec![],
+        "nothing is left for node-fixer to run"
+    );
+    assert_eq!(disposition(&d, "p", "n1"), vec!["dry-run: would SetSysctl"]);
+}
+
+#[test]
+fn orders_out_are_withdrawn_when_their_action_is_no_longer_approved() {
+    let mut w = World::new().with_node("n1", vec![arp("net.ipv4.conf.all.arp_ignore")]);
+    let d = w.step(1000);
+    assert_eq!(d.orders["n1"].len(), 1);
+    w.policy()
+        .spec
+        .remediation
+        .actions
+        .retain(|a| *a != Action::SetSysctl);
+    let d = w.step(1001);
+    assert!(withdrawal(&d).contains("no longer approves"));
+    assert_eq!(d.orders["n1"], vec![]);
+}
+
 #[test]
 fn answers_recorded_before_a_restart_are_not_recorded_twice() {
     let mut w = World::new().with_node("n1", vec![arp("net.ipv4.conf.all.arp_ignore")]);
