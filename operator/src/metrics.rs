@@ -36,6 +36,15 @@ pub struct PolicyLabels {
     pub policy: String,
 }
 
+/// `{policy, mode}`.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, PartialOrd, Ord, EncodeLabelSet)]
+pub struct PolicyModeLabels {
+    /// The policy.
+    pub policy: String,
+    /// `DryRun` or `Enforce`.
+    pub mode: String,
+}
+
 /// Every metric the operator exports.
 pub struct Metrics {
     registry: Registry,
@@ -53,6 +62,10 @@ pub struct Metrics {
     pub reconcile_errors: Counter,
     /// `netheal_leader`: 1 on the leader.
     pub leader: Gauge,
+    /// `netheal_policy_info{policy,mode}`: 1 per policy.
+    pub policy_info: Family<PolicyModeLabels, Gauge>,
+    /// The policy label sets exported last time (to drop the ones that went).
+    known_policies: Mutex<std::collections::BTreeSet<PolicyModeLabels>>,
     /// The label sets of the open-findings gauge set last time (to zero the ones that went).
     known_findings: Mutex<BTreeMap<(String, String), i64>>,
 }
@@ -74,6 +87,7 @@ impl Metrics {
         let reconcile_duration = Histogram::new(exponential_buckets(0.001, 2.0, 16));
         let reconcile_errors = Counter::default();
         let leader = Gauge::default();
+        let policy_info = Family::<PolicyModeLabels, Gauge>::default();
         registry.register(
             "netheal_actions",
             "Actions taken, by policy, action and outcome",
@@ -109,6 +123,11 @@ impl Metrics {
             "1 on the replica holding the lease",
             leader.clone(),
         );
+        registry.register(
+            "netheal_policy_info",
+            "1 per NetworkHealthPolicy, with its mode",
+            policy_info.clone(),
+        );
         Self {
             registry,
             actions,
@@ -118,6 +137,8 @@ impl Metrics {
             reconcile_duration,
             reconcile_errors,
             leader,
+            policy_info,
+            known_policies: Mutex::new(std::collections::BTreeSet::new()),
             known_findings: Mutex::new(BTreeMap::new()),
         }
     }
@@ -159,6 +180,25 @@ impl Metrics {
         *known = current;
     }
 
+    /// Set `netheal_policy_info` to the policies in `current` (name, mode); the series of a
+    /// deleted policy, or of its previous mode, go away.
+    pub fn set_policies(&self, current: impl IntoIterator<Item = (String, String)>) {
+        let Ok(mut known) = self.known_policies.lock() else {
+            return;
+        };
+        let current: std::collections::BTreeSet<PolicyModeLabels> = current
+            .into_iter()
+            .map(|(policy, mode)| PolicyModeLabels { policy, mode })
+            .collect();
+        for gone in known.difference(&current) {
+            self.policy_info.remove(gone);
+        }
+        for labels in &current {
+            self.policy_info.get_or_create(labels).set(1);
+        }
+        *known = current;
+    }
+
     /// The text exposition.
     pub fn encode(&self) -> Result<String, std::fmt::Error> {
         let mut out = String::new();
@@ -178,6 +218,11 @@ mod tests {
         m.set_open_findings(BTreeMap::from([(("p".into(), "ArpIgnore".into()), 2)]));
         m.set_open_findings(BTreeMap::new());
         m.leader.set(1);
+        m.set_policies([
+            ("p".into(), "Enforce".into()),
+            ("q".into(), "DryRun".into()),
+        ]);
+        m.set_policies([("p".into(), "DryRun".into())]);
         m.flapping
             .get_or_create(&PolicyLabels { policy: "p".into() })
             .set(1);
@@ -190,8 +235,12 @@ mod tests {
             "netheal_reconcile_errors_total 0",
             "netheal_leader 1",
             "netheal_flapping_findings{policy=\"p\"} 1",
+            "netheal_policy_info{policy=\"p\",mode=\"DryRun\"} 1",
         ] {
             assert!(text.contains(needle), "{needle} missing from\n{text}");
+        }
+        for gone in ["mode=\"Enforce\"", "policy=\"q\""] {
+            assert!(!text.contains(gone), "{gone} still exported:\n{text}");
         }
     }
 }

@@ -310,6 +310,15 @@ fn publish_gauges(ctx: &Context, decision: &Decision) {
     }
     ctx.metrics.set_open_findings(open);
     ctx.metrics
+        .set_policies(ctx.stores.policies.state().iter().filter_map(|p| {
+            let name = p.metadata.name.clone()?;
+            let mode = match p.spec.mode {
+                netheal_crds::Mode::DryRun => "DryRun",
+                netheal_crds::Mode::Enforce => "Enforce",
+            };
+            Some((name, mode.to_string()))
+        }));
+    ctx.metrics
         .nodes_in_flight
         .set(decision.nodes_in_flight.len() as i64);
 }
