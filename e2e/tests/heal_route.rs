@@ -2,10 +2,12 @@
 //! `RestartCniPod` on that node and deletes nothing; Enforce deletes its CNI agent pod, the
 //! new agent programs the route again, the ping works and the finding clears.
 
+mod heal_common;
+
 use netheal_crds::{Action, Check, Mode};
 use netheal_e2e::cluster::PodOptions;
 use netheal_e2e::harness::policies::{POLICY, scenario_policy};
-use netheal_e2e::harness::{Harness, HarnessOptions, ping};
+use netheal_e2e::harness::{Harness, HarnessOptions};
 use std::time::Duration;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -34,35 +36,10 @@ async fn a_missing_peer_route_is_proposed_then_repaired_by_restarting_the_cni_ag
         .unwrap();
     assert_eq!(f.action, Some(Action::RestartCniPod));
 
-    h.expect_proposed(
-        POLICY,
-        "node1",
-        Check::PeerRouteMissing,
-        Action::RestartCniPod,
-    )
-    .await
-    .unwrap();
-    tokio::time::sleep(Duration::from_secs(3)).await;
-    assert_eq!(h.kubelet().cni_restarts("node1"), 0);
-    assert!(!ping(&a.netns, b.ip));
-
-    h.set_mode(POLICY, Mode::Enforce).await.unwrap();
-    h.wait_ping(&a.netns, b.ip, true, Duration::from_secs(45))
-        .await
-        .unwrap();
-    h.expect_applied(POLICY, "node1", Action::RestartCniPod, |_| true)
-        .await
-        .unwrap();
-    h.wait_cni_restarts("node1", 1, Duration::from_secs(10))
-        .await
-        .unwrap();
+    heal_common::cni_restart_heals(&h, "node1", Check::PeerRouteMissing, &a.netns, b.ip).await;
     let route_back = h
         .with_cluster(move |c| Ok(c.routes("node1")?.iter().any(|r| r.dst == cidr)))
         .await
         .unwrap();
     assert!(route_back);
-    h.expect_finding_cleared("node1", Check::PeerRouteMissing)
-        .await
-        .unwrap();
-    h.expect_event("RestartCniPod", "node1").await.unwrap();
 }

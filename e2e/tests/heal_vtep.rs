@@ -4,6 +4,8 @@
 //! whose new agent pod programs the right entry). And a peer that lost its neighbour for a
 //! node's VTEP (`VtepMissing`) gets its CNI agent restarted.
 
+mod heal_common;
+
 use netheal_crds::{Action, Check, Mode};
 use netheal_e2e::cluster::PodOptions;
 use netheal_e2e::cluster::faults::LostHow;
@@ -119,34 +121,5 @@ async fn a_lost_vtep_neighbour_is_proposed_then_repaired_by_restarting_the_cni_a
         .unwrap();
     assert_eq!(f.action, Some(Action::RestartCniPod));
 
-    h.expect_proposed(POLICY, "node1", Check::VtepMissing, Action::RestartCniPod)
-        .await
-        .unwrap();
-    tokio::time::sleep(Duration::from_secs(3)).await;
-    assert_eq!(
-        h.kubelet().cni_restarts("node1"),
-        0,
-        "DryRun must not delete the CNI agent pod"
-    );
-    assert!(!ping(&a.netns, b.ip));
-
-    h.set_mode(POLICY, Mode::Enforce).await.unwrap();
-    h.wait_ping(&a.netns, b.ip, true, Duration::from_secs(45))
-        .await
-        .unwrap();
-    h.expect_applied(POLICY, "node1", Action::RestartCniPod, |_| true)
-        .await
-        .unwrap();
-    h.wait_cni_restarts("node1", 1, Duration::from_secs(10))
-        .await
-        .unwrap();
-    assert_eq!(
-        h.kubelet().cni_restarts("node2"),
-        0,
-        "only the node that reported the gap is restarted"
-    );
-    h.expect_finding_cleared("node1", Check::VtepMissing)
-        .await
-        .unwrap();
-    h.expect_event("RestartCniPod", "node1").await.unwrap();
+    heal_common::cni_restart_heals(&h, "node1", Check::VtepMissing, &a.netns, b.ip).await;
 }
