@@ -2,6 +2,7 @@
 //! functions; async callers run them on `tokio::task::spawn_blocking`.
 
 use crate::checks::{self, Input, peers::peers};
+use crate::error::{OrderError, ProbeError};
 use crate::fix::{self, FixOutcome, neighbour::Target, param};
 use crate::netns::{self, netns_path};
 use crate::probe::{self, ProbeSet, proc_sys_root};
@@ -62,20 +63,16 @@ impl EngineConfig {
     }
 
     /// The pod namespaces on this host now.
-    pub fn pod_netns(&self) -> Result<Vec<PathBuf>, String> {
+    pub fn pod_netns(&self) -> Result<Vec<PathBuf>, ProbeError> {
         let host = self.host_netns();
         netns::pod_namespaces(&self.pod_netns_glob, host.as_deref())
     }
 }
 
-/// The built-in default policy: `NetworkHealthPolicySpec::default()`, with the overlay check
-/// switched on as the policy's documented defaults (and its serde defaults) say. The derived
-/// `Default` of `OverlayCheck` leaves it off; this keeps the CLI and the agent in line with the
-/// catalogue until that is corrected in the API crate.
+/// The built-in default policy (no `--policy`): every check on, `DryRun`, as a policy with an
+/// empty spec.
 pub fn default_policy() -> NetworkHealthPolicySpec {
-    let mut policy = NetworkHealthPolicySpec::default();
-    policy.checks.overlay.enabled = true;
-    policy
+    NetworkHealthPolicySpec::default()
 }
 
 /// The result of one scan.
@@ -115,7 +112,7 @@ pub fn snapshot(
                 snap.pods = pods;
                 errors.extend(errs);
             }
-            Err(e) => errors.push(e),
+            Err(e) => errors.push(e.to_string()),
         }
     }
     (snap, errors)
@@ -159,7 +156,7 @@ pub fn execute(
             "{other} is a cluster action; node-fixer does not execute it"
         ))),
     }
-    .unwrap_or_else(|e| FixOutcome::failed("", e));
+    .unwrap_or_else(|e| FixOutcome::failed("", e.to_string()));
     tracing::info!(
         id = %order.id, action = %order.action, target = %order.target,
         outcome = %out.outcome, dry_run = order.dry_run, "remediation executed"
@@ -178,7 +175,10 @@ pub fn execute(
 }
 
 /// The namespace an order names: `""` = the host, else a pod namespace on this host.
-fn order_netns(order: &RemediationOrder, config: &EngineConfig) -> Result<Option<PathBuf>, String> {
+fn order_netns(
+    order: &RemediationOrder,
+    config: &EngineConfig,
+) -> Result<Option<PathBuf>, OrderError> {
     let name = order
         .parameters
         .get("netns")
@@ -192,27 +192,29 @@ fn order_netns(order: &RemediationOrder, config: &EngineConfig) -> Result<Option
         .into_iter()
         .find(|p| netns::netns_name(p) == name)
         .map(Some)
-        .ok_or_else(|| format!("pod network namespace {name:?} is not on this host (any more)"))
+        .ok_or_else(|| OrderError::PodNetnsGone(name.to_string()))
 }
 
 fn set_sysctl(
     order: &RemediationOrder,
     policy: &NetworkHealthPolicySpec,
     config: &EngineConfig,
-) -> Result<FixOutcome, String> {
+) -> Result<FixOutcome, OrderError> {
     let key = param(&order.parameters, "sysctl")?.to_string();
     let value = param(&order.parameters, "value")?.to_string();
     fix::sysctl::validate_key(&key)?;
     if value.is_empty() || !value.chars().all(|c| c.is_ascii_digit()) {
-        return Err(format!(
-            "order parameter \"value\": {value:?} is not a number"
-        ));
+        return Err(OrderError::InvalidParameter {
+            key: "value",
+            value,
+            expected: "a number",
+        });
     }
     let ns = match order_netns(order, config) {
         Ok(ns) => ns,
         // The pod is gone: nothing left to fix.
         Err(e) if order.parameters.get("netns").is_some_and(|n| !n.is_empty()) => {
-            return Ok(FixOutcome::no_change("absent", Some(e)));
+            return Ok(FixOutcome::no_change("absent", Some(e.to_string())));
         }
         Err(e) => return Err(e),
     };
@@ -220,8 +222,7 @@ fn set_sysctl(
     let (k, v) = (key.clone(), value.clone());
     let mut out = netns::run_in(ns.as_deref(), move || {
         fix::sysctl::set_here(proc_sys_root(), &k, &v, dry_run)
-    })
-    .map_err(|e| e.to_string())?;
+    })?;
     let host = order.parameters.get("netns").is_none_or(|n| n.is_empty());
     if host
         && !dry_run
@@ -239,7 +240,7 @@ fn delete_neighbour(
     order: &RemediationOrder,
     policy: &NetworkHealthPolicySpec,
     config: &EngineConfig,
-) -> Result<FixOutcome, String> {
+) -> Result<FixOutcome, OrderError> {
     let p = &order.parameters;
     let interface = param(p, "interface")?.to_string();
     let pats = checks::patterns(
@@ -256,24 +257,34 @@ fn delete_neighbour(
         None
     } else {
         Some(
-            Mac::parse(lladdr)
-                .ok_or_else(|| format!("order parameter \"lladdr\": {lladdr:?} is not a MAC"))?,
+            Mac::parse(lladdr).ok_or_else(|| OrderError::InvalidParameter {
+                key: "lladdr",
+                value: lladdr.to_string(),
+                expected: "a MAC",
+            })?,
         )
     };
     let ip = param(p, "ip")?;
     let target = if p.get("kind").map(String::as_str) == Some("fdb") {
         Target::Fdb {
-            mac: mac.ok_or("order parameter \"lladdr\" is required for an fdb entry")?,
+            mac: mac.ok_or(OrderError::Required {
+                key: "lladdr",
+                when: "for an fdb entry",
+            })?,
             interface,
-            dst: ip
-                .parse()
-                .map_err(|_| format!("order parameter \"ip\": {ip:?} is not an IP"))?,
+            dst: ip.parse().map_err(|_| OrderError::InvalidParameter {
+                key: "ip",
+                value: ip.to_string(),
+                expected: "an IP",
+            })?,
         }
     } else {
         Target::Neighbour {
-            ip: ip
-                .parse()
-                .map_err(|_| format!("order parameter \"ip\": {ip:?} is not an IPv4 address"))?,
+            ip: ip.parse().map_err(|_| OrderError::InvalidParameter {
+                key: "ip",
+                value: ip.to_string(),
+                expected: "an IPv4 address",
+            })?,
             interface,
             lladdr: mac,
         }
@@ -285,24 +296,25 @@ fn delete_neighbour(
         .collect();
     let ns = order_netns(order, config)?;
     let dry_run = order.dry_run;
-    netns::run_in(ns.as_deref(), move || {
+    Ok(netns::run_in(ns.as_deref(), move || {
         fix::neighbour::delete_here(&target, dry_run, &protected)
-    })
-    .map_err(|e| e.to_string())
+    })?)
 }
 
 fn remove_reject_rule(
     order: &RemediationOrder,
     policy: &NetworkHealthPolicySpec,
     config: &EngineConfig,
-) -> Result<FixOutcome, String> {
+) -> Result<FixOutcome, OrderError> {
     let p = &order.parameters;
     let table = param(p, "table")?.to_string();
     let chain = param(p, "chain")?.to_string();
     let spec = param(p, "rule")?.to_string();
     let backend_name = param(p, "backend")?;
-    let backend = Backend::parse(backend_name).ok_or_else(|| {
-        format!("order parameter \"backend\": {backend_name:?} is not nft or legacy")
+    let backend = Backend::parse(backend_name).ok_or_else(|| OrderError::InvalidParameter {
+        key: "backend",
+        value: backend_name.to_string(),
+        expected: "nft or legacy",
     })?;
     let rule = crate::snapshot::Rule {
         table: table.clone(),
@@ -315,14 +327,17 @@ fn remove_reject_rule(
         )));
     }
     if spec.contains('\n') {
-        return Err("order parameter \"rule\" must be one line".into());
+        return Err(OrderError::InvalidParameter {
+            key: "rule",
+            value: spec,
+            expected: "one line",
+        });
     }
     let ns = order_netns(order, config)?;
     let dry_run = order.dry_run;
-    netns::run_in(ns.as_deref(), move || {
+    Ok(netns::run_in(ns.as_deref(), move || {
         fix::iptables::remove_here(backend, &table, &chain, &spec, dry_run)
-    })
-    .map_err(|e| e.to_string())
+    })?)
 }
 
 /// Orders for every finding of `scan` whose action is node-local and approved by `policy`

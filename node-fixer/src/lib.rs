@@ -6,6 +6,7 @@ pub mod agent;
 pub mod checks;
 pub mod cli;
 pub mod engine;
+pub mod error;
 pub mod fix;
 pub mod netns;
 pub mod probe;

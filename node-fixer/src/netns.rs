@@ -89,8 +89,14 @@ pub fn runtime() -> std::io::Result<tokio::runtime::Runtime> {
 
 /// The pod namespaces matching `pattern`, sorted, excluding `exclude` (the host namespace
 /// when it happens to match).
-pub fn pod_namespaces(pattern: &str, exclude: Option<&Path>) -> Result<Vec<PathBuf>, String> {
-    let paths = glob::glob(pattern).map_err(|e| format!("pod netns glob {pattern:?}: {e}"))?;
+pub fn pod_namespaces(
+    pattern: &str,
+    exclude: Option<&Path>,
+) -> Result<Vec<PathBuf>, crate::error::ProbeError> {
+    let paths = glob::glob(pattern).map_err(|source| crate::error::ProbeError::PodNetnsGlob {
+        pattern: pattern.to_string(),
+        source,
+    })?;
     let mut out: Vec<PathBuf> = paths
         .filter_map(Result::ok)
         .filter(|p| Some(p.as_path()) != exclude)

@@ -8,7 +8,12 @@ use std::io::Write;
 use std::process::{Command, Stdio};
 
 /// How many times `-A chain spec` is in the table now.
-fn count(backend: Backend, table: &str, chain: &str, spec: &str) -> Result<usize, String> {
+fn count(
+    backend: Backend,
+    table: &str,
+    chain: &str,
+    spec: &str,
+) -> Result<usize, crate::error::ProbeError> {
     let text = save(backend)?;
     Ok(parse_save(&text)
         .iter()
@@ -29,7 +34,7 @@ pub fn remove_here(
     match count(backend, table, chain, spec) {
         Ok(0) => return FixOutcome::no_change("absent", None),
         Ok(_) => {}
-        Err(e) => return FixOutcome::failed("", e),
+        Err(e) => return FixOutcome::failed("", e.to_string()),
     }
     if dry_run {
         return FixOutcome::applied(before, "absent", Some("dry-run: not deleted".into()));

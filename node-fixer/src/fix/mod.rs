@@ -71,9 +71,12 @@ impl FixOutcome {
 }
 
 /// A required order parameter.
-pub fn param<'a>(params: &'a BTreeMap<String, String>, key: &str) -> Result<&'a str, String> {
+pub fn param<'a>(
+    params: &'a BTreeMap<String, String>,
+    key: &str,
+) -> Result<&'a str, crate::error::OrderError> {
     params
         .get(key)
         .map(String::as_str)
-        .ok_or_else(|| format!("order parameter {key:?} is missing"))
+        .ok_or_else(|| crate::error::OrderError::MissingParameter(key.to_string()))
 }

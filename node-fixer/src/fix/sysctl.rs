@@ -2,12 +2,13 @@
 //! persisted in a drop-in file.
 
 use super::FixOutcome;
+use crate::error::{FileError, OrderError};
 use crate::probe::sysctl::dotted;
 use std::io::Write;
 use std::path::Path;
 
 /// Refuse keys outside `net/` or with path tricks.
-pub fn validate_key(key: &str) -> Result<(), String> {
+pub fn validate_key(key: &str) -> Result<(), OrderError> {
     let ok = key.starts_with("net/")
         && !key.contains("..")
         && !key.contains("//")
@@ -17,9 +18,11 @@ pub fn validate_key(key: &str) -> Result<(), String> {
     if ok {
         Ok(())
     } else {
-        Err(format!(
-            "order parameter \"sysctl\": {key:?} is not a sysctl under net/"
-        ))
+        Err(OrderError::InvalidParameter {
+            key: "sysctl",
+            value: key.to_string(),
+            expected: "a sysctl under net/",
+        })
     }
 }
 
@@ -100,18 +103,18 @@ pub fn merge_dropin(existing: &str, key: &str, value: &str) -> String {
 }
 
 /// Write the drop-in atomically (temp file + rename). Returns whether the file changed.
-pub fn persist(dir: &Path, file: &str, key: &str, value: &str) -> Result<bool, String> {
+pub fn persist(dir: &Path, file: &str, key: &str, value: &str) -> Result<bool, FileError> {
     let path = dir.join(file);
     let existing = match std::fs::read_to_string(&path) {
         Ok(t) => t,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => String::new(),
-        Err(e) => return Err(format!("cannot read {}: {e}", path.display())),
+        Err(e) => return Err(FileError::new("read", path, e)),
     };
     let text = merge_dropin(&existing, key, value);
     if text == existing {
         return Ok(false);
     }
-    std::fs::create_dir_all(dir).map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
+    std::fs::create_dir_all(dir).map_err(|e| FileError::new("create", dir, e))?;
     let tmp = dir.join(format!(".{file}.tmp"));
     let write = || -> std::io::Result<()> {
         let mut f = std::fs::File::create(&tmp)?;
@@ -119,10 +122,10 @@ pub fn persist(dir: &Path, file: &str, key: &str, value: &str) -> Result<bool, S
         f.sync_all()?;
         std::fs::rename(&tmp, &path)
     };
-    write().map_err(|e| {
+    if let Err(e) = write() {
         let _ = std::fs::remove_file(&tmp);
-        format!("cannot write {}: {e}", path.display())
-    })?;
+        return Err(FileError::new("write", path, e));
+    }
     Ok(true)
 }
 

@@ -2,6 +2,7 @@
 //! iptables-wrapper does: the backend holding kube-proxy's hint/canary chains wins, otherwise
 //! the one holding more rules (nft on a tie).
 
+use crate::error::ProbeError;
 use crate::snapshot::{Backend, Iptables, Rule};
 use std::process::Command;
 
@@ -10,28 +11,33 @@ const HINT_CHAINS: [&str; 2] = [":KUBE-IPTABLES-HINT", ":KUBE-KUBELET-CANARY"];
 
 /// Run `<backend>-save` (all tables). Spawned from the calling thread, so it runs in that
 /// thread's network namespace.
-pub fn save(backend: Backend) -> Result<String, String> {
-    let output = Command::new(backend.save())
+pub fn save(backend: Backend) -> Result<String, ProbeError> {
+    let program = backend.save();
+    let output = Command::new(program)
         .output()
-        .map_err(|e| format!("cannot run {}: {e}", backend.save()))?;
+        .map_err(|source| ProbeError::Spawn { program, source })?;
     if !output.status.success() {
-        return Err(format!(
-            "{} failed ({}): {}",
-            backend.save(),
-            output.status,
-            String::from_utf8_lossy(&output.stderr).trim()
-        ));
+        return Err(ProbeError::Failed {
+            program,
+            status: output.status,
+            stderr: String::from_utf8_lossy(&output.stderr).trim().to_string(),
+        });
     }
-    String::from_utf8(output.stdout).map_err(|e| format!("{}: not UTF-8: {e}", backend.save()))
+    String::from_utf8(output.stdout).map_err(|source| ProbeError::NotUtf8 { program, source })
 }
 
 /// Read both backends and keep the rules of the one in use. `Ok(None)` when neither backend's
 /// tool could be run.
-pub fn probe() -> Result<Option<Iptables>, String> {
+pub fn probe() -> Result<Option<Iptables>, ProbeError> {
     let nft = save(Backend::Nft);
     let legacy = save(Backend::Legacy);
     let (nft, legacy) = match (nft, legacy) {
-        (Err(a), Err(b)) => return Err(format!("{a}; {b}")),
+        (Err(nft), Err(legacy)) => {
+            return Err(ProbeError::NoIptables {
+                nft: Box::new(nft),
+                legacy: Box::new(legacy),
+            });
+        }
         (a, b) => (a.ok(), b.ok()),
     };
     let backend = choose_backend(nft.as_deref(), legacy.as_deref());

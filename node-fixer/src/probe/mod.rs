@@ -7,6 +7,7 @@ pub mod neigh;
 pub mod route;
 pub mod sysctl;
 
+use crate::error::ProbeError;
 use crate::netns;
 use crate::snapshot::{NsSnapshot, PodSnapshot};
 use std::path::{Path, PathBuf};
@@ -62,7 +63,7 @@ fn probe_here(set: ProbeSet) -> (NsSnapshot, Vec<String>) {
     if set.netlink
         && let Err(e) = probe_netlink(&mut snap)
     {
-        errors.push(e);
+        errors.push(e.to_string());
     }
     if set.sysctls {
         let (sysctls, errs) = sysctl::read_sysctls(proc_sys_root());
@@ -78,25 +79,19 @@ fn probe_here(set: ProbeSet) -> (NsSnapshot, Vec<String>) {
     (snap, errors)
 }
 
-fn probe_netlink(snap: &mut NsSnapshot) -> Result<(), String> {
-    let rt = netns::runtime().map_err(|e| format!("tokio runtime: {e}"))?;
+fn probe_netlink(snap: &mut NsSnapshot) -> Result<(), ProbeError> {
+    let dump = |what| move |source| ProbeError::Dump { what, source };
+    let rt = netns::runtime().map_err(ProbeError::Runtime)?;
     rt.block_on(async {
-        let (connection, handle, _) =
-            rtnetlink::new_connection().map_err(|e| format!("netlink socket: {e}"))?;
+        let (connection, handle, _) = rtnetlink::new_connection().map_err(ProbeError::Socket)?;
         let task = tokio::spawn(connection);
         let result = async {
-            snap.links = link::dump_links(&handle)
-                .await
-                .map_err(|e| format!("link dump: {e}"))?;
+            snap.links = link::dump_links(&handle).await.map_err(dump("link"))?;
             snap.neighbours = neigh::dump_neighbours(&handle)
                 .await
-                .map_err(|e| format!("neighbour dump: {e}"))?;
-            snap.fdb = neigh::dump_fdb(&handle)
-                .await
-                .map_err(|e| format!("fdb dump: {e}"))?;
-            snap.routes = route::dump_routes(&handle)
-                .await
-                .map_err(|e| format!("route dump: {e}"))?;
+                .map_err(dump("neighbour"))?;
+            snap.fdb = neigh::dump_fdb(&handle).await.map_err(dump("fdb"))?;
+            snap.routes = route::dump_routes(&handle).await.map_err(dump("route"))?;
             Ok(())
         }
         .await;

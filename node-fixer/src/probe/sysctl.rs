@@ -1,6 +1,7 @@
 //! Sysctls read from `/proc/sys/net` (they resolve in the reading thread's namespace). Keys are
 //! paths under `/proc/sys` with slashes, so interface names with dots (`flannel.1`) work.
 
+use crate::error::FileError;
 use crate::snapshot::Sysctls;
 use std::path::Path;
 
@@ -19,14 +20,14 @@ pub fn read_sysctls(root: &Path) -> (Sysctls, Vec<String>) {
             Ok(v) => {
                 out.insert(key.to_string(), v);
             }
-            Err(e) => errors.push(e),
+            Err(e) => errors.push(e.to_string()),
         }
     }
     let conf = root.join("net/ipv4/conf");
     let entries = match std::fs::read_dir(&conf) {
         Ok(entries) => entries,
         Err(e) => {
-            errors.push(format!("cannot list {}: {e}", conf.display()));
+            errors.push(FileError::new("list", conf, e).to_string());
             return (out, errors);
         }
     };
@@ -44,11 +45,12 @@ pub fn read_sysctls(root: &Path) -> (Sysctls, Vec<String>) {
 }
 
 /// Read one key (`net/ipv4/ip_forward`) under `root` (`/proc/sys`), trimmed.
-pub fn read_key(root: &Path, key: &str) -> Result<String, String> {
+pub fn read_key(root: &Path, key: &str) -> Result<String, FileError> {
     let path = root.join(key);
-    std::fs::read_to_string(&path)
-        .map(|v| v.trim().to_string())
-        .map_err(|e| format!("cannot read {}: {e}", path.display()))
+    match std::fs::read_to_string(&path) {
+        Ok(v) => Ok(v.trim().to_string()),
+        Err(e) => Err(FileError::new("read", path, e)),
+    }
 }
 
 /// `net/ipv4/conf/flannel.1/arp_ignore` → `net.ipv4.conf.flannel.1.arp_ignore` (the dotted
