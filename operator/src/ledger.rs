@@ -12,6 +12,10 @@ use std::collections::{BTreeMap, HashMap, HashSet};
 /// Records older than this are forgotten (the longest flap window the schema allows is a week).
 pub const RETENTION: SignedDuration = SignedDuration::from_hours(24 * 8);
 
+/// How long a withdrawn order is remembered, so that an answer node-fixer wrote before it saw
+/// the withdrawal (it had already applied the order) is still recorded.
+pub const LATE_ANSWER_WINDOW: SignedDuration = SignedDuration::from_mins(10);
+
 /// One action taken (or attempted) on a node.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Entry {
@@ -74,6 +78,8 @@ pub struct Ledger {
     ids: HashSet<(String, String)>,
     by_node: HashMap<String, Vec<usize>>,
     pending: BTreeMap<String, Vec<RemediationOrder>>,
+    /// Orders withdrawn within [`LATE_ANSWER_WINDOW`], with the time of the withdrawal.
+    withdrawn: BTreeMap<String, Vec<(RemediationOrder, Timestamp)>>,
 }
 
 impl Ledger {
@@ -105,9 +111,12 @@ impl Ledger {
         ledger
     }
 
-    /// Add one entry (ignored when `(node, id)` is already recorded).
+    /// Add one entry (ignored when `(node, id)` is already recorded, except for the late
+    /// answer to a withdrawn order: a `Skipped` entry may be followed by one that is not).
     pub fn push(&mut self, entry: Entry) {
-        if !self.ids.insert((entry.node.clone(), entry.id.clone())) {
+        if !self.ids.insert((entry.node.clone(), entry.id.clone()))
+            && (entry.outcome == Outcome::Skipped || self.answered(&entry.node, &entry.id))
+        {
             return;
         }
         self.by_node
@@ -120,6 +129,26 @@ impl Ledger {
     /// True when the action `(node, id)` is recorded.
     pub fn has(&self, node: &str, id: &str) -> bool {
         self.ids.contains(&(node.to_string(), id.to_string()))
+    }
+
+    /// True when `(node, id)` has an entry other than a withdrawal (`Skipped`).
+    pub fn answered(&self, node: &str, id: &str) -> bool {
+        self.for_node(node)
+            .any(|e| e.id == id && e.outcome != Outcome::Skipped)
+    }
+
+    /// The orders withdrawn on `node` within [`LATE_ANSWER_WINDOW`].
+    pub fn withdrawn(&self, node: &str) -> impl Iterator<Item = &RemediationOrder> {
+        self.withdrawn
+            .get(node)
+            .into_iter()
+            .flatten()
+            .map(|(order, _)| order)
+    }
+
+    /// Every node with orders withdrawn within [`LATE_ANSWER_WINDOW`].
+    pub fn withdrawn_nodes(&self) -> impl Iterator<Item = &str> {
+        self.withdrawn.keys().map(String::as_str)
     }
 
     /// The entries about `node`, oldest first.
@@ -179,18 +208,42 @@ impl Ledger {
             .count()
     }
 
-    /// Fold a decision in: its records become entries, its orders are the orders out.
+    /// Fold a decision in: its records become entries, its orders are the orders out, its
+    /// withdrawals are remembered for late answers.
     pub fn apply(&mut self, decision: &crate::decide::Decision) {
         for recorded in &decision.recorded {
             self.push(Entry::from_record(&recorded.policy, &recorded.record));
+            if recorded.record.outcome != Outcome::Skipped
+                && let Some(list) = self.withdrawn.get_mut(&recorded.record.node)
+            {
+                list.retain(|(order, _)| order.id != recorded.record.id);
+                if list.is_empty() {
+                    self.withdrawn.remove(&recorded.record.node);
+                }
+            }
+        }
+        for (node, orders) in &decision.withdrawn {
+            let list = self.withdrawn.entry(node.clone()).or_default();
+            for order in orders {
+                if !list.iter().any(|(o, _)| o.id == order.id) {
+                    list.push((order.clone(), decision.time));
+                }
+            }
         }
         for (node, orders) in &decision.orders {
             self.set_pending(node, orders.clone());
         }
     }
 
-    /// Forget entries older than [`RETENTION`].
+    /// Forget entries older than [`RETENTION`] and withdrawals older than
+    /// [`LATE_ANSWER_WINDOW`].
     pub fn prune(&mut self, now: Timestamp) {
+        if let Ok(cutoff) = now.checked_sub(LATE_ANSWER_WINDOW) {
+            self.withdrawn.retain(|_, list| {
+                list.retain(|(_, at)| *at >= cutoff);
+                !list.is_empty()
+            });
+        }
         let Ok(cutoff) = now.checked_sub(RETENTION) else {
             return;
         };
@@ -225,6 +278,58 @@ mod tests {
             outcome,
             dry_run: false,
         }
+    }
+
+    #[test]
+    fn a_withdrawal_may_be_followed_by_its_late_answer_once() {
+        let mut ledger = Ledger::new();
+        ledger.push(entry("a", "n1", Action::SetSysctl, 10, Outcome::Skipped));
+        assert!(!ledger.answered("n1", "a"));
+        ledger.push(entry("a", "n1", Action::SetSysctl, 11, Outcome::Skipped));
+        assert_eq!(ledger.entries().len(), 1);
+        ledger.push(entry("a", "n1", Action::SetSysctl, 12, Outcome::Applied));
+        assert!(ledger.answered("n1", "a"));
+        ledger.push(entry("a", "n1", Action::SetSysctl, 13, Outcome::Applied));
+        assert_eq!(ledger.entries().len(), 2);
+        assert_eq!(
+            ledger.last_run("n1", Action::SetSysctl).unwrap().time,
+            Timestamp::from_second(12).unwrap()
+        );
+    }
+
+    #[test]
+    fn withdrawals_are_remembered_for_the_late_answer_window_only() {
+        let order = RemediationOrder {
+            id: "y-2".into(),
+            action: Action::SetSysctl,
+            finding_id: "y".into(),
+            check: Check::ArpIgnore,
+            target: "t".into(),
+            parameters: Default::default(),
+            policy: "p".into(),
+            dry_run: false,
+            approved_at: Time(Timestamp::from_second(200).unwrap()),
+        };
+        let withdrawn_at = Timestamp::from_second(1_000).unwrap();
+        let mut ledger = Ledger::new();
+        ledger.apply(&crate::decide::Decision {
+            withdrawn: BTreeMap::from([("n1".to_string(), vec![order])]),
+            time: withdrawn_at,
+            ..Default::default()
+        });
+        assert_eq!(ledger.withdrawn("n1").count(), 1);
+        ledger.prune(withdrawn_at.checked_add(LATE_ANSWER_WINDOW).unwrap());
+        assert_eq!(
+            ledger.withdrawn_nodes().count(),
+            1,
+            "still inside the window"
+        );
+        ledger.prune(
+            withdrawn_at
+                .checked_add(LATE_ANSWER_WINDOW + SignedDuration::from_secs(1))
+                .unwrap(),
+        );
+        assert_eq!(ledger.withdrawn_nodes().count(), 0);
     }
 
     #[test]

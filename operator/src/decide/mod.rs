@@ -60,6 +60,10 @@ pub struct Decision {
     pub approved: Vec<(String, String)>,
     /// Answers and withdrawals to record in the policies' status.
     pub recorded: Vec<Recorded>,
+    /// Orders withdrawn in this pass, per node (the ledger keeps them for late answers).
+    pub withdrawn: BTreeMap<String, Vec<RemediationOrder>>,
+    /// When the pass decided.
+    pub time: Timestamp,
     /// Cluster actions to take now.
     pub cluster_actions: Vec<ClusterAction>,
     /// Per policy: findings, dispositions, counters.
@@ -112,7 +116,10 @@ pub fn decide(inputs: &Inputs<'_>) -> Decision {
         open_orders: BTreeMap::new(),
         cni_busy: None,
         cni_this_pass: None,
-        decision: Decision::default(),
+        decision: Decision {
+            time: now,
+            ..Decision::default()
+        },
     };
     for policy in &policies.sorted {
         pass.decision.policies.insert(
@@ -133,6 +140,7 @@ pub fn decide(inputs: &Inputs<'_>) -> Decision {
             .filter(|(_, r)| !r.spec.remediations.is_empty())
             .map(|(n, _)| *n),
     );
+    order_nodes.extend(inputs.ledger.withdrawn_nodes());
     for node in order_nodes {
         let info = nodes.get(node).copied();
         let report = reports.get(node).copied();
@@ -150,6 +158,11 @@ pub fn decide(inputs: &Inputs<'_>) -> Decision {
         };
         let settled = orders::settle(node, inputs.ledger, report, now, withdraw);
         pass.decision.recorded.extend(settled.recorded);
+        if !settled.withdrawn.is_empty() {
+            pass.decision
+                .withdrawn
+                .insert(node.to_string(), settled.withdrawn);
+        }
         if !settled.open.is_empty() {
             pass.in_flight.insert(node.to_string());
         }

@@ -58,11 +58,15 @@ pub struct Settled {
     pub open: Vec<RemediationOrder>,
     /// Answers and withdrawals to record.
     pub recorded: Vec<Recorded>,
+    /// The orders withdrawn now (remembered for a late answer).
+    pub withdrawn: Vec<RemediationOrder>,
 }
 
 /// Settle the orders out on `node`: the union of the ledger's and the report's, each either
 /// answered (recorded), withdrawn (recorded as `Skipped`), already recorded (dropped), or
-/// still open. `withdraw` says whether an unanswered order must be withdrawn.
+/// still open. `withdraw` says whether an unanswered order must be withdrawn. An answer to an
+/// order withdrawn earlier (node-fixer applied it before it saw the withdrawal) is recorded
+/// too: the action happened.
 pub fn settle(
     node: &str,
     ledger: &Ledger,
@@ -98,8 +102,25 @@ pub fn settle(
                 policy: order.policy.clone(),
                 record: withdrawn(node, order, why, now),
             });
+            settled.withdrawn.push(order.clone());
         } else {
             settled.open.push(order.clone());
+        }
+    }
+    for order in ledger.withdrawn(node) {
+        if let Some(result) = results.get(order.id.as_str())
+            && !ledger.answered(node, &order.id)
+            && !settled.recorded.iter().any(|r| r.record.id == order.id)
+        {
+            let mut record = answered(node, order, result);
+            record.message = Some(match record.message {
+                Some(m) => format!("answered after the order was withdrawn: {m}"),
+                None => "answered after the order was withdrawn".to_string(),
+            });
+            settled.recorded.push(Recorded {
+                policy: order.policy.clone(),
+                record,
+            });
         }
     }
     settled

@@ -710,6 +710,40 @@ fn orders_out_are_withdrawn_when_the_policy_goes_to_dry_run() {
 }
 
 #[test]
+fn an_answer_written_after_the_withdrawal_is_still_recorded_once() {
+    let mut w = World::new().with_node("n1", vec![arp("net.ipv4.conf.all.arp_ignore")]);
+    let d = w.step(1000);
+    let orders = d.orders["n1"].clone();
+    assert_eq!(orders.len(), 1);
+    w.policy().spec.mode = Mode::DryRun;
+    let d = w.step(1001);
+    assert!(withdrawal(&d).contains("switched to DryRun"));
+    // node-fixer had applied the order before it saw the withdrawal.
+    w.answer_all("n1", &orders, Outcome::Applied, 1001);
+    let d = w.step(1002);
+    assert_eq!(d.recorded.len(), 1, "{:?}", d.recorded);
+    let late = &d.recorded[0].record;
+    assert_eq!(late.id, orders[0].id);
+    assert_eq!(late.outcome, Outcome::Applied);
+    assert_eq!((late.before.as_str(), late.after.as_str()), ("2", "0"));
+    assert!(
+        late.message
+            .as_deref()
+            .unwrap()
+            .starts_with("answered after the order was withdrawn")
+    );
+    assert_eq!(
+        d.orders["n1"],
+        vec![],
+        "the withdrawn order stays out of the spec"
+    );
+    // Recorded once.
+    let d = w.step(1003);
+    assert!(d.recorded.is_empty(), "{:?}", d.recorded);
+    assert!(w.ledger.answered("n1", &orders[0].id));
+}
+
+#[test]
 fn orders_out_are_withdrawn_when_their_action_is_no_longer_approved() {
     let mut w = World::new().with_node("n1", vec![arp("net.ipv4.conf.all.arp_ignore")]);
     let d = w.step(1000);
