@@ -245,6 +245,11 @@ pub struct RejectRulesCheck {
     #[schemars(length(min = 1, max = 16), inner(length(min = 1, max = 28)))]
     #[x_kube(validation = Rule::new("self.all(c, c.matches('^[A-Za-z0-9_-]+$'))").message("spec.checks.rejectRules.chains: each entry must be a chain name of letters, digits, '_' or '-'"))]
     pub chains: Vec<String>,
+    /// Also search the chains these chains jump to (`-j CHAIN`, then their jumps, and so on),
+    /// as firewall tools that keep their rules in their own chains need. Chains owned by
+    /// Kubernetes or the CNI are never entered.
+    #[serde(default)]
+    pub follow_jumps: bool,
 }
 
 impl Default for RejectRulesCheck {
@@ -252,6 +257,7 @@ impl Default for RejectRulesCheck {
         Self {
             enabled: true,
             chains: default_reject_chains(),
+            follow_jumps: false,
         }
     }
 }

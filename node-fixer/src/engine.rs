@@ -316,16 +316,6 @@ fn remove_reject_rule(
         value: backend_name.to_string(),
         expected: "nft or legacy",
     })?;
-    let rule = crate::snapshot::Rule {
-        table: table.clone(),
-        chain: chain.clone(),
-        spec: spec.clone(),
-    };
-    if !checks::reject::is_candidate(&rule, &policy.checks.reject_rules.chains) {
-        return Ok(FixOutcome::skipped(format!(
-            "-A {chain} {spec} is not a REJECT rule this policy may remove (owned by Kubernetes or the CNI, or not in spec.checks.rejectRules.chains)"
-        )));
-    }
     if spec.contains('\n') {
         return Err(OrderError::InvalidParameter {
             key: "rule",
@@ -333,11 +323,37 @@ fn remove_reject_rule(
             expected: "one line",
         });
     }
+    let rule = crate::snapshot::Rule {
+        table: table.clone(),
+        chain: chain.clone(),
+        spec: spec.clone(),
+    };
+    let reject_policy = policy.checks.reject_rules.clone();
     let ns = order_netns(order, config)?;
     let dry_run = order.dry_run;
-    Ok(netns::run_in(ns.as_deref(), move || {
-        fix::iptables::remove_here(backend, &table, &chain, &spec, dry_run)
-    })?)
+    let outcome = netns::run_in(ns.as_deref(), move || -> Result<FixOutcome, ProbeError> {
+        // With followJumps the chains searched depend on the rules: read them here, in the
+        // namespace the rule is in.
+        let rules = if reject_policy.follow_jumps {
+            crate::probe::iptables::parse_save(&crate::probe::iptables::save(backend)?)
+        } else {
+            Vec::new()
+        };
+        let searched = checks::reject::searched_chains(&rules, &reject_policy);
+        if reject_policy.follow_jumps && !rules.contains(&rule) {
+            // Already gone (its chain may be empty now, so no longer reached): nothing to do.
+            return Ok(FixOutcome::no_change("absent", None));
+        }
+        if !checks::reject::is_candidate(&rule, &searched) {
+            return Ok(FixOutcome::skipped(format!(
+                "-A {chain} {spec} is not a REJECT rule this policy may remove (owned by Kubernetes or the CNI, or not in the chains spec.checks.rejectRules searches)"
+            )));
+        }
+        Ok(fix::iptables::remove_here(
+            backend, &table, &chain, &spec, dry_run,
+        ))
+    })??;
+    Ok(outcome)
 }
 
 /// Orders for every finding of `scan` whose action is node-local and approved by `policy`

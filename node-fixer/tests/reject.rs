@@ -171,3 +171,90 @@ fn cli_fix_removes_the_rule_and_second_fix_does_nothing() {
     assert_eq!(doc["findings"].as_array().unwrap().len(), 0);
     assert_eq!(doc["results"].as_array().unwrap().len(), 0);
 }
+
+/// A firewall tool that keeps its REJECT in its own chain (`INPUT -j IN_public`): found and
+/// removed only with `followJumps`; kube-proxy's chain, jumped to from INPUT as well, is never
+/// entered.
+#[test]
+fn reject_in_a_jumped_to_chain_is_found_only_with_follow_jumps() {
+    let a = netns("nf-rjj-a");
+    let b = netns("nf-rjj-b");
+    veth(&a, "eth0", &b, "eth0");
+    ip(&a, "addr add 10.79.0.1/24 dev eth0");
+    ip(&b, "addr add 10.79.0.2/24 dev eth0");
+    b.set_sysctl("net/ipv4/ip_forward", "1").unwrap();
+    assert!(a.ping("10.79.0.2", 1));
+    let restore = format!(
+        "*filter\n:KUBE-SERVICES - [0:0]\n:IN_public - [0:0]\n-A INPUT -j KUBE-SERVICES\n{KUBE_RULE}\n-A INPUT -j IN_public\n-A IN_public -p icmp -j REJECT --reject-with icmp-host-prohibited\nCOMMIT\n"
+    );
+    let mut child = std::process::Command::new("ip")
+        .args([
+            "netns",
+            "exec",
+            b.name(),
+            "iptables-legacy-restore",
+            "--noflush",
+        ])
+        .stdin(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    use std::io::Write;
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(restore.as_bytes())
+        .unwrap();
+    assert!(child.wait().unwrap().success());
+    assert!(
+        !a.ping("10.79.0.2", 1),
+        "the jumped-to REJECT breaks traffic"
+    );
+
+    let dir = tempfile::tempdir().unwrap();
+    let config = config(&b, "rjj", dir.path(), vec![], "n1");
+    let mut policy = policy();
+    let rejects = |policy: &netheal_crds::NetworkHealthPolicySpec| -> Vec<netheal_crds::Finding> {
+        engine::scan(policy, &config)
+            .findings
+            .into_iter()
+            .filter(|f| f.check == Check::RejectRule)
+            .collect()
+    };
+    assert!(rejects(&policy).is_empty());
+    // An order for that rule is refused while the policy does not follow jumps.
+    let mut order = {
+        policy.checks.reject_rules.follow_jumps = true;
+        let found = rejects(&policy);
+        assert_eq!(
+            targets(&found),
+            ["filter IN_public -p icmp -j REJECT --reject-with icmp-host-prohibited"]
+        );
+        engine::orders_for(&found, &policy, false).remove(0)
+    };
+    policy.checks.reject_rules.follow_jumps = false;
+    assert_eq!(
+        engine::execute(&order, &policy, &config).outcome,
+        Outcome::Skipped
+    );
+    assert!(!a.ping("10.79.0.2", 1));
+
+    policy.checks.reject_rules.follow_jumps = true;
+    let result = engine::execute(&order, &policy, &config);
+    assert_eq!(result.outcome, Outcome::Applied, "{result:?}");
+    assert!(a.ping("10.79.0.2", 2), "traffic flows again");
+    let save = exec(&b, "iptables-legacy-save");
+    assert!(
+        save.contains(KUBE_RULE),
+        "kube-proxy's rule survives: {save}"
+    );
+    assert!(
+        save.contains("-A INPUT -j IN_public"),
+        "only the REJECT went: {save}"
+    );
+    order.id.push_str("-again");
+    assert_eq!(
+        engine::execute(&order, &policy, &config).outcome,
+        Outcome::NoChange
+    );
+}

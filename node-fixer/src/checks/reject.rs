@@ -4,7 +4,8 @@
 use super::{Input, details, finding};
 use crate::probe::iptables::{arg_value, split_args};
 use crate::snapshot::Rule;
-use netheal_crds::{Check, Finding};
+use netheal_crds::{Check, Finding, RejectRulesCheck};
+use std::collections::BTreeSet;
 
 /// Chains owned by kube-proxy, Calico and flannel: never candidates.
 pub fn is_owned_chain(chain: &str) -> bool {
@@ -22,9 +23,43 @@ pub fn has_owned_comment(args: &[String]) -> bool {
     })
 }
 
-/// Whether `rule` is a candidate for removal under `chains`.
-pub fn is_candidate(rule: &Rule, chains: &[String]) -> bool {
-    if rule.table != "filter" || is_owned_chain(&rule.chain) || !chains.contains(&rule.chain) {
+/// The filter chains `policy` searches in `rules`: its `chains`, and with `followJumps` every
+/// chain reachable from them by `-j`/`-g` (a target that names a chain holding rules), never
+/// entering a chain Kubernetes or the CNI owns.
+pub fn searched_chains(rules: &[Rule], policy: &RejectRulesCheck) -> BTreeSet<String> {
+    let mut searched: BTreeSet<String> = policy
+        .chains
+        .iter()
+        .filter(|c| !is_owned_chain(c))
+        .cloned()
+        .collect();
+    if !policy.follow_jumps {
+        return searched;
+    }
+    let filter: Vec<&Rule> = rules.iter().filter(|r| r.table == "filter").collect();
+    let with_rules: BTreeSet<&str> = filter.iter().map(|r| r.chain.as_str()).collect();
+    let mut todo: Vec<String> = searched.iter().cloned().collect();
+    while let Some(chain) = todo.pop() {
+        for rule in filter.iter().filter(|r| r.chain == chain) {
+            let args = split_args(&rule.spec);
+            let Some(target) = arg_value(&args, "-j").or_else(|| arg_value(&args, "-g")) else {
+                continue;
+            };
+            if with_rules.contains(target)
+                && !is_owned_chain(target)
+                && searched.insert(target.to_string())
+            {
+                todo.push(target.to_string());
+            }
+        }
+    }
+    searched
+}
+
+/// Whether `rule` is a candidate for removal when `searched` are the chains searched (see
+/// [`searched_chains`]).
+pub fn is_candidate(rule: &Rule, searched: &BTreeSet<String>) -> bool {
+    if rule.table != "filter" || is_owned_chain(&rule.chain) || !searched.contains(&rule.chain) {
         return false;
     }
     let args = split_args(&rule.spec);
@@ -36,10 +71,10 @@ pub fn check(input: &Input<'_>) -> Vec<Finding> {
     let Some(ipt) = &input.snapshot.host.iptables else {
         return Vec::new();
     };
-    let chains = &input.policy.checks.reject_rules.chains;
+    let searched = searched_chains(&ipt.rules, &input.policy.checks.reject_rules);
     ipt.rules
         .iter()
-        .filter(|r| is_candidate(r, chains))
+        .filter(|r| is_candidate(r, &searched))
         .map(|r| {
             finding(
                 Check::RejectRule,
@@ -75,9 +110,40 @@ mod tests {
         }
     }
 
+    fn set(chains: &[&str]) -> BTreeSet<String> {
+        chains.iter().map(|c| c.to_string()).collect()
+    }
+
+    #[test]
+    fn jumps_are_followed_only_when_asked_and_never_into_owned_chains() {
+        let rules = vec![
+            rule("INPUT", "-j INPUT_direct"),
+            rule("INPUT", "-j KUBE-FIREWALL"),
+            rule("INPUT_direct", "-p tcp -j IN_public"),
+            rule("IN_public", "-j REJECT --reject-with icmp-host-prohibited"),
+            rule("IN_public", "-j INPUT_direct"),
+            rule("KUBE-FIREWALL", "-j KUBE-INNER"),
+            rule("KUBE-INNER", "-j REJECT"),
+            rule("FORWARD", "-g FWD_zones"),
+            rule("FWD_zones", "-j REJECT"),
+            rule("FORWARD", "-j NOT_A_CHAIN"),
+            rule("OTHER", "-j REJECT"),
+        ];
+        let mut policy = RejectRulesCheck::default();
+        assert_eq!(searched_chains(&rules, &policy), set(&["FORWARD", "INPUT"]));
+        policy.follow_jumps = true;
+        assert_eq!(
+            searched_chains(&rules, &policy),
+            set(&["FORWARD", "FWD_zones", "INPUT", "INPUT_direct", "IN_public"])
+        );
+        // A listed owned chain is not searched either.
+        policy.chains = vec!["KUBE-FIREWALL".into()];
+        assert!(searched_chains(&rules, &policy).is_empty());
+    }
+
     #[test]
     fn only_unowned_rejects_in_listed_chains_are_candidates() {
-        let chains = vec!["INPUT".to_string(), "FORWARD".to_string()];
+        let chains = set(&["INPUT", "FORWARD"]);
         assert!(is_candidate(
             &rule("INPUT", "-j REJECT --reject-with icmp-host-prohibited"),
             &chains
@@ -87,7 +153,7 @@ mod tests {
         assert!(!is_candidate(&rule("OUTPUT", "-j REJECT"), &chains));
         assert!(!is_candidate(
             &rule("KUBE-SERVICES", "-j REJECT"),
-            &["KUBE-SERVICES".to_string()]
+            &set(&["KUBE-SERVICES"])
         ));
         assert!(!is_candidate(
             &rule(
