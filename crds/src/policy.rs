@@ -120,6 +120,11 @@ pub struct Checks {
     /// `RpFilter` (report only).
     #[serde(default)]
     pub rp_filter: Toggle,
+    /// `Mtu` (report only): an overlay device that is up (`flannel.1`, `vxlan.calico`,
+    /// `tunl0`) whose MTU plus its encapsulation overhead (50 bytes for VXLAN, 20 for IPIP)
+    /// exceeds the MTU of the node's uplink (the interface of its default route).
+    #[serde(default)]
+    pub mtu: Toggle,
 }
 
 impl Checks {
@@ -135,10 +140,8 @@ impl Checks {
             Check::ProxyArpOff => self.proxy_arp.enabled,
             Check::Masquerade => self.masquerade.enabled,
             Check::RpFilter => self.rp_filter.enabled,
-            Check::BridgeSubnetMismatch
-            | Check::Mtu
-            | Check::TunnelOffload
-            | Check::ServiceVipMissing => false,
+            Check::Mtu => self.mtu.enabled,
+            Check::BridgeSubnetMismatch | Check::TunnelOffload | Check::ServiceVipMissing => false,
         }
     }
 }

@@ -156,7 +156,6 @@ fn an_empty_spec_gets_the_documented_defaults() {
         let expected = !matches!(
             check,
             netheal_crds::Check::BridgeSubnetMismatch
-                | netheal_crds::Check::Mtu
                 | netheal_crds::Check::TunnelOffload
                 | netheal_crds::Check::ServiceVipMissing
         );

@@ -95,7 +95,10 @@ pub fn snapshot(
 ) -> (Snapshot, Vec<String>) {
     let c = &policy.checks;
     let set = ProbeSet {
-        netlink: c.stale_neighbours.enabled || c.overlay.enabled || c.arp_ignore.enabled,
+        netlink: c.stale_neighbours.enabled
+            || c.overlay.enabled
+            || c.arp_ignore.enabled
+            || c.mtu.enabled,
         sysctls: true,
         iptables: c.reject_rules.enabled || c.masquerade.enabled,
     };

@@ -70,6 +70,10 @@ pub struct Link {
     pub name: String,
     /// Hardware address.
     pub mac: Option<Mac>,
+    /// MTU, when the kernel said.
+    pub mtu: Option<u32>,
+    /// Administratively up (`IFF_UP`).
+    pub up: bool,
 }
 
 /// An IPv4 neighbour (ARP) entry.

@@ -41,9 +41,10 @@ enum CheckGroup {
     ProxyArp,
     Masquerade,
     RpFilter,
+    Mtu,
 }
 
-const GROUPS: [CheckGroup; 9] = [
+const GROUPS: [CheckGroup; 10] = [
     CheckGroup::ArpIgnore,
     CheckGroup::IpForward,
     CheckGroup::StaleNeighbours,
@@ -53,6 +54,7 @@ const GROUPS: [CheckGroup; 9] = [
     CheckGroup::ProxyArp,
     CheckGroup::Masquerade,
     CheckGroup::RpFilter,
+    CheckGroup::Mtu,
 ];
 
 impl CheckGroup {
@@ -67,6 +69,7 @@ impl CheckGroup {
             CheckGroup::ProxyArp => c.proxy_arp.enabled,
             CheckGroup::Masquerade => c.masquerade.enabled,
             CheckGroup::RpFilter => c.rp_filter.enabled,
+            CheckGroup::Mtu => c.mtu.enabled,
         }
     }
 
@@ -82,6 +85,7 @@ impl CheckGroup {
             CheckGroup::ProxyArp => into.proxy_arp = from.proxy_arp.clone(),
             CheckGroup::Masquerade => into.masquerade = from.masquerade.clone(),
             CheckGroup::RpFilter => into.rp_filter = from.rp_filter.clone(),
+            CheckGroup::Mtu => into.mtu = from.mtu.clone(),
         }
     }
 
@@ -96,6 +100,7 @@ impl CheckGroup {
             CheckGroup::ProxyArp => into.proxy_arp.enabled = false,
             CheckGroup::Masquerade => into.masquerade.enabled = false,
             CheckGroup::RpFilter => into.rp_filter.enabled = false,
+            CheckGroup::Mtu => into.mtu.enabled = false,
         }
     }
 
@@ -110,10 +115,10 @@ impl CheckGroup {
             Check::ProxyArpOff => CheckGroup::ProxyArp,
             Check::Masquerade => CheckGroup::Masquerade,
             Check::RpFilter => CheckGroup::RpFilter,
-            Check::BridgeSubnetMismatch
-            | Check::Mtu
-            | Check::TunnelOffload
-            | Check::ServiceVipMissing => return None,
+            Check::Mtu => CheckGroup::Mtu,
+            Check::BridgeSubnetMismatch | Check::TunnelOffload | Check::ServiceVipMissing => {
+                return None;
+            }
         })
     }
 }
@@ -257,7 +262,7 @@ mod tests {
         assert!(!eff.spec.checks.ip_forward.enabled);
         assert_eq!(eff.owner(Check::IpForward), None);
         assert_eq!(eff.applying, ["a"]);
-        assert_eq!(eff.owner(Check::Mtu), None);
+        assert_eq!(eff.owner(Check::TunnelOffload), None);
     }
 
     #[test]

@@ -3,6 +3,7 @@
 
 pub mod arp_ignore;
 pub mod ip_forward;
+pub mod mtu;
 pub mod neighbours;
 pub mod overlay;
 pub mod peers;
@@ -80,6 +81,9 @@ pub fn run_all(input: &Input<'_>) -> Vec<Finding> {
         out.extend(reject::check(input));
     }
     out.extend(report_only::check(input));
+    if checks.is_enabled(Check::Mtu) {
+        out.extend(mtu::check(input));
+    }
     out.sort_by(|a, b| (a.check, &a.target).cmp(&(b.check, &b.target)));
     out.dedup_by(|a, b| a.id == b.id);
     out

@@ -30,26 +30,36 @@ fn base() -> Snapshot {
             index: 1,
             name: "lo".into(),
             mac: None,
+            mtu: Some(1500),
+            up: true,
         },
         Link {
             index: 2,
             name: "eth0".into(),
             mac: None,
+            mtu: Some(1500),
+            up: true,
         },
         Link {
             index: 3,
             name: "flannel.1".into(),
             mac: Some(mac("02:00:00:00:00:01")),
+            mtu: Some(1450),
+            up: true,
         },
         Link {
             index: 4,
             name: "cali1".into(),
             mac: None,
+            mtu: Some(1500),
+            up: true,
         },
         Link {
             index: 5,
             name: "cali2".into(),
             mac: None,
+            mtu: Some(1500),
+            up: true,
         },
     ];
     for (k, v) in [
@@ -342,4 +352,31 @@ fn reject_and_report_only_rules() {
         ]
     );
     assert_eq!(f[0].details["backend"], "legacy");
+}
+
+#[test]
+fn an_overlay_device_too_large_for_the_uplink_is_reported() {
+    // flannel.1 at 1450 fits an uplink of 1500; the uplink shrinks to 1450.
+    let mut s = base();
+    s.host.links[1].mtu = Some(1450);
+    let f = run(&s, &default_policy(), &cluster());
+    assert_eq!(targets(&f), ["mtu flannel.1"]);
+    assert_eq!(f[0].check, Check::Mtu);
+    assert_eq!(
+        (f[0].observed.as_str(), f[0].desired.as_str()),
+        ("1450", "<= 1400")
+    );
+    assert_eq!(f[0].action, None, "report only");
+    assert_eq!(f[0].details["uplink"], "eth0");
+    // A device that is down carries nothing (Calico's tunl0 without IPIP).
+    s.host.links[2].up = false;
+    assert!(run(&s, &default_policy(), &cluster()).is_empty());
+    s.host.links[2].up = true;
+    // Switched off by the policy.
+    let mut p = default_policy();
+    p.checks.mtu.enabled = false;
+    assert!(run(&s, &p, &cluster()).is_empty());
+    // No default route: no uplink to compare with.
+    s.host.routes.retain(|r| r.dst.prefix_len() != 0);
+    assert!(run(&s, &default_policy(), &cluster()).is_empty());
 }

@@ -3,7 +3,7 @@
 use crate::snapshot::{Link, Mac};
 use futures::TryStreamExt;
 use rtnetlink::Handle;
-use rtnetlink::packet_route::link::{LinkAttribute, LinkMessage};
+use rtnetlink::packet_route::link::{LinkAttribute, LinkFlags, LinkMessage};
 
 /// Dump every link.
 pub async fn dump_links(handle: &Handle) -> Result<Vec<Link>, rtnetlink::Error> {
@@ -19,10 +19,12 @@ pub async fn dump_links(handle: &Handle) -> Result<Vec<Link>, rtnetlink::Error> 
 pub fn link_from(msg: &LinkMessage) -> Link {
     let mut name = String::new();
     let mut mac = None;
+    let mut mtu = None;
     for attr in &msg.attributes {
         match attr {
             LinkAttribute::IfName(n) => name = n.clone(),
             LinkAttribute::Address(bytes) => mac = Mac::from_bytes(bytes),
+            LinkAttribute::Mtu(m) => mtu = Some(*m),
             _ => {}
         }
     }
@@ -30,5 +32,7 @@ pub fn link_from(msg: &LinkMessage) -> Link {
         index: msg.header.index,
         name,
         mac,
+        mtu,
+        up: msg.header.flags.contains(LinkFlags::Up),
     }
 }

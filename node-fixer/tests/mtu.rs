@@ -1,0 +1,53 @@
+//! `Mtu` on a real kernel: a flannel-style VXLAN device whose MTU no longer fits the uplink
+//! once the uplink's MTU shrinks is reported (report only: nothing to fix), and is not once the
+//! device is brought down to fit.
+#![allow(clippy::unwrap_used)] // test code: a panic is how a test fails
+
+mod common;
+use common::*;
+use netheal_crds::{Check, Finding};
+use node_fixer::engine;
+
+fn mtu_findings(ns: &Netns, tag: &str) -> Vec<Finding> {
+    let dir = tempfile::tempdir().unwrap();
+    let config = config(ns, tag, dir.path(), vec![], "n1");
+    let scan = engine::scan(&policy(), &config);
+    assert!(scan.errors.is_empty(), "{:?}", scan.errors);
+    scan.findings
+        .into_iter()
+        .filter(|f| f.check == Check::Mtu)
+        .collect()
+}
+
+#[test]
+fn an_overlay_device_larger_than_the_uplink_allows_is_reported() {
+    let node = netns("nf-mtu-a");
+    let peer = netns("nf-mtu-b");
+    veth(&node, "eth0", &peer, "eth0");
+    ip(&node, "addr add 192.168.77.1/24 dev eth0");
+    ip(&node, "route add default via 192.168.77.2 dev eth0");
+    ip(
+        &node,
+        "link add flannel.1 type vxlan id 1 local 192.168.77.1 dev eth0 dstport 8472 nolearning",
+    );
+    ip(&node, "link set flannel.1 up");
+    // The kernel sized flannel.1 to the uplink: 1500 - 50.
+    assert!(mtu_findings(&node, "mtu").is_empty());
+
+    // The underlay shrinks (a VPN, a cloud network of 1450); flannel.1 keeps 1450.
+    ip(&node, "link set eth0 mtu 1450");
+    ip(&node, "link set flannel.1 mtu 1450");
+    let found = mtu_findings(&node, "mtu");
+    assert_eq!(found.len(), 1, "{found:?}");
+    assert_eq!(found[0].target, "mtu flannel.1");
+    assert_eq!(found[0].observed, "1450");
+    assert_eq!(found[0].desired, "<= 1400");
+    assert_eq!(found[0].details["uplink"], "eth0");
+    assert_eq!(found[0].action, None, "report only");
+
+    // Down, it carries nothing; at 1400, it fits.
+    ip(&node, "link set flannel.1 down");
+    assert!(mtu_findings(&node, "mtu").is_empty());
+    ip(&node, "link set flannel.1 mtu 1400 up");
+    assert!(mtu_findings(&node, "mtu").is_empty());
+}
