@@ -9,6 +9,27 @@ use node_fixer::engine;
 
 const KUBE_RULE: &str = "-A KUBE-SERVICES -d 10.96.0.10/32 -p tcp -m comment --comment \"default/svc:port has no endpoints\" -m tcp --dport 80 -j REJECT --reject-with icmp-port-unreachable";
 
+/// Load `rules` (iptables-save syntax) into `ns` with `<iptables>-restore --noflush`.
+fn restore_rules(ns: &Netns, iptables: &str, rules: &str) {
+    use std::io::Write;
+    let restore = format!("{iptables}-restore");
+    let mut child = std::process::Command::new("ip")
+        .args(["netns", "exec", ns.name(), &restore, "--noflush"])
+        .stdin(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(rules.as_bytes())
+        .unwrap();
+    assert!(
+        child.wait().unwrap().success(),
+        "{restore} refused:\n{rules}"
+    );
+}
+
 /// `nf-<tag>-a` (10.79.0.1) ⟷ `nf-<tag>-b` (10.79.0.2) with REJECT rules in b.
 fn bed(tag: &str, iptables: &str) -> (Netns, Netns) {
     let a = netns(&format!("nf-{tag}-a"));
@@ -21,25 +42,7 @@ fn bed(tag: &str, iptables: &str) -> (Netns, Netns) {
     let restore = format!(
         "*filter\n:KUBE-SERVICES - [0:0]\n-A INPUT -j KUBE-SERVICES\n{KUBE_RULE}\n-A INPUT -m comment --comment \"kubernetes health check\" -p tcp --dport 9 -j REJECT\n-A INPUT -j REJECT --reject-with icmp-host-prohibited\n-A FORWARD -j REJECT --reject-with icmp-host-prohibited\nCOMMIT\n"
     );
-    let mut child = std::process::Command::new("ip")
-        .args([
-            "netns",
-            "exec",
-            b.name(),
-            &format!("{iptables}-restore"),
-            "--noflush",
-        ])
-        .stdin(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
-    use std::io::Write;
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(restore.as_bytes())
-        .unwrap();
-    assert!(child.wait().unwrap().success());
+    restore_rules(&b, iptables, &restore);
     assert!(
         !a.ping("10.79.0.2", 1),
         "the REJECT rule must break traffic"
@@ -187,25 +190,7 @@ fn reject_in_a_jumped_to_chain_is_found_only_with_follow_jumps() {
     let restore = format!(
         "*filter\n:KUBE-SERVICES - [0:0]\n:IN_public - [0:0]\n-A INPUT -j KUBE-SERVICES\n{KUBE_RULE}\n-A INPUT -j IN_public\n-A IN_public -p icmp -j REJECT --reject-with icmp-host-prohibited\nCOMMIT\n"
     );
-    let mut child = std::process::Command::new("ip")
-        .args([
-            "netns",
-            "exec",
-            b.name(),
-            "iptables-legacy-restore",
-            "--noflush",
-        ])
-        .stdin(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
-    use std::io::Write;
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(restore.as_bytes())
-        .unwrap();
-    assert!(child.wait().unwrap().success());
+    restore_rules(&b, "iptables-legacy", &restore);
     assert!(
         !a.ping("10.79.0.2", 1),
         "the jumped-to REJECT breaks traffic"

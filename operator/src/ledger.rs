@@ -297,9 +297,8 @@ mod tests {
         );
     }
 
-    #[test]
-    fn withdrawals_are_remembered_for_the_late_answer_window_only() {
-        let order = RemediationOrder {
+    fn order_y2() -> RemediationOrder {
+        RemediationOrder {
             id: "y-2".into(),
             action: Action::SetSysctl,
             finding_id: "y".into(),
@@ -309,7 +308,12 @@ mod tests {
             policy: "p".into(),
             dry_run: false,
             approved_at: Time(Timestamp::from_second(200).unwrap()),
-        };
+        }
+    }
+
+    #[test]
+    fn withdrawals_are_remembered_for_the_late_answer_window_only() {
+        let order = order_y2();
         let withdrawn_at = Timestamp::from_second(1_000).unwrap();
         let mut ledger = Ledger::new();
         ledger.apply(&crate::decide::Decision {
@@ -393,17 +397,7 @@ mod tests {
             ..Default::default()
         });
         let mut report = NodeNetworkReport::new("n1", Default::default());
-        report.spec.remediations.push(RemediationOrder {
-            id: "y-2".into(),
-            action: Action::SetSysctl,
-            finding_id: "y".into(),
-            check: Check::ArpIgnore,
-            target: "t".into(),
-            parameters: Default::default(),
-            policy: "p".into(),
-            dry_run: false,
-            approved_at: Time(Timestamp::from_second(200).unwrap()),
-        });
+        report.spec.remediations.push(order_y2());
         let ledger = Ledger::rebuild([&policy], [&report]);
         assert!(ledger.has("n1", "x-1"));
         assert_eq!(
