@@ -30,8 +30,8 @@ fn restore_rules(ns: &Netns, iptables: &str, rules: &str) {
     );
 }
 
-/// `nf-<tag>-a` (10.79.0.1) ⟷ `nf-<tag>-b` (10.79.0.2) with REJECT rules in b.
-fn bed(tag: &str, iptables: &str) -> (Netns, Netns) {
+/// `nf-<tag>-a` (10.79.0.1) ⟷ `nf-<tag>-b` (10.79.0.2), pinging, no rules yet.
+fn pair(tag: &str) -> (Netns, Netns) {
     let a = netns(&format!("nf-{tag}-a"));
     let b = netns(&format!("nf-{tag}-b"));
     veth(&a, "eth0", &b, "eth0");
@@ -39,6 +39,12 @@ fn bed(tag: &str, iptables: &str) -> (Netns, Netns) {
     ip(&b, "addr add 10.79.0.2/24 dev eth0");
     b.set_sysctl("net/ipv4/ip_forward", "1").unwrap();
     assert!(a.ping("10.79.0.2", 1));
+    (a, b)
+}
+
+/// [`pair`] with REJECT rules in b.
+fn bed(tag: &str, iptables: &str) -> (Netns, Netns) {
+    let (a, b) = pair(tag);
     let restore = format!(
         "*filter\n:KUBE-SERVICES - [0:0]\n-A INPUT -j KUBE-SERVICES\n{KUBE_RULE}\n-A INPUT -m comment --comment \"kubernetes health check\" -p tcp --dport 9 -j REJECT\n-A INPUT -j REJECT --reject-with icmp-host-prohibited\n-A FORWARD -j REJECT --reject-with icmp-host-prohibited\nCOMMIT\n"
     );
@@ -180,13 +186,7 @@ fn cli_fix_removes_the_rule_and_second_fix_does_nothing() {
 /// entered.
 #[test]
 fn reject_in_a_jumped_to_chain_is_found_only_with_follow_jumps() {
-    let a = netns("nf-rjj-a");
-    let b = netns("nf-rjj-b");
-    veth(&a, "eth0", &b, "eth0");
-    ip(&a, "addr add 10.79.0.1/24 dev eth0");
-    ip(&b, "addr add 10.79.0.2/24 dev eth0");
-    b.set_sysctl("net/ipv4/ip_forward", "1").unwrap();
-    assert!(a.ping("10.79.0.2", 1));
+    let (a, b) = pair("rjj");
     let restore = format!(
         "*filter\n:KUBE-SERVICES - [0:0]\n:IN_public - [0:0]\n-A INPUT -j KUBE-SERVICES\n{KUBE_RULE}\n-A INPUT -j IN_public\n-A IN_public -p icmp -j REJECT --reject-with icmp-host-prohibited\nCOMMIT\n"
     );
