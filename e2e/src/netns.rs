@@ -3,7 +3,8 @@
 //! A [`Netns`] is created with `ip netns add` and deleted with `ip netns del` when the guard goes
 //! out of scope, also when a test panics. Commands run inside it with `ip netns exec`.
 
-use std::process::{Command, Output};
+use std::io::Write;
+use std::process::{Command, Output, Stdio};
 
 /// An error running one of the host's network tools.
 #[derive(Debug, thiserror::Error)]
@@ -48,6 +49,35 @@ pub fn run(program: &str, args: &[&str]) -> Result<Output, NetnsError> {
     Ok(output)
 }
 
+/// [`run`], with `input` written to the command's standard input (`iptables-restore`,
+/// `ip -batch -`).
+pub fn run_with_input(program: &str, args: &[&str], input: &str) -> Result<Output, NetnsError> {
+    let command = format!("{program} {}", args.join(" "));
+    let spawn_error = |source| NetnsError::Spawn {
+        command: command.clone(),
+        source,
+    };
+    let mut child = Command::new(program)
+        .args(args)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .map_err(spawn_error)?;
+    if let Some(mut stdin) = child.stdin.take() {
+        stdin.write_all(input.as_bytes()).map_err(spawn_error)?;
+    }
+    let output = child.wait_with_output().map_err(spawn_error)?;
+    if !output.status.success() {
+        return Err(NetnsError::Failed {
+            command,
+            status: output.status,
+            stderr: String::from_utf8_lossy(&output.stderr).trim().to_string(),
+        });
+    }
+    Ok(output)
+}
+
 /// A named network namespace that is deleted on drop.
 #[derive(Debug)]
 pub struct Netns {
@@ -81,6 +111,18 @@ impl Netns {
         let mut all = vec!["netns", "exec", self.name.as_str(), program];
         all.extend_from_slice(args);
         run("ip", &all)
+    }
+
+    /// Run `program args…` inside the namespace with `input` on its standard input.
+    pub fn exec_with_input(
+        &self,
+        program: &str,
+        args: &[&str],
+        input: &str,
+    ) -> Result<Output, NetnsError> {
+        let mut all = vec!["netns", "exec", self.name.as_str(), program];
+        all.extend_from_slice(args);
+        run_with_input("ip", &all, input)
     }
 
     /// Run `ip args…` inside the namespace.

@@ -13,7 +13,6 @@
 use netheal_e2e::netns::Netns;
 use node_fixer::engine::{self, EngineConfig};
 use node_fixer::{netns, probe};
-use std::io::Write;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -112,18 +111,7 @@ fn fill(ns: &Netns, from: usize, to: usize) {
             "neigh add 10.{c}.{a}.{b} lladdr 02:00:{c:02x}:{a:02x}:{b:02x}:01 dev calibench0 nud permanent\n"
         ));
     }
-    let mut child = Command::new("ip")
-        .args(["-n", ns.name(), "-batch", "-"])
-        .stdin(Stdio::piped())
-        .spawn()
-        .unwrap();
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(batch.as_bytes())
-        .unwrap();
-    assert!(child.wait().unwrap().success());
+    netheal_e2e::netns::run_with_input("ip", &["-n", ns.name(), "-batch", "-"], &batch).unwrap();
 }
 
 fn main() {

@@ -11,23 +11,8 @@ const KUBE_RULE: &str = "-A KUBE-SERVICES -d 10.96.0.10/32 -p tcp -m comment --c
 
 /// Load `rules` (iptables-save syntax) into `ns` with `<iptables>-restore --noflush`.
 fn restore_rules(ns: &Netns, iptables: &str, rules: &str) {
-    use std::io::Write;
-    let restore = format!("{iptables}-restore");
-    let mut child = std::process::Command::new("ip")
-        .args(["netns", "exec", ns.name(), &restore, "--noflush"])
-        .stdin(std::process::Stdio::piped())
-        .spawn()
+    ns.exec_with_input(&format!("{iptables}-restore"), &["--noflush"], rules)
         .unwrap();
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(rules.as_bytes())
-        .unwrap();
-    assert!(
-        child.wait().unwrap().success(),
-        "{restore} refused:\n{rules}"
-    );
 }
 
 /// `nf-<tag>-a` (10.79.0.1) ⟷ `nf-<tag>-b` (10.79.0.2), pinging, no rules yet.
