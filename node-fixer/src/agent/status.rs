@@ -415,68 +415,48 @@ mod tests {
     #[test]
     fn a_finding_seen_again_after_its_fix_is_written_once() {
         let eff = effective();
-        let refresh = Duration::from_secs(300);
-        let facts = || ScanFacts {
-            findings: vec![finding(Check::IpForward, "net.ipv4.ip_forward")],
-            ..Default::default()
+        // The status of a scan at `at` that still sees the finding, after `previous`, with
+        // the answer `answer` recorded.
+        let scan = |previous: &[Finding], answer: &RemediationResult, at: i64| {
+            let facts = ScanFacts {
+                findings: vec![finding(Check::IpForward, "net.ipv4.ip_forward")],
+                ..Default::default()
+            };
+            build_status(
+                previous,
+                facts,
+                Some(&eff),
+                vec![answer.clone()],
+                &[],
+                &t(at),
+            )
+        };
+        // Whether `new` is written 5 s after `written`.
+        let decide = |written: &NodeNetworkReportStatus, new: &NodeNetworkReportStatus| {
+            decide_write(
+                Some(written),
+                Some(Duration::from_secs(5)),
+                new,
+                Duration::from_secs(300),
+            )
         };
         // Written at t=10: the finding (seen at 10) and the answer to its fix, applied at 10.
         let mut fixed = result("o1");
         fixed.time = t(10);
-        let written = build_status(&[], facts(), Some(&eff), vec![fixed.clone()], &[], &t(10));
+        let written = scan(&[], &fixed, 10);
         // Something undid the fix: the scan at t=15 sees the finding again.
-        let again = build_status(
-            &written.findings,
-            facts(),
-            Some(&eff),
-            vec![fixed.clone()],
-            &[],
-            &t(15),
-        );
+        let again = scan(&written.findings, &fixed, 15);
         assert!(!materially_changed(&written, &again));
-        assert_eq!(
-            decide_write(
-                Some(&written),
-                Some(Duration::from_secs(5)),
-                &again,
-                refresh
-            ),
-            WriteDecision::Reobserved
-        );
+        assert_eq!(decide(&written, &again), WriteDecision::Reobserved);
         // Once that is written, later scans are heartbeats again.
-        let later = build_status(
-            &again.findings,
-            facts(),
-            Some(&eff),
-            vec![fixed.clone()],
-            &[],
-            &t(20),
-        );
-        assert_eq!(
-            decide_write(Some(&again), Some(Duration::from_secs(5)), &later, refresh),
-            WriteDecision::Skip
-        );
+        let later = scan(&again.findings, &fixed, 20);
+        assert_eq!(decide(&again, &later), WriteDecision::Skip);
         // A dry run changed nothing: no such write.
         let mut dry = fixed;
         dry.dry_run = true;
-        let written = build_status(&[], facts(), Some(&eff), vec![dry.clone()], &[], &t(10));
-        let again = build_status(
-            &written.findings,
-            facts(),
-            Some(&eff),
-            vec![dry],
-            &[],
-            &t(15),
-        );
-        assert_eq!(
-            decide_write(
-                Some(&written),
-                Some(Duration::from_secs(5)),
-                &again,
-                refresh
-            ),
-            WriteDecision::Skip
-        );
+        let written = scan(&[], &dry, 10);
+        let again = scan(&written.findings, &dry, 15);
+        assert_eq!(decide(&written, &again), WriteDecision::Skip);
     }
 
     #[test]
