@@ -188,16 +188,11 @@ async fn run(args: Args) -> anyhow::Result<()> {
             tracing::error!(error = %err, "HTTP server stopped");
         }
     });
-    // One waiter only: kube-runtime's `Store::wait_until_ready` wakes a single task (it polls
-    // one oneshot receiver), so a second concurrent waiter would sleep forever. Everyone else
-    // waits on `synced`.
-    let (synced_tx, mut synced) = tokio_watch::channel(false);
     {
         let (stores, ready) = (stores.clone(), ready.clone());
         tokio::spawn(async move {
             if stores.wait_until_ready().await.is_ok() {
                 ready.store(true, Ordering::Relaxed);
-                synced_tx.send_replace(true);
                 tracing::info!("stores synced");
             }
         });
@@ -238,7 +233,7 @@ async fn run(args: Args) -> anyhow::Result<()> {
         }
         tracing::info!("leading");
         metrics.leader.set(1);
-        if synced.wait_for(|synced| *synced).await.is_err() {
+        if stores.wait_until_ready().await.is_err() {
             bail!("the watches stopped");
         }
         ctx.reset().await;

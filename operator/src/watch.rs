@@ -83,15 +83,34 @@ pub struct Stores {
     pub nodes: Store<Node>,
     /// Pods, slim (see [`SlimPod`]).
     pub pods: Store<SlimPod>,
+    /// Lets one task at a time into kube-runtime's readiness wait (see
+    /// [`Stores::wait_until_ready`]).
+    ready_gate: Arc<tokio::sync::Mutex<()>>,
 }
 
 impl Stores {
-    /// Wait until every store holds its first full list.
-    ///
-    /// At most one task may wait at a time: kube-runtime wakes only the last task that polled
-    /// (its readiness is a single oneshot receiver), so a second concurrent waiter can sleep
-    /// forever. The binary has one waiter that publishes readiness to everyone else.
+    /// The four stores.
+    pub fn new(
+        policies: Store<NetworkHealthPolicy>,
+        reports: Store<NodeNetworkReport>,
+        nodes: Store<Node>,
+        pods: Store<SlimPod>,
+    ) -> Self {
+        Self {
+            policies,
+            reports,
+            nodes,
+            pods,
+            ready_gate: Arc::default(),
+        }
+    }
+
+    /// Wait until every store holds its first full list. Any number of tasks may wait:
+    /// kube-runtime's `Store::wait_until_ready` wakes only the last task that polled it (its
+    /// readiness is one oneshot receiver), so the waiters go through it one at a time; once
+    /// the stores are ready it returns at once.
     pub async fn wait_until_ready(&self) -> Result<(), reflector::store::WriterDropped> {
+        let _one_at_a_time = self.ready_gate.lock().await;
         self.policies.wait_until_ready().await?;
         self.reports.wait_until_ready().await?;
         self.nodes.wait_until_ready().await?;
@@ -312,15 +331,7 @@ pub fn start(
             );
         }
     };
-    (
-        Stores {
-            policies,
-            reports,
-            nodes,
-            pods,
-        },
-        run,
-    )
+    (Stores::new(policies, reports, nodes, pods), run)
 }
 
 #[cfg(test)]
@@ -329,6 +340,30 @@ mod tests {
     use k8s_openapi::api::core::v1::{NodeSpec, NodeStatus};
     use k8s_openapi::apimachinery::pkg::apis::meta::v1::ManagedFieldsEntry;
     use std::collections::BTreeMap;
+
+    #[tokio::test]
+    async fn every_waiter_is_woken_when_the_stores_are_ready() {
+        let (policies, mut w_policies) = reflector::store();
+        let (reports, mut w_reports) = reflector::store();
+        let (nodes, mut w_nodes) = reflector::store();
+        let (pods, mut w_pods) = reflector::store();
+        let stores = Stores::new(policies, reports, nodes, pods);
+        let waiters: Vec<_> = (0..3)
+            .map(|_| {
+                let stores = stores.clone();
+                tokio::spawn(async move { stores.wait_until_ready().await })
+            })
+            .collect();
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        w_policies.apply_watcher_event(&watcher::Event::InitDone);
+        w_reports.apply_watcher_event(&watcher::Event::InitDone);
+        w_nodes.apply_watcher_event(&watcher::Event::InitDone);
+        w_pods.apply_watcher_event(&watcher::Event::InitDone);
+        for waiter in waiters {
+            let woken = tokio::time::timeout(std::time::Duration::from_secs(5), waiter).await;
+            assert!(matches!(woken, Ok(Ok(Ok(())))), "a waiter was never woken");
+        }
+    }
 
     #[test]
     fn a_pod_from_the_api_keeps_only_what_decisions_read() {

@@ -46,12 +46,7 @@ impl Harness {
         let (reports_r, reports) = reflector::store();
         let (nodes_r, nodes) = reflector::store();
         let (pods_r, pods) = reflector::store();
-        let stores = Stores {
-            policies: policies_r,
-            reports: reports_r,
-            nodes: nodes_r,
-            pods: pods_r,
-        };
+        let stores = Stores::new(policies_r, reports_r, nodes_r, pods_r);
         let ctx = Arc::new(Context::new(
             client,
             stores,
