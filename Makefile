@@ -17,7 +17,7 @@ build: ## Build every crate and binary (debug)
 release: ## Build the release binaries (LTO, stripped)
 	$(CARGO) build --workspace --release --locked
 
-test: ## Run every test, as root: unit, API, kernel (netns) and cluster-in-a-box; fails if any test is skipped
+test: controlplane ## Run every test, as root: unit, API, kernel (netns) and cluster-in-a-box on a real control plane; fails if any test is skipped
 	@test "$$(id -u)" = 0 || { echo "make test needs root: the kernel tests create network namespaces" >&2; exit 2; }
 	mkdir -p target
 	$(CARGO) nextest run --workspace --locked --profile $(NEXTEST_PROFILE) --run-ignored all --no-tests fail 2>&1 | tee target/nextest.log
@@ -61,37 +61,36 @@ lint-docker: ## Lint the Dockerfile with hadolint
 e2e-kind: ## The end-to-end run on a real kind cluster (needs Docker and kind; not run in CI)
 	e2e/kind/run.sh
 
-# Cluster-in-a-box (root): network-namespace nodes with a flannel-style overlay.
-# `make cluster-up CLUSTER_APISERVER=1` keeps the loopback API stand-in in the foreground.
+.PHONY: controlplane
+
+controlplane: ## Build the real control plane (etcd, kube-apiserver, kube-controller-manager, kube-scheduler, kubectl) from e2e/controlplane into a cache; NETHEAL_CONTROLPLANE_BIN=DIR uses yours
+	hack/build-controlplane.sh
+
+# Cluster-in-a-box (root): network-namespace nodes with a flannel-style overlay, registered in a
+# real control plane.
 CLUSTER_NAME ?= demo
 CLUSTER_NODES ?= 3
-CLUSTER_POD_STYLE ?= calico
-CLUSTER_APISERVER ?=
 .PHONY: cluster-up cluster-down
 
 NETHEAL ?=
 UP_LOG = target/e2e-logs/$(CLUSTER_NAME)-up.log
 
-cluster-up: ## Bring up a cluster-in-a-box (CLUSTER_NAME, CLUSTER_NODES, CLUSTER_POD_STYLE=bridge|calico, CLUSTER_APISERVER=1); NETHEAL=1 also runs the operator and one agent per node, in the background, until `make cluster-down`
-ifeq ($(NETHEAL),1)
+cluster-up: controlplane ## Bring up a cluster-in-a-box on a real control plane (CLUSTER_NAME, CLUSTER_NODES) in the background until `make cluster-down`; NETHEAL=1 also runs the operator and one agent per node
 	$(CARGO) build --locked -q -p netheal-e2e --bins -p node-fixer -p netheal-operator
 	mkdir -p target/e2e-logs
-	nohup target/debug/netheal-demo up --name $(CLUSTER_NAME) --nodes $(CLUSTER_NODES) --policy >$(UP_LOG) 2>&1 &
-	@for _ in $$(seq 120); do grep -q '^netheal is running' $(UP_LOG) 2>/dev/null && break; sleep 1; done
-	@grep -q '^netheal is running' $(UP_LOG) || { cat $(UP_LOG) >&2; echo "cluster-up: netheal did not start (log: $(UP_LOG))" >&2; exit 1; }
+	nohup target/debug/netheal-demo up --name $(CLUSTER_NAME) --nodes $(CLUSTER_NODES) $(if $(filter 1,$(NETHEAL)),--policy,--no-netheal) >$(UP_LOG) 2>&1 &
+	@for _ in $$(seq 180); do grep -q '^cluster is running' $(UP_LOG) 2>/dev/null && break; sleep 1; done
+	@grep -q '^cluster is running' $(UP_LOG) || { cat $(UP_LOG) >&2; echo "cluster-up: the cluster did not start (log: $(UP_LOG))" >&2; exit 1; }
 	@cat $(UP_LOG)
-else
-	$(CARGO) run --locked -q -p netheal-e2e --bin netheal-cluster -- up --name $(CLUSTER_NAME) --nodes $(CLUSTER_NODES) --pod-style $(CLUSTER_POD_STYLE) $(if $(CLUSTER_APISERVER),--with-apiserver)
-endif
 
-cluster-down: ## Stop netheal (if NETHEAL=1 started it) and remove the cluster-in-a-box CLUSTER_NAME (also the leftovers of a killed run)
+cluster-down: ## Stop a cluster-up (control plane, netheal) and remove the cluster-in-a-box CLUSTER_NAME (also the leftovers of a killed run)
 	$(CARGO) build --locked -q -p netheal-e2e --bins
 	target/debug/netheal-demo down --name $(CLUSTER_NAME)
 	target/debug/netheal-cluster down --name $(CLUSTER_NAME)
 
 .PHONY: demo bench bench-e2e
 
-demo: ## The demo (root): a 3-node cluster-in-a-box, the seed faults, the dry-run report, then Enforce and the healing, live; tears down at the end
+demo: ## The demo (root): a 3-node cluster-in-a-box on a real control plane, the seed faults, the dry-run report, then Enforce and the healing, live; tears down at the end
 	$(CARGO) build --locked -q -p netheal-e2e --bins -p node-fixer -p netheal-operator
 	target/debug/netheal-demo run --name $(CLUSTER_NAME)
 

@@ -1,6 +1,6 @@
 //! netheal's cluster-in-a-box: test fixtures for end-to-end tests.
 
-pub mod apiserver;
 pub mod cluster;
+pub mod controlplane;
 pub mod harness;
 pub mod netns;

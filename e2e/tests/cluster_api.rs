@@ -1,13 +1,14 @@
-//! Cluster-in-a-box meets the API stand-in: Node and Pod objects are registered, updated when
-//! a node rejoins with a new VTEP MAC, and removed when a node leaves. Needs root.
+//! Cluster-in-a-box meets the real control plane: Node and Pod objects are registered, updated
+//! when a node rejoins with a new VTEP MAC, and removed when a node leaves. Needs root.
 
 #![allow(clippy::unwrap_used)] // helpers panic on purpose: that is how a test fails
 
 use k8s_openapi::api::core::v1::{Node, Pod};
 use kube::api::{Api, ListParams};
-use netheal_e2e::apiserver::{ApiServer, ApiServerConfig};
 use netheal_e2e::cluster::register::unregister_node;
 use netheal_e2e::cluster::{Cluster, PodOptions};
+use netheal_e2e::controlplane::ControlPlane;
+use netheal_e2e::harness::log_dir;
 
 fn backend_mac(node: &Node) -> String {
     let ann = node.metadata.annotations.clone().unwrap();
@@ -19,8 +20,10 @@ fn backend_mac(node: &Node) -> String {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn nodes_and_pods_are_registered_and_follow_the_cluster() {
     let name = format!("g{:x}", std::process::id());
-    let server = ApiServer::start(ApiServerConfig::default()).await.unwrap();
-    let client = server.kube_client().unwrap();
+    let cp = ControlPlane::start(&log_dir(&name).join("controlplane"))
+        .await
+        .unwrap();
+    let client = cp.admin_client().await.unwrap();
     let mut cluster = Cluster::build(&name, 3).unwrap();
     for node in ["node1", "node2", "node3"] {
         cluster.add_pod(node, PodOptions::calico()).unwrap();

@@ -44,7 +44,7 @@ async fn a_node_that_joins_broken_is_healed_without_anyone_touching_it() {
     let registered = Instant::now();
     h.register_node(&node).await.unwrap();
     h.register_pod(&pod).await.unwrap();
-    h.start_agent("node3").unwrap();
+    h.start_agent("node3").await.unwrap();
 
     h.wait_ping(&a.netns, pod_ip, true, Duration::from_secs(60))
         .await

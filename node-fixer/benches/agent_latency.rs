@@ -1,6 +1,6 @@
 //! Detection latency and idle cost of the real `node-fixer agent`.
 //!
-//! `cargo bench -p node-fixer --bench agent_latency` (root). Starts the loopback API stand-in
+//! `cargo bench -p node-fixer --bench agent_latency` (root). Starts the real control plane
 //! in this process, builds the network namespace `nfa-bench` (veths `cali-bench` and `eth-bulk`), runs the agent binary on it with the default intervals (poll 5 s,
 //! resync 300 s) and the default policy, and measures, by polling the report every 5 ms:
 //! - neighbour event → report: a PERMANENT neighbour on `cali-bench` with no route
@@ -18,10 +18,9 @@
 use k8s_openapi::api::core::v1::Node;
 use kube::api::{Api, PostParams};
 use netheal_crds::NodeNetworkReport;
-use netheal_e2e::apiserver::{ApiServer, ApiServerConfig};
+use netheal_e2e::controlplane::ControlPlane;
 use netheal_e2e::netns::{Netns, run};
 use serde_json::json;
-use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -160,14 +159,11 @@ async fn bench() {
         .unwrap();
 
     let tmp = tempfile::tempdir().unwrap();
-    let server = ApiServer::start(ApiServerConfig::default()).await.unwrap();
+    let server = ControlPlane::for_test("bench").await.unwrap();
     let kubeconfig = tmp.path().join("kubeconfig");
-    server.write_kubeconfig(&kubeconfig).unwrap();
-    server
-        .load_dir(&Path::new(env!("CARGO_MANIFEST_DIR")).join("../config/crd"))
-        .await
-        .unwrap();
-    let client = server.kube_client().unwrap();
+    std::fs::copy(server.admin_kubeconfig(), &kubeconfig).unwrap();
+    server.apply_crds().unwrap();
+    let client = server.admin_client().await.unwrap();
     let node: Node = serde_json::from_value(
         json!({"apiVersion": "v1", "kind": "Node", "metadata": {"name": NS}}),
     )
@@ -178,7 +174,6 @@ async fn bench() {
         .unwrap();
     server
         .apply_manifest("apiVersion: netheal.io/v1alpha1\nkind: NetworkHealthPolicy\nmetadata: {name: default}\nspec: {}\n")
-        .await
         .unwrap();
     let reports: Api<NodeNetworkReport> = Api::all(client);
 
@@ -340,6 +335,6 @@ async fn bench() {
         proc_field(pid, "status", "VmHWM:"),
     );
     drop(agent);
-    server.shutdown().await;
+    drop(server);
     drop(ns);
 }

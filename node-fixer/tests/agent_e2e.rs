@@ -1,4 +1,4 @@
-//! The real `node-fixer agent` binary against the loopback API stand-in, managing a network
+//! The real `node-fixer agent` binary against the real control plane, managing a network
 //! namespace built here: a fault shows in the report, an order approved by hand fixes the
 //! kernel and is answered, the finding clears, and a restarted agent does not run the order
 //! again. Needs root (network namespaces).
@@ -10,11 +10,11 @@ use k8s_openapi::api::core::v1::Node;
 use kube::Client;
 use kube::api::{Api, Patch, PatchParams, PostParams};
 use netheal_crds::{Check, Finding, NodeNetworkReport, NodeNetworkReportStatus};
-use netheal_e2e::apiserver::{ApiServer, ApiServerConfig, RunningApiServer};
+use netheal_e2e::controlplane::ControlPlane;
 use netheal_e2e::netns::Netns;
 use serde_json::json;
 use std::io::{Read, Write};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -100,10 +100,6 @@ fn http_get(port: u16, path: &str) -> Option<(u16, String)> {
     Some((code, body))
 }
 
-fn crd_dir() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../config/crd")
-}
-
 async fn wait_for<T>(
     what: &str,
     timeout: Duration,
@@ -139,8 +135,8 @@ fn read_sysctl(ns: &Netns, key: &str) -> String {
     String::from_utf8_lossy(&out.stdout).trim().to_string()
 }
 
-async fn setup(server: &RunningApiServer, client: &Client) {
-    assert!(server.load_dir(&crd_dir()).await.unwrap() >= 2);
+async fn setup(server: &ControlPlane, client: &Client) {
+    server.apply_crds().unwrap();
     let nodes: Api<Node> = Api::all(client.clone());
     let node: Node = serde_json::from_value(json!({
         "apiVersion": "v1", "kind": "Node",
@@ -175,7 +171,6 @@ spec:
   nodeSelector: {matchLabels: {pool: elsewhere}}
 "#,
         )
-        .await
         .unwrap();
 }
 
@@ -184,10 +179,10 @@ async fn agent_reports_a_fault_executes_an_approved_order_once_and_survives_a_re
     let ns = Netns::create(NODE).unwrap();
     ns.set_sysctl("net/ipv4/ip_forward", "1").unwrap();
     let tmp = tempfile::tempdir().unwrap();
-    let server = ApiServer::start(ApiServerConfig::default()).await.unwrap();
+    let server = ControlPlane::for_test("nfa").await.unwrap();
     let kubeconfig = tmp.path().join("kubeconfig");
-    server.write_kubeconfig(&kubeconfig).unwrap();
-    let client = server.kube_client().unwrap();
+    std::fs::copy(server.admin_kubeconfig(), &kubeconfig).unwrap();
+    let client = server.admin_client().await.unwrap();
     setup(&server, &client).await;
     let reports: Api<NodeNetworkReport> = Api::all(client.clone());
     let sysctl_dir = tmp.path().join("sysctl.d");
@@ -316,5 +311,5 @@ async fn agent_reports_a_fault_executes_an_approved_order_once_and_survives_a_re
     );
     assert_eq!(after.pending_orders, 0);
     drop(agent);
-    server.shutdown().await;
+    drop(server);
 }

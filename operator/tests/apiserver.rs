@@ -1,4 +1,4 @@
-//! Against the loopback API stand-in (`netheal_e2e::apiserver`), with the CRDs of
+//! Against the real control plane (`netheal_e2e::controlplane`), with the CRDs of
 //! `config/crd/`: real watches fill the stores, one pass writes the orders into the report's
 //! spec and the findings into the policy's status; node-fixer's answer (written here by hand)
 //! is recorded and the order leaves the spec. Also: the binary refuses to start without CRDs.
@@ -8,27 +8,23 @@
 use k8s_openapi::api::core::v1::Node;
 use kube::api::{Api, Patch, PatchParams, PostParams};
 use netheal_crds::{NetworkHealthPolicy, NodeNetworkReport};
-use netheal_e2e::apiserver::{ApiServer, ApiServerConfig, RunningApiServer};
+use netheal_e2e::controlplane::ControlPlane;
 use netheal_operator::context::Context;
 use netheal_operator::metrics::Metrics;
 use netheal_operator::reconcile::run_pass;
 use netheal_operator::watch::{self, Stores, Trigger};
 use serde_json::json;
-use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
-fn crd_dir() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../config/crd")
-}
-
-async fn server(with_crds: bool) -> RunningApiServer {
-    ApiServer::start(ApiServerConfig {
-        crd_dir: with_crds.then(crd_dir),
-        ..Default::default()
-    })
-    .await
-    .expect("the API stand-in starts")
+async fn server(with_crds: bool) -> ControlPlane {
+    let cp = ControlPlane::for_test("op")
+        .await
+        .expect("the control plane starts");
+    if with_crds {
+        cp.apply_crds().expect("the CRDs are installed");
+    }
+    cp
 }
 
 /// Poll `cond` on the stores until it holds (10 s at most).
@@ -121,7 +117,7 @@ async fn seed(client: &kube::Client) -> String {
 #[tokio::test]
 async fn one_pass_orders_the_fix_and_records_the_answer() {
     let server = server(true).await;
-    let client = server.kube_client().unwrap();
+    let client = server.admin_client().await.unwrap();
     let id = seed(&client).await;
     let policies: Api<NetworkHealthPolicy> = Api::all(client.clone());
     let reports: Api<NodeNetworkReport> = Api::all(client.clone());
@@ -263,7 +259,7 @@ async fn one_pass_orders_the_fix_and_records_the_answer() {
     assert_eq!(pass.statuses_written + pass.orders_written, 0);
 
     watches.abort();
-    server.shutdown().await;
+    drop(server);
 }
 
 #[tokio::test]
@@ -272,7 +268,7 @@ async fn the_binary_refuses_to_start_without_the_crds() {
     let dir = std::env::temp_dir().join(format!("netheal-operator-test-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
     let kubeconfig = dir.join("kubeconfig");
-    server.write_kubeconfig(&kubeconfig).unwrap();
+    std::fs::copy(server.admin_kubeconfig(), &kubeconfig).unwrap();
     let output = tokio::process::Command::new(env!("CARGO_BIN_EXE_netheal-operator"))
         .args(["--no-leader-election", "--listen", "127.0.0.1:0"])
         .env("KUBECONFIG", &kubeconfig)
@@ -290,14 +286,14 @@ async fn the_binary_refuses_to_start_without_the_crds() {
         stderr.contains("netheal CRDs are not installed: kubectl apply -k config/crd"),
         "{stderr}"
     );
-    server.shutdown().await;
+    drop(server);
 }
 
 /// Start the operator binary against `server` with `extra` arguments; wait (30 s at most) until
 /// it has written the order for the seeded finding into `n1`'s report.
 async fn binary_orders_the_fix(extra: &[&str]) {
     let server = server(true).await;
-    let client = server.kube_client().unwrap();
+    let client = server.admin_client().await.unwrap();
     let id = seed(&client).await;
     let dir = std::env::temp_dir().join(format!(
         "netheal-operator-bin-{}-{}",
@@ -306,7 +302,7 @@ async fn binary_orders_the_fix(extra: &[&str]) {
     ));
     std::fs::create_dir_all(&dir).unwrap();
     let kubeconfig = dir.join("kubeconfig");
-    server.write_kubeconfig(&kubeconfig).unwrap();
+    std::fs::copy(server.admin_kubeconfig(), &kubeconfig).unwrap();
     let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_netheal-operator"))
         .args(["--listen", "127.0.0.1:0", "--requeue-interval", "2s"])
         .args(extra)
@@ -332,7 +328,7 @@ async fn binary_orders_the_fix(extra: &[&str]) {
     child.kill().await.ok();
     std::fs::remove_dir_all(&dir).ok();
     assert!(ordered, "no order for finding {id} within 30 s ({extra:?})");
-    server.shutdown().await;
+    drop(server);
 }
 
 #[tokio::test]

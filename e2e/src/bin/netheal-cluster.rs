@@ -1,17 +1,13 @@
 //! `netheal-cluster`: bring a cluster-in-a-box up for a person, and take it down again.
 //!
 //! `up` builds the namespaces, prints one `node: NAME netns: NAMESPACE` line per node (and one
-//! `pod: …` line per pod) and records the cluster in `/run/netheal-e2e/<name>.json`. Without
-//! `--with-apiserver` it exits and leaves the cluster running. With it, the loopback API
-//! stand-in runs in this process: `up` prints `kubeconfig: PATH`, registers the Node and Pod
-//! objects and stays in the foreground until Ctrl-C or SIGTERM, then removes everything.
-//! `down` removes every namespace of the cluster, also the leftovers of a killed `up`.
-
-use std::path::PathBuf;
+//! `pod: …` line per pod), records the cluster in `/run/netheal-e2e/<name>.json` and exits,
+//! leaving the cluster running: the network alone, without a control plane (`netheal-demo up`
+//! adds the control plane and netheal). `down` removes every namespace of the cluster, also the
+//! leftovers of a killed `up`.
 
 use anyhow::{Context, bail};
 use clap::{Parser, Subcommand};
-use netheal_e2e::apiserver::{ApiServer, ApiServerConfig};
 use netheal_e2e::cluster::state::{
     ClusterState, cleanup_stale, list_cluster_namespaces, state_path,
 };
@@ -41,15 +37,6 @@ enum Command {
         /// Pods per node.
         #[arg(long, default_value_t = 1)]
         pods_per_node: usize,
-        /// Run the loopback API stand-in in the foreground with the cluster's Nodes and Pods.
-        #[arg(long)]
-        with_apiserver: bool,
-        /// Where to write the kubeconfig (default `/run/netheal-e2e/<name>.kubeconfig`).
-        #[arg(long)]
-        kubeconfig: Option<PathBuf>,
-        /// Manifests to load into the API stand-in at start (the CRDs).
-        #[arg(long, default_value = "config/crd")]
-        crd_dir: PathBuf,
     },
     /// Remove a cluster (every `nhc-<name>-*` and `cni-<name>-*` namespace and its state).
     Down {
@@ -74,18 +61,12 @@ async fn main() -> anyhow::Result<()> {
             name,
             pod_style,
             pods_per_node,
-            with_apiserver,
-            kubeconfig,
-            crd_dir,
         } => {
             up(UpArgs {
                 nodes,
                 name,
                 pod_style,
                 pods_per_node,
-                with_apiserver,
-                kubeconfig,
-                crd_dir,
             })
             .await
         }
@@ -98,9 +79,6 @@ struct UpArgs {
     name: String,
     pod_style: PodStyle,
     pods_per_node: usize,
-    with_apiserver: bool,
-    kubeconfig: Option<PathBuf>,
-    crd_dir: PathBuf,
 }
 
 fn build(args: &UpArgs) -> anyhow::Result<Cluster> {
@@ -144,10 +122,10 @@ async fn up(args: UpArgs) -> anyhow::Result<()> {
     // Catch Ctrl-C from here on, so that an interrupted build still removes what it made.
     let interrupted = tokio::signal::ctrl_c();
     tokio::pin!(interrupted);
-    let (name, with_apiserver) = (args.name.clone(), args.with_apiserver);
+    let name = args.name.clone();
     let building = tokio::task::spawn_blocking(move || build(&args).map(|c| (c, args)));
     tokio::pin!(building);
-    let (cluster, args) = tokio::select! {
+    let (cluster, _args) = tokio::select! {
         built = &mut building => built.context("the build task failed")??,
         _ = &mut interrupted => {
             eprintln!("interrupted: removing the partial cluster");
@@ -156,71 +134,12 @@ async fn up(args: UpArgs) -> anyhow::Result<()> {
             bail!("interrupted");
         }
     };
-    if !with_apiserver {
-        let state = cluster.keep_running();
-        let path = state_path(&state.name);
-        state.write(&path)?;
-        print_cluster(&state);
-        println!("state: {}", path.display());
-        println!("down: netheal-cluster down --name {}", state.name);
-        return Ok(());
-    }
-    serve(cluster, args, interrupted).await
-}
-
-async fn serve(
-    cluster: Cluster,
-    args: UpArgs,
-    interrupted: std::pin::Pin<&mut impl std::future::Future<Output = std::io::Result<()>>>,
-) -> anyhow::Result<()> {
-    let crd_dir = args.crd_dir.is_dir().then(|| args.crd_dir.clone());
-    if crd_dir.is_none() {
-        tracing::warn!(dir = %args.crd_dir.display(), "no CRD directory: the API starts without netheal's CRDs");
-    }
-    let server = ApiServer::start(ApiServerConfig {
-        crd_dir,
-        ..ApiServerConfig::default()
-    })
-    .await
-    .context("starting the API stand-in")?;
-    let kubeconfig = args
-        .kubeconfig
-        .clone()
-        .unwrap_or_else(|| state_path(&args.name).with_extension("kubeconfig"));
-    if let Some(dir) = kubeconfig.parent() {
-        std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
-    }
-    server
-        .write_kubeconfig(&kubeconfig)
-        .context("writing the kubeconfig")?;
-    let client = server.kube_client().context("building a client")?;
-    cluster
-        .register(&client)
-        .await
-        .context("registering Nodes and Pods")?;
-    let mut state = ClusterState::of(&cluster);
-    state.kubeconfig = Some(kubeconfig.display().to_string());
-    state.pid = Some(std::process::id());
-    let path = state_path(&args.name);
+    let state = cluster.keep_running();
+    let path = state_path(&state.name);
     state.write(&path)?;
-    println!("kubeconfig: {}", kubeconfig.display());
     print_cluster(&state);
     println!("state: {}", path.display());
-    println!(
-        "running in the foreground: Ctrl-C (or `netheal-cluster down --name {}`) removes it",
-        args.name
-    );
-    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
-        .context("installing the SIGTERM handler")?;
-    tokio::select! {
-        _ = interrupted => {}
-        _ = term.recv() => {}
-    }
-    eprintln!("removing cluster {}", args.name);
-    drop(cluster);
-    server.shutdown().await;
-    let _ = std::fs::remove_file(&kubeconfig);
-    cleanup_stale(&args.name)?;
+    println!("down: netheal-cluster down --name {}", state.name);
     Ok(())
 }
 

@@ -1,11 +1,15 @@
 //! `netheal-demo`: netheal healing a cluster-in-a-box, live, on one machine (root).
 //!
-//! - `run`: bring up a 3-node cluster with the API stand-in, the operator and one agent per
-//!   node; apply the dry-run policy; inject the seed faults; print the dry-run report
+//! - `run`: bring up a 3-node cluster on a real control plane, with netheal installed as
+//!   users install it, the operator and one agent per node; apply the dry-run policy; inject the seed faults; print the dry-run report
 //!   (`kubectl get nhp`, `kubectl get nnr`, the findings); switch to Enforce and print the
 //!   actions as they happen and the final status; tear everything down.
-//! - `up`: the same cluster with netheal running, in the foreground until SIGTERM/Ctrl-C
-//!   (what `make cluster-up NETHEAL=1` starts in the background); prints the kubeconfig.
+//! - `up`: the same cluster with netheal running (`--no-netheal`: without the operator and
+//!   the agents), in the foreground until SIGTERM/Ctrl-C (what `make cluster-up` starts in the
+//!   background); prints `kubeconfig: PATH` and one `node: NAME netns: NAMESPACE` line per node.
+//!
+//! Both first check what they need (root, `ip`, `iptables`, `ping`, and Go or
+//! `NETHEAL_CONTROLPLANE_BIN` for the control plane) and say what is missing.
 //! - `down`: stop a running `up` (by its pid file) and remove what is left of the cluster.
 
 use anyhow::{Context, bail};
@@ -48,6 +52,9 @@ enum Command {
         /// Also apply the dry-run policy.
         #[arg(long)]
         policy: bool,
+        /// Only the cluster and its control plane: no operator, no agents.
+        #[arg(long, conflicts_with = "policy")]
+        no_netheal: bool,
     },
     /// Stop a running `up` and remove the cluster's leftovers.
     Down {
@@ -59,13 +66,18 @@ enum Command {
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
-    match Args::parse().command {
+    let command = Args::parse().command;
+    if !matches!(command, Command::Down { .. }) {
+        check_prerequisites()?;
+    }
+    match command {
         Command::Run { name, timeout } => run(&name, Duration::from_secs(timeout)).await,
         Command::Up {
             name,
             nodes,
             policy,
-        } => up(&name, nodes, policy).await,
+            no_netheal,
+        } => up(&name, nodes, policy, !no_netheal).await,
         Command::Down { name } => down(&name),
     }
 }
@@ -78,9 +90,44 @@ fn section(title: &str) {
     println!("\n==> {title}");
 }
 
-fn kubectl(kubeconfig: &Path, args: &[&str]) {
-    let out = std::process::Command::new("kubectl")
-        .env("KUBECONFIG", kubeconfig)
+fn on_path(program: &str) -> bool {
+    std::env::var_os("PATH")
+        .is_some_and(|path| std::env::split_paths(&path).any(|dir| dir.join(program).is_file()))
+}
+
+/// What the demo needs, checked before anything is built: a missing `ping` would otherwise
+/// print FAIL in every ping table, even after healing.
+fn check_prerequisites() -> anyhow::Result<()> {
+    let mut missing = Vec::new();
+    // /proc/self belongs to the process's effective user.
+    let euid = std::os::unix::fs::MetadataExt::uid(&std::fs::metadata("/proc/self")?);
+    if euid != 0 {
+        missing.push("root (network namespaces, iptables): run it with sudo".to_string());
+    }
+    for (program, package) in [
+        ("ip", "iproute2"),
+        ("iptables", "iptables"),
+        ("ping", "iputils-ping"),
+    ] {
+        if !on_path(program) {
+            missing.push(format!("`{program}` (Debian package {package})"));
+        }
+    }
+    if std::env::var_os("NETHEAL_CONTROLPLANE_BIN").is_none() && !on_path("go") {
+        missing.push(
+            "Go, to build the control plane (or NETHEAL_CONTROLPLANE_BIN=DIR with etcd, kube-apiserver, kube-controller-manager, kube-scheduler and kubectl)"
+                .to_string(),
+        );
+    }
+    if missing.is_empty() {
+        return Ok(());
+    }
+    bail!("the demo needs:\n  - {}", missing.join("\n  - "))
+}
+
+fn kubectl(h: &Harness, args: &[&str]) {
+    let out = std::process::Command::new(h.controlplane().bin_dir().join("kubectl"))
+        .env("KUBECONFIG", h.kubeconfig())
         .args(args)
         .output();
     match out {
@@ -95,8 +142,11 @@ fn kubectl(kubeconfig: &Path, args: &[&str]) {
     }
 }
 
-async fn start(name: &str, nodes: usize) -> anyhow::Result<Harness> {
-    let h = Harness::start(HarnessOptions::new(name, nodes))
+async fn start(name: &str, nodes: usize, netheal: bool) -> anyhow::Result<Harness> {
+    let mut opts = HarnessOptions::new(name, nodes);
+    opts.start_agents = netheal;
+    opts.start_operator = netheal;
+    let h = Harness::start(opts)
         .await
         .context("starting the cluster-in-a-box")?;
     for i in 1..=nodes {
@@ -109,11 +159,11 @@ async fn start(name: &str, nodes: usize) -> anyhow::Result<Harness> {
 
 async fn run(name: &str, timeout: Duration) -> anyhow::Result<()> {
     section(
-        "a 3-node cluster-in-a-box: API stand-in, netheal-operator, one node-fixer agent per node",
+        "a 3-node cluster-in-a-box on a real control plane: netheal installed with kubectl apply -k, netheal-operator, one node-fixer agent per node",
     );
-    let h = start(name, 3).await?;
+    let h = start(name, 3, true).await?;
     println!("{}", h.log_files());
-    let kubeconfig = h.kubeconfig().to_path_buf();
+    kubectl(&h, &["version"]);
     let pods: Vec<(String, String, std::net::Ipv4Addr)> = h
         .with_cluster(|c| {
             Ok(c.pods()
@@ -122,7 +172,7 @@ async fn run(name: &str, timeout: Duration) -> anyhow::Result<()> {
                 .collect())
         })
         .await?;
-    kubectl(&kubeconfig, &["get", "nodes", "-o", "wide"]);
+    kubectl(&h, &["get", "nodes", "-o", "wide"]);
 
     section("the dry-run policy");
     let spec = scenario_policy(Mode::DryRun);
@@ -171,8 +221,8 @@ async fn run(name: &str, timeout: Duration) -> anyhow::Result<()> {
         last = open;
         tokio::time::sleep(Duration::from_secs(1)).await;
     }
-    kubectl(&kubeconfig, &["get", "nhp"]);
-    kubectl(&kubeconfig, &["get", "nnr"]);
+    kubectl(&h, &["get", "nhp"]);
+    kubectl(&h, &["get", "nnr"]);
     println!("\n{}", show::findings_table(&h.policy(POLICY).await?));
 
     section("switching the policy to Enforce: the healing, live");
@@ -232,8 +282,8 @@ async fn run(name: &str, timeout: Duration) -> anyhow::Result<()> {
     }
 
     section("the final status");
-    kubectl(&kubeconfig, &["get", "nhp", "-o", "wide"]);
-    kubectl(&kubeconfig, &["get", "nnr"]);
+    kubectl(&h, &["get", "nhp", "-o", "wide"]);
+    kubectl(&h, &["get", "nnr"]);
     let p = h.policy(POLICY).await?;
     println!("\n{}", show::conditions(&p));
     print_pings(&all_pods);
@@ -264,8 +314,8 @@ fn print_pings(pods: &[(String, std::net::Ipv4Addr)]) {
     println!("{}", show::table(&header, &rows));
 }
 
-async fn up(name: &str, nodes: usize, policy: bool) -> anyhow::Result<()> {
-    let h = start(name, nodes).await?;
+async fn up(name: &str, nodes: usize, policy: bool, netheal: bool) -> anyhow::Result<()> {
+    let h = start(name, nodes, netheal).await?;
     if policy {
         h.create_policy(POLICY, scenario_policy(Mode::DryRun))
             .await?;
@@ -277,8 +327,22 @@ async fn up(name: &str, nodes: usize, policy: bool) -> anyhow::Result<()> {
     std::fs::write(&pid, std::process::id().to_string())
         .with_context(|| pid.display().to_string())?;
     println!("kubeconfig: {}", h.kubeconfig().display());
+    let nodes: Vec<(String, String)> = h
+        .with_cluster(|c| {
+            Ok(c.nodes()
+                .iter()
+                .map(|n| (n.name.clone(), n.netns.name().to_string()))
+                .collect())
+        })
+        .await?;
+    for (node, netns) in nodes {
+        println!("node: {node} netns: {netns}");
+    }
     println!("{}", h.log_files());
-    println!("netheal is running; stop with `netheal-demo down --name {name}` (or Ctrl-C)");
+    println!(
+        "cluster is running{}; stop with `netheal-demo down --name {name}` (or Ctrl-C)",
+        if netheal { " with netheal" } else { "" }
+    );
     let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
         .context("SIGTERM handler")?;
     tokio::select! {

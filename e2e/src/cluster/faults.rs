@@ -525,7 +525,7 @@ impl Cluster {
     }
 
     /// Seed 002: on `node`, `copies` more Calico pods get the address of the node's first
-    /// Calico pod (made if there is none). Each copy is owned by a ReplicaSet (so it can be
+    /// Calico pod of namespace `default` (made if there is none). Each copy is owned by a ReplicaSet (so it can be
     /// recreated), has no host route, and its `cali*` veth carries a PERMANENT neighbour for
     /// the shared address; the original keeps the route and gets its own (correct) PERMANENT
     /// entry, as Calico programs it. Pod objects then show `copies + 1` pods with one IP.
@@ -537,7 +537,7 @@ impl Cluster {
         let mut changes = Vec::new();
         let existing = self
             .pods_on(node)
-            .find(|p| p.style == PodStyle::Calico)
+            .find(|p| p.style == PodStyle::Calico && p.namespace == "default")
             .map(|p| p.netns.name().to_string());
         let original = match existing {
             Some(ns) => ns,

@@ -9,6 +9,7 @@ use k8s_openapi::api::core::v1::{
     NodeCondition, NodeSpec, NodeStatus, NodeSystemInfo, Pod, PodCondition, PodIP, PodSpec,
     PodStatus,
 };
+use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, OwnerReference, Time};
 use k8s_openapi::jiff::Timestamp;
 
@@ -96,6 +97,14 @@ fn ready_node_condition(now: Timestamp) -> NodeCondition {
     }
 }
 
+/// What a node offers the scheduler (a cluster-in-a-box pod costs nothing, so generous).
+fn node_resources() -> BTreeMap<String, Quantity> {
+    [("cpu", "8"), ("memory", "16Gi"), ("pods", "110")]
+        .into_iter()
+        .map(|(k, v)| (k.to_string(), Quantity(v.to_string())))
+        .collect()
+}
+
 /// The Node object of a node.
 pub fn node_object(facts: &NodeFacts, now: Timestamp) -> Node {
     let backend = serde_json::json!({"VNI": 1, "VtepMAC": facts.vtep_mac}).to_string();
@@ -133,6 +142,8 @@ pub fn node_object(facts: &NodeFacts, now: Timestamp) -> Node {
                 },
             ]),
             conditions: Some(vec![ready_node_condition(now)]),
+            capacity: Some(node_resources()),
+            allocatable: Some(node_resources()),
             node_info: Some(NodeSystemInfo {
                 architecture: "amd64".into(),
                 boot_id: uid_of(&format!("boot/{}", facts.name)),

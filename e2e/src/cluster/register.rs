@@ -1,6 +1,8 @@
-//! Writing the cluster's Node and Pod objects into an API server (the loopback stand-in or a
-//! real one): create, or merge-patch when the object exists; then merge-patch the status
-//! subresource (an API server ignores `status` on create for most kinds).
+//! Writing the cluster's Node and Pod objects into an API server: create, or merge-patch when
+//! the object exists; then merge-patch the status subresource (an API server ignores `status`
+//! on create for most kinds). Pods are written without owner references: the garbage
+//! collector deletes a pod whose owner does not exist, and the owners here are only names (the
+//! e2e harness gives a controller-owned pod a real ReplicaSet instead).
 
 use std::fmt::Debug;
 
@@ -49,6 +51,12 @@ where
             if let Some(meta) = body.get_mut("metadata").and_then(|m| m.as_object_mut()) {
                 meta.remove("uid");
             }
+            if kind == "Pod" {
+                // A pod's spec is immutable once created (the API server refuses the patch).
+                if let Some(o) = body.as_object_mut() {
+                    o.remove("spec");
+                }
+            }
             api.patch(&name, &PatchParams::default(), &Patch::Merge(&body))
                 .await
                 .map_err(api_error(format!("patch {kind} {name}")))?;
@@ -73,7 +81,8 @@ impl Cluster {
         for node in self.node_objects() {
             upsert(&nodes, &node).await?;
         }
-        for pod in self.pod_objects() {
+        for mut pod in self.pod_objects() {
+            pod.metadata.owner_references = None;
             let ns = pod.namespace().unwrap_or_else(|| "default".into());
             let pods: Api<Pod> = Api::namespaced(client.clone(), &ns);
             upsert(&pods, &pod).await?;
@@ -82,8 +91,8 @@ impl Cluster {
     }
 }
 
-/// Delete a Node object and its CNI agent pod (after `Cluster::remove_node`). Objects that are
-/// already gone are fine.
+/// Delete a Node object and its CNI agent pod (after `Cluster::remove_node`; the pod at once,
+/// grace period 0, as no kubelet is left to finish it). Objects that are already gone are fine.
 pub async fn unregister_node(client: &Client, node: &str) -> Result<(), ClusterError> {
     let nodes: Api<Node> = Api::all(client.clone());
     match nodes.delete(node, &DeleteParams::default()).await {
@@ -93,7 +102,10 @@ pub async fn unregister_node(client: &Client, node: &str) -> Result<(), ClusterE
     }
     let agent = format!("{}-{node}", super::objects::CNI_DAEMONSET);
     let pods: Api<Pod> = Api::namespaced(client.clone(), "kube-system");
-    match pods.delete(&agent, &DeleteParams::default()).await {
+    match pods
+        .delete(&agent, &DeleteParams::default().grace_period(0))
+        .await
+    {
         Ok(_) => {}
         Err(err) if is_not_found(&err) => {}
         Err(err) => return Err(api_error(format!("delete Pod kube-system/{agent}"))(err)),

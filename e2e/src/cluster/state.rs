@@ -54,10 +54,10 @@ pub struct ClusterState {
     pub nodes: Vec<NodeState>,
     /// Pods.
     pub pods: Vec<PodState>,
-    /// The kubeconfig of the API stand-in, when one runs.
+    /// The kubeconfig of a control plane, when one serves the cluster.
     #[serde(default)]
     pub kubeconfig: Option<String>,
-    /// The process serving the API stand-in, when one runs.
+    /// The process that keeps the cluster up in the foreground, when one does.
     #[serde(default)]
     pub pid: Option<u32>,
 }

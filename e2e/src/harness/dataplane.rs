@@ -1,9 +1,10 @@
-//! The kernel side of the kubelet emulation, on a cluster-in-a-box: a restarted CNI agent
-//! re-programs its node's overlay entries from the current peers
-//! ([`Cluster::program_peers`]); a replaced pod gets a new namespace with a fresh IP.
+//! The kernel side of the kubelet emulation, on a cluster-in-a-box: a pod gets a namespace
+//! wired to its node ([`Cluster::add_pod`]); a restarted CNI agent re-programs its node's
+//! overlay entries from the current peers ([`Cluster::program_peers`]); a deleted pod's
+//! namespace goes.
 
-use super::kubelet::{Dataplane, Replacement};
-use crate::cluster::{Cluster, PodOptions, PodOwner};
+use super::kubelet::Dataplane;
+use crate::cluster::{Cluster, PodOptions, PodStyle};
 use std::sync::{Mutex, PoisonError, Weak};
 
 /// [`Dataplane`] over a cluster owned by the harness (held weakly: the cluster goes when the
@@ -39,47 +40,52 @@ impl Dataplane for ClusterDataplane {
         })
     }
 
-    fn pod_gone(&self, namespace: &str, name: &str) -> Result<Option<Replacement>, String> {
+    fn pod_ip(&self, namespace: &str, name: &str) -> Option<String> {
         self.with(|c| {
-            let Some(pod) = c
+            Ok(c.pods()
+                .iter()
+                .find(|p| p.namespace == namespace && p.name == name)
+                .map(|p| p.ip.to_string()))
+        })
+        .ok()
+        .flatten()
+    }
+
+    fn start_pod(
+        &self,
+        node: &str,
+        namespace: &str,
+        name: &str,
+        style: &str,
+        app: &str,
+    ) -> Result<String, String> {
+        let style: PodStyle = style
+            .parse()
+            .map_err(|e| format!("{namespace}/{name}: {e}"))?;
+        self.with(|c| {
+            let mut opts = PodOptions::new(style).named(name);
+            opts.namespace = namespace.to_string();
+            opts.app = app.to_string();
+            let pod = c
+                .add_pod(node, opts)
+                .map_err(|e| format!("start pod {namespace}/{name} on {node}: {e}"))?;
+            Ok(pod.ip.to_string())
+        })
+    }
+
+    fn pod_gone(&self, namespace: &str, name: &str) -> Result<(), String> {
+        self.with(|c| {
+            let netns = c
                 .pods()
                 .iter()
                 .find(|p| p.namespace == namespace && p.name == name)
-            else {
-                return Ok(None);
-            };
-            let PodOwner::ReplicaSet(owner) = pod.owner.clone() else {
-                return Ok(None);
-            };
-            let (netns, node) = (pod.netns.name().to_string(), pod.node.clone());
-            let opts = PodOptions {
-                style: pod.style,
-                name: None,
-                namespace: pod.namespace.clone(),
-                app: pod.app.clone(),
-                owner: Some(PodOwner::ReplicaSet(owner.clone())),
-                ip: None,
-                host_route: true,
-            };
-            c.remove_pod(&netns)
-                .map_err(|e| format!("remove pod {netns}: {e}"))?;
-            let host_ip = c
-                .node(&node)
-                .map_err(|e| e.to_string())?
-                .underlay_ip
-                .to_string();
-            let new = c
-                .add_pod(&node, opts)
-                .map_err(|e| format!("replace pod {namespace}/{name}: {e}"))?;
-            let (new_name, ip) = (new.name.clone(), new.ip);
-            let pod = super::pod_object_of(c, &new_name)
-                .ok_or_else(|| format!("no object for the new pod {new_name}"))?;
-            Ok(Some(Replacement {
-                pod,
-                name: new_name,
-                ip: ip.to_string(),
-                host_ip,
-            }))
+                .map(|p| p.netns.name().to_string());
+            match netns {
+                Some(netns) => c
+                    .remove_pod(&netns)
+                    .map_err(|e| format!("remove pod {netns}: {e}")),
+                None => Ok(()),
+            }
         })
     }
 }

@@ -1,22 +1,31 @@
-//! The part of the kubelet and of the DaemonSet/ReplicaSet controllers that netheal's cluster
-//! actions rely on, played honestly and minimally (there is no kubelet in a cluster-in-a-box):
+//! What only a kubelet does, played minimally for the cluster-in-a-box nodes (there is no
+//! kubelet or container runtime here; the real controllers and scheduler do everything else):
 //!
-//! - **DaemonSet `canal`**: every registered node has one CNI agent pod
-//!   (`kube-system/canal-<node>-<generation>`, label `k8s-app=canal`). When it is deleted
-//!   (`RestartCniPod`), a new one is created with the next generation, the node's overlay
-//!   entries are re-programmed from the current peers (what canal does when it starts), and the
-//!   pod turns Ready [`AGENT_READY_DELAY`] later.
-//! - **ReplicaSet**: a controller-owned workload pod that is evicted or deleted (`RecreatePod`)
-//!   is replaced by a new pod on the same node with a fresh IP. Bare pods are not replaced.
-//! - **Graceful deletion**: a pod marked for deletion is removed (grace period 0).
+//! - **Run the pods bound to a node.** A pod the scheduler (or a template's `nodeName`) put on
+//!   one of the harness's nodes is "started": a host-network pod gets the node's address; any
+//!   other pod gets a pod network namespace wired to its node (style from the annotation
+//!   [`POD_STYLE_ANNOTATION`], Calico by default) and that namespace's address. The kubelet's
+//!   status (Running, Ready, pod and host IPs, a running container) is then written through
+//!   `/status`. Containers are not run: the operator and the agents are processes the harness
+//!   starts with tokens bound to these pods.
+//! - **A CNI agent pod that starts on a node that had one before** (the DaemonSet recreated it
+//!   after `RestartCniPod`) re-programs that node's overlay from the current peers, as canal
+//!   does when it starts.
+//! - **Finish graceful deletion.** A pod marked for deletion on one of these nodes has its
+//!   namespace removed and is then deleted with grace period 0 (uid precondition).
 //!
-//! Nothing else: no scheduling, no probes, no image pulls.
+//! - **Heartbeats.** Each node's Lease in `kube-node-lease` is renewed every
+//!   [`HEARTBEAT`], so the node lifecycle controller keeps the node Ready (and removes the
+//!   `not-ready` taint a new node gets).
+//!
+//! Nothing else: no probes, no images, no restarts of failed containers, no resource limits.
 
-use super::api;
 use super::objects;
+use k8s_openapi::api::coordination::v1::Lease;
 use k8s_openapi::api::core::v1::Pod;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::MicroTime;
 use kube::Client;
-use kube::api::{Api, DeleteParams};
+use kube::api::{Api, DeleteParams, ListParams, Patch, PatchParams, Preconditions};
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
@@ -24,45 +33,48 @@ use tokio_util::sync::CancellationToken;
 
 /// How often the emulation looks at the pods.
 pub const TICK: Duration = Duration::from_millis(200);
-/// How long a new CNI agent pod stays not Ready.
-pub const AGENT_READY_DELAY: Duration = Duration::from_millis(300);
 
-/// A replacement pod made by the dataplane for an evicted one.
-#[derive(Debug, Clone, PartialEq)]
-pub struct Replacement {
-    /// Its object (status is written separately, as the kubelet does).
-    pub pod: Pod,
-    /// Its object name.
-    pub name: String,
-    /// Its address.
-    pub ip: String,
-    /// Its node's address.
-    pub host_ip: String,
-}
+/// How often a node's Lease is renewed (the kubelet's default).
+pub const HEARTBEAT: Duration = Duration::from_secs(10);
+/// The Lease duration a heartbeat announces (the kubelet's default).
+pub const LEASE_SECONDS: i32 = 40;
 
-/// The kernel side of what the emulated controllers do.
+/// The annotation that says how a pod is wired (`calico` or `bridge`).
+pub const POD_STYLE_ANNOTATION: &str = "netheal.io/pod-style";
+
+/// The kernel side of a node's kubelet and CNI plugin.
 pub trait Dataplane: Send + Sync + 'static {
     /// The CNI agent on `node` restarted: re-program that node's overlay entries.
     fn cni_restarted(&self, node: &str) -> Result<(), String>;
-    /// Workload pod `namespace/name` is gone: remove its namespace and make a replacement
-    /// (fresh IP). `None` when the pod is not one the dataplane knows.
-    fn pod_gone(&self, namespace: &str, name: &str) -> Result<Option<Replacement>, String>;
+    /// The address of the pod network namespace of `namespace/name`, if it has one.
+    fn pod_ip(&self, namespace: &str, name: &str) -> Option<String>;
+    /// Make a pod network namespace for `namespace/name` on `node`; returns its address.
+    fn start_pod(
+        &self,
+        node: &str,
+        namespace: &str,
+        name: &str,
+        style: &str,
+        app: &str,
+    ) -> Result<String, String>;
+    /// Remove the namespace of `namespace/name` (nothing when it has none).
+    fn pod_gone(&self, namespace: &str, name: &str) -> Result<(), String>;
 }
 
 /// What the emulation did, for assertions and the demo's output.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum KubeletEvent {
-    /// A CNI agent pod was created (`restart`: it replaced a deleted one and the overlay was
+    /// A CNI agent pod started (`restart`: the node had one before and its overlay was
     /// re-programmed).
     AgentPod {
         /// Node.
         node: String,
-        /// The new pod's name.
+        /// The pod's name.
         pod: String,
         /// True for a replacement.
         restart: bool,
     },
-    /// A controller-owned pod was replaced.
+    /// A pod of a controller started in place of one of the same controller that went.
     PodReplaced {
         /// `namespace/name` of the pod that went.
         old: String,
@@ -71,19 +83,35 @@ pub enum KubeletEvent {
         /// The replacement's IP.
         ip: String,
     },
+    /// A pod started (any other).
+    PodStarted {
+        /// `namespace/name`.
+        pod: String,
+        /// Its address.
+        ip: String,
+    },
+    /// A pod's deletion was finished.
+    PodDeleted {
+        /// `namespace/name`.
+        pod: String,
+    },
     /// Something failed (also logged).
     Error(String),
 }
 
 /// State shared between the emulation task and the harness.
 #[derive(Debug, Default)]
-pub struct KubeletState {
-    /// Nodes that run the DaemonSet: name → InternalIP.
+struct KubeletState {
+    /// The nodes this emulation is the kubelet of: name → InternalIP.
     nodes: BTreeMap<String, String>,
-    /// Next agent pod generation per node.
-    generations: BTreeMap<String, u32>,
-    /// Controller-owned workload pods the ReplicaSet emulation keeps alive: `(namespace, name)`.
-    workloads: BTreeSet<(String, String)>,
+    /// CNI agent pods started per node.
+    agents: BTreeMap<String, u32>,
+    /// When each node's Lease was last renewed.
+    heartbeats: BTreeMap<String, std::time::Instant>,
+    /// Uids of the pods started, with `namespace/name`.
+    running: BTreeMap<String, String>,
+    /// Pods of a controller that went and were not replaced yet: controller uid → pod.
+    gone: BTreeMap<String, Vec<String>>,
     /// What happened, oldest first.
     events: Vec<KubeletEvent>,
 }
@@ -94,31 +122,39 @@ pub struct Kubelet {
     state: Arc<Mutex<KubeletState>>,
 }
 
+fn key(pod: &Pod) -> (String, String) {
+    (
+        pod.metadata.namespace.clone().unwrap_or_default(),
+        pod.metadata.name.clone().unwrap_or_default(),
+    )
+}
+
+fn controller_uid(pod: &Pod) -> Option<String> {
+    pod.metadata
+        .owner_references
+        .iter()
+        .flatten()
+        .find(|o| o.controller == Some(true))
+        .map(|o| o.uid.clone())
+}
+
 impl Kubelet {
     fn with<T>(&self, f: impl FnOnce(&mut KubeletState) -> T) -> T {
         let mut guard = self.state.lock().unwrap_or_else(PoisonError::into_inner);
         f(&mut guard)
     }
 
-    /// Run the CNI agent DaemonSet on `node` (address `host_ip`).
+    /// Be the kubelet of `node` (address `host_ip`).
     pub fn add_node(&self, node: &str, host_ip: &str) {
         self.with(|s| {
             s.nodes.insert(node.to_string(), host_ip.to_string());
         });
     }
 
-    /// Stop running anything for `node`.
+    /// Stop being the kubelet of `node`.
     pub fn remove_node(&self, node: &str) {
         self.with(|s| {
             s.nodes.remove(node);
-        });
-    }
-
-    /// Keep controller-owned pod `namespace/name` alive.
-    pub fn manage_workload(&self, namespace: &str, name: &str) {
-        self.with(|s| {
-            s.workloads
-                .insert((namespace.to_string(), name.to_string()));
         });
     }
 
@@ -164,146 +200,257 @@ impl Kubelet {
         }
     }
 
-    async fn tick(&self, client: &Client, dataplane: &Arc<dyn Dataplane>) -> Result<(), String> {
-        // Snapshot what to keep alive before listing, so an object registered meanwhile is
-        // never taken for one that went away.
-        let nodes = self.with(|s| s.nodes.clone());
-        let workloads = self.with(|s| s.workloads.clone());
-        let pods = api::pods(client).await.map_err(|e| e.to_string())?;
-        for pod in pods
-            .iter()
-            .filter(|p| p.metadata.deletion_timestamp.is_some())
-        {
-            finalize_deletion(client, pod).await?;
-        }
-        let alive: Vec<&Pod> = pods
-            .iter()
-            .filter(|p| p.metadata.deletion_timestamp.is_none())
-            .collect();
-        for (node, host_ip) in nodes {
-            if !alive.iter().any(|p| is_agent_on(p, &node)) {
-                self.start_agent(client, dataplane, &node, &host_ip).await?;
-            }
-        }
-        for (namespace, name) in workloads {
-            let present = alive.iter().any(|p| {
-                p.metadata.namespace.as_deref() == Some(namespace.as_str())
-                    && p.metadata.name.as_deref() == Some(name.as_str())
+    async fn heartbeat(
+        &self,
+        client: &Client,
+        nodes: &BTreeMap<String, String>,
+    ) -> Result<(), String> {
+        let due: Vec<String> = self.with(|s| {
+            nodes
+                .keys()
+                .filter(|n| {
+                    s.heartbeats
+                        .get(*n)
+                        .is_none_or(|t| t.elapsed() >= HEARTBEAT)
+                })
+                .cloned()
+                .collect()
+        });
+        let leases: Api<Lease> = Api::namespaced(client.clone(), "kube-node-lease");
+        for node in due {
+            let lease = serde_json::json!({
+                "apiVersion": "coordination.k8s.io/v1",
+                "kind": "Lease",
+                "metadata": {"name": node, "namespace": "kube-node-lease"},
+                "spec": {
+                    "holderIdentity": node,
+                    "leaseDurationSeconds": LEASE_SECONDS,
+                    "renewTime": MicroTime(k8s_openapi::jiff::Timestamp::now()),
+                },
             });
-            if !present {
-                self.replace_workload(client, dataplane, &namespace, &name)
-                    .await?;
-            }
+            leases
+                .patch(
+                    &node,
+                    &PatchParams::apply("netheal-e2e-kubelet").force(),
+                    &Patch::Apply(&lease),
+                )
+                .await
+                .map_err(|e| format!("heartbeat of {node}: {e}"))?;
+            self.with(|s| s.heartbeats.insert(node, std::time::Instant::now()));
         }
         Ok(())
     }
 
-    async fn start_agent(
+    async fn tick(&self, client: &Client, dataplane: &Arc<dyn Dataplane>) -> Result<(), String> {
+        let nodes = self.with(|s| s.nodes.clone());
+        self.heartbeat(client, &nodes).await?;
+        let pods = Api::<Pod>::all(client.clone())
+            .list(&ListParams::default())
+            .await
+            .map_err(|e| format!("list pods: {e}"))?
+            .items;
+        let mine: Vec<&Pod> = pods
+            .iter()
+            .filter(|p| {
+                p.spec
+                    .as_ref()
+                    .and_then(|s| s.node_name.as_deref())
+                    .is_some_and(|n| nodes.contains_key(n))
+            })
+            .collect();
+        // Pods that vanished without passing through graceful deletion here (deleted at once
+        // by someone else): their namespaces go too.
+        let present: BTreeSet<String> =
+            pods.iter().filter_map(|p| p.metadata.uid.clone()).collect();
+        let vanished: Vec<(String, String)> = self.with(|s| {
+            let gone: Vec<String> = s
+                .running
+                .keys()
+                .filter(|uid| !present.contains(*uid))
+                .cloned()
+                .collect();
+            gone.into_iter()
+                .filter_map(|uid| s.running.remove(&uid).map(|p| (uid, p)))
+                .collect()
+        });
+        for (_, pod) in vanished {
+            if let Some((ns, name)) = pod.split_once('/') {
+                blocking_dp(dataplane, {
+                    let (ns, name) = (ns.to_string(), name.to_string());
+                    move |dp| dp.pod_gone(&ns, &name)
+                })
+                .await?;
+            }
+        }
+        for pod in &mine {
+            if pod.metadata.deletion_timestamp.is_some() {
+                self.finish_deletion(client, dataplane, pod).await?;
+            }
+        }
+        for pod in mine
+            .iter()
+            .filter(|p| p.metadata.deletion_timestamp.is_none())
+        {
+            let uid = pod.metadata.uid.clone().unwrap_or_default();
+            if self.with(|s| s.running.contains_key(&uid)) {
+                continue;
+            }
+            let node = pod
+                .spec
+                .as_ref()
+                .and_then(|s| s.node_name.clone())
+                .unwrap_or_default();
+            let host_ip = nodes.get(&node).cloned().unwrap_or_default();
+            self.start(client, dataplane, pod, &node, &host_ip).await?;
+        }
+        Ok(())
+    }
+
+    async fn start(
         &self,
         client: &Client,
         dataplane: &Arc<dyn Dataplane>,
+        pod: &Pod,
         node: &str,
         host_ip: &str,
     ) -> Result<(), String> {
-        let generation = self.with(|s| {
-            let g = s.generations.entry(node.to_string()).or_insert(0);
-            let current = *g;
-            *g += 1;
-            current
-        });
-        let restart = generation > 0;
-        let ip: std::net::Ipv4Addr = host_ip
-            .parse()
-            .map_err(|e| format!("address {host_ip:?} of {node}: {e}"))?;
-        let pod = objects::agent_pod(node, ip, generation);
-        let name = objects::agent_pod_name(node, generation);
-        api::create_pod(client, &pod, None)
+        let (namespace, name) = key(pod);
+        let uid = pod.metadata.uid.clone().unwrap_or_default();
+        let host_network = pod
+            .spec
+            .as_ref()
+            .and_then(|s| s.host_network)
+            .unwrap_or(false);
+        let ip = if host_network {
+            if objects::is_cni_agent(pod) {
+                let before = self.with(|s| s.agents.get(node).copied().unwrap_or(0));
+                if before > 0 {
+                    let n = node.to_string();
+                    blocking_dp(dataplane, move |dp| dp.cni_restarted(&n)).await?;
+                }
+                self.with(|s| *s.agents.entry(node.to_string()).or_insert(0) += 1);
+                self.record(KubeletEvent::AgentPod {
+                    node: node.to_string(),
+                    pod: name.clone(),
+                    restart: before > 0,
+                });
+            }
+            host_ip.to_string()
+        } else {
+            let (ns, n) = (namespace.clone(), name.clone());
+            match blocking_dp(dataplane, move |dp| Ok(dp.pod_ip(&ns, &n))).await? {
+                Some(ip) => ip,
+                None => {
+                    let annotations = pod.metadata.annotations.clone().unwrap_or_default();
+                    let style = annotations
+                        .get(POD_STYLE_ANNOTATION)
+                        .cloned()
+                        .unwrap_or_else(|| "calico".to_string());
+                    let app = pod
+                        .metadata
+                        .labels
+                        .as_ref()
+                        .and_then(|l| l.get("app").cloned())
+                        .unwrap_or_else(|| name.clone());
+                    let (nd, ns, n) = (node.to_string(), namespace.clone(), name.clone());
+                    let ip = blocking_dp(dataplane, move |dp| {
+                        dp.start_pod(&nd, &ns, &n, &style, &app)
+                    })
+                    .await?;
+                    let replaced = controller_uid(pod).and_then(|owner| {
+                        self.with(|s| {
+                            let list = s.gone.get_mut(&owner)?;
+                            let old = list.pop();
+                            if list.is_empty() {
+                                s.gone.remove(&owner);
+                            }
+                            old
+                        })
+                    });
+                    self.record(match replaced {
+                        Some(old) => KubeletEvent::PodReplaced {
+                            old,
+                            new: name.clone(),
+                            ip: ip.clone(),
+                        },
+                        None => KubeletEvent::PodStarted {
+                            pod: format!("{namespace}/{name}"),
+                            ip: ip.clone(),
+                        },
+                    });
+                    ip
+                }
+            }
+        };
+        let container = pod
+            .spec
+            .as_ref()
+            .and_then(|s| s.containers.first())
+            .map(|c| (c.name.clone(), c.image.clone().unwrap_or_default()))
+            .unwrap_or_default();
+        Api::<Pod>::namespaced(client.clone(), &namespace)
+            .patch_status(
+                &name,
+                &PatchParams::default(),
+                &Patch::Merge(objects::running_status(
+                    &ip,
+                    host_ip,
+                    &container.0,
+                    &container.1,
+                )),
+            )
             .await
-            .map_err(|e| e.to_string())?;
-        if restart {
-            let dp = Arc::clone(dataplane);
-            let node_name = node.to_string();
-            tokio::task::spawn_blocking(move || dp.cni_restarted(&node_name))
-                .await
-                .map_err(|e| e.to_string())??;
-        }
-        tokio::time::sleep(AGENT_READY_DELAY).await;
-        api::set_pod_status(
-            client,
-            objects::AGENT_NAMESPACE,
-            &name,
-            objects::running_status(host_ip, host_ip),
-        )
-        .await
-        .map_err(|e| e.to_string())?;
-        self.record(KubeletEvent::AgentPod {
-            node: node.to_string(),
-            pod: name,
-            restart,
-        });
+            .map_err(|e| format!("status of {namespace}/{name}: {e}"))?;
+        self.with(|s| s.running.insert(uid, format!("{namespace}/{name}")));
         Ok(())
     }
 
-    async fn replace_workload(
+    async fn finish_deletion(
         &self,
         client: &Client,
         dataplane: &Arc<dyn Dataplane>,
-        namespace: &str,
-        name: &str,
+        pod: &Pod,
     ) -> Result<(), String> {
-        self.with(|s| {
-            s.workloads
-                .remove(&(namespace.to_string(), name.to_string()));
-        });
-        let dp = Arc::clone(dataplane);
-        let (ns, n) = (namespace.to_string(), name.to_string());
-        let replacement = tokio::task::spawn_blocking(move || dp.pod_gone(&ns, &n))
-            .await
-            .map_err(|e| e.to_string())??;
-        let Some(rep) = replacement else {
-            return Ok(());
+        let (namespace, name) = key(pod);
+        let uid = pod.metadata.uid.clone().unwrap_or_default();
+        let (ns, n) = (namespace.clone(), name.clone());
+        blocking_dp(dataplane, move |dp| dp.pod_gone(&ns, &n)).await?;
+        let params = DeleteParams {
+            grace_period_seconds: Some(0),
+            preconditions: Some(Preconditions {
+                uid: Some(uid.clone()),
+                resource_version: None,
+            }),
+            ..DeleteParams::default()
         };
-        api::create_pod(
-            client,
-            &rep.pod,
-            Some(objects::running_status(&rep.ip, &rep.host_ip)),
-        )
-        .await
-        .map_err(|e| e.to_string())?;
-        self.manage_workload(namespace, &rep.name);
-        self.record(KubeletEvent::PodReplaced {
-            old: format!("{namespace}/{name}"),
-            new: rep.name,
-            ip: rep.ip,
+        match Api::<Pod>::namespaced(client.clone(), &namespace)
+            .delete(&name, &params)
+            .await
+        {
+            Ok(_) => {}
+            Err(kube::Error::Api(status)) if status.code == 404 || status.code == 409 => {}
+            Err(e) => return Err(format!("finish deletion of {namespace}/{name}: {e}")),
+        }
+        let full = format!("{namespace}/{name}");
+        self.with(|s| {
+            s.running.remove(&uid);
+            if let Some(owner) = controller_uid(pod) {
+                s.gone.entry(owner).or_default().push(full.clone());
+            }
         });
+        self.record(KubeletEvent::PodDeleted { pod: full });
         Ok(())
     }
 }
 
-/// True for the CNI agent pod of `node`.
-pub fn is_agent_on(pod: &Pod, node: &str) -> bool {
-    pod.metadata.namespace.as_deref() == Some(objects::AGENT_NAMESPACE)
-        && pod.spec.as_ref().and_then(|s| s.node_name.as_deref()) == Some(node)
-        && pod
-            .metadata
-            .labels
-            .as_ref()
-            .and_then(|l| l.get(objects::AGENT_LABEL.0))
-            .is_some_and(|v| v == objects::AGENT_LABEL.1)
-}
-
-async fn finalize_deletion(client: &Client, pod: &Pod) -> Result<(), String> {
-    let namespace = pod.metadata.namespace.clone().unwrap_or_default();
-    let name = pod.metadata.name.clone().unwrap_or_default();
-    let api: Api<Pod> = Api::namespaced(client.clone(), &namespace);
-    match api
-        .delete(&name, &DeleteParams::default().grace_period(0))
+async fn blocking_dp<T: Send + 'static>(
+    dataplane: &Arc<dyn Dataplane>,
+    f: impl FnOnce(&dyn Dataplane) -> Result<T, String> + Send + 'static,
+) -> Result<T, String> {
+    let dp = Arc::clone(dataplane);
+    tokio::task::spawn_blocking(move || f(dp.as_ref()))
         .await
-    {
-        Ok(_) => Ok(()),
-        Err(kube::Error::Api(status)) if status.code == 404 => Ok(()),
-        Err(e) => Err(format!("finalize deletion of {namespace}/{name}: {e}")),
-    }
+        .map_err(|e| e.to_string())?
 }
 
 #[cfg(test)]
@@ -311,26 +458,16 @@ mod tests {
     use super::*;
 
     #[test]
-    fn agent_pods_are_recognised_by_namespace_label_and_node() {
-        let pod = objects::agent_pod("node1", std::net::Ipv4Addr::new(172, 31, 9, 1), 0);
-        assert!(is_agent_on(&pod, "node1"));
-        assert!(!is_agent_on(&pod, "node2"));
-        let mut other = pod.clone();
-        other.metadata.namespace = Some("default".into());
-        assert!(!is_agent_on(&other, "node1"));
-    }
-
-    #[test]
     fn restarts_are_counted_per_node() {
         let k = Kubelet::default();
         k.record(KubeletEvent::AgentPod {
             node: "node1".into(),
-            pod: "canal-node1-0".into(),
+            pod: "canal-abcde".into(),
             restart: false,
         });
         k.record(KubeletEvent::AgentPod {
             node: "node1".into(),
-            pod: "canal-node1-1".into(),
+            pod: "canal-fghij".into(),
             restart: true,
         });
         assert_eq!(k.cni_restarts("node1"), 1);

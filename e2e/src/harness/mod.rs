@@ -1,13 +1,16 @@
-//! The end-to-end harness: the loopback API stand-in, a cluster-in-a-box registered in it, the
-//! real `netheal-operator` and one real `node-fixer agent` per node as child processes, and the
-//! kubelet/DaemonSet emulation of [`kubelet`]. Everything is torn down when the [`Harness`] is
-//! dropped, also when a scenario fails; the processes' logs stay in
+//! The end-to-end harness: a real control plane ([`crate::controlplane`]), netheal installed on
+//! it with `kubectl apply -k` ([`install`]), a cluster-in-a-box whose nodes register as Node
+//! objects, the kubelet emulation of [`kubelet`] (the one part that cannot run here), and the
+//! real `netheal-operator` and one real `node-fixer agent` per node as child processes, each
+//! authenticated with a token bound to its own pod. Everything is torn down when the
+//! [`Harness`] is dropped, also when a scenario fails; the logs stay in
 //! `target/e2e-logs/<cluster>/` and their paths are printed on failure.
 
 pub mod api;
 pub mod bins;
 pub mod dataplane;
 pub mod expect;
+pub mod install;
 pub mod kubelet;
 pub mod objects;
 pub mod policies;
@@ -16,8 +19,8 @@ pub mod show;
 pub mod wait;
 pub mod writer;
 
-use crate::apiserver::{ApiServer, ApiServerConfig, RunningApiServer};
 use crate::cluster::{Cluster, ClusterError, PodOptions};
+use crate::controlplane::ControlPlane;
 use k8s_openapi::api::core::v1::{Node, Pod};
 use kube::Client;
 use netheal_crds::{Mode, NetworkHealthPolicy, NetworkHealthPolicySpec, NodeNetworkReport};
@@ -43,9 +46,9 @@ pub enum HarnessError {
     /// A process could not be started.
     #[error(transparent)]
     Process(#[from] process::ProcessError),
-    /// The API stand-in failed.
-    #[error("API server: {0}")]
-    ApiServer(String),
+    /// The control plane failed.
+    #[error(transparent)]
+    ControlPlane(#[from] crate::controlplane::ControlPlaneError),
     /// An API call failed.
     #[error(transparent)]
     Api(#[from] api::ApiError),
@@ -72,6 +75,9 @@ pub struct HarnessOptions {
     pub start_agents: bool,
     /// Start the operator at start.
     pub start_operator: bool,
+    /// Keep the `baseline` DryRun policy config/default ships (false: the scenario brings its
+    /// own).
+    pub keep_baseline: bool,
 }
 
 impl HarnessOptions {
@@ -82,6 +88,7 @@ impl HarnessOptions {
             nodes,
             start_agents: true,
             start_operator: true,
+            keep_baseline: false,
         }
     }
 }
@@ -100,7 +107,7 @@ pub struct PodInfo {
 }
 
 /// A running cluster-in-a-box with netheal. Field order is drop order: the processes go
-/// first, then the kubelet emulation, the cluster's namespaces and the API server.
+/// first, then the kubelet emulation, the cluster's namespaces and the control plane.
 pub struct Harness {
     operator: Option<ChildProcess>,
     agents: BTreeMap<String, ChildProcess>,
@@ -108,7 +115,7 @@ pub struct Harness {
     kubelet: kubelet::Kubelet,
     client: Client,
     cluster: Arc<Mutex<Cluster>>,
-    api: RunningApiServer,
+    controlplane: ControlPlane,
     name: String,
     log_dir: PathBuf,
     kubeconfig: PathBuf,
@@ -119,7 +126,7 @@ impl std::fmt::Debug for Harness {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Harness")
             .field("cluster", &self.name)
-            .field("api", &self.api.url())
+            .field("api", &self.controlplane.server())
             .field("log_dir", &self.log_dir)
             .finish_non_exhaustive()
     }
@@ -153,19 +160,11 @@ impl Harness {
         std::fs::create_dir_all(&log_dir)
             .map_err(|e| HarnessError::Other(format!("{}: {e}", log_dir.display())))?;
         init_tracing(&log_dir.join("harness.log"));
-        let api = ApiServer::start(ApiServerConfig::default())
-            .await
-            .map_err(|e| HarnessError::ApiServer(e.to_string()))?;
-        let kubeconfig = log_dir.join("kubeconfig");
-        api.write_kubeconfig(&kubeconfig)
-            .map_err(|e| HarnessError::ApiServer(e.to_string()))?;
-        let client = api
-            .kube_client()
-            .map_err(|e| HarnessError::ApiServer(e.to_string()))?;
-        api::apply_crds(&client, &bins::workspace_root().join("config/crd")).await?;
-        for ns in [objects::AGENT_NAMESPACE, "default", "netheal-system"] {
-            api::ensure_namespace(&client, ns).await?;
-        }
+        let controlplane = ControlPlane::start(&log_dir.join("controlplane")).await?;
+        let kubeconfig = controlplane.admin_kubeconfig().to_path_buf();
+        let client = controlplane.admin_client().await?;
+        install::install(&controlplane, &bins::workspace_root(), opts.keep_baseline).await?;
+        api::create_cni_daemonset(&client).await?;
         let cluster_name = opts.cluster.clone();
         let cluster = blocking(move || Ok(Cluster::new(&cluster_name)?)).await?;
         let cluster = Arc::new(Mutex::new(cluster));
@@ -178,7 +177,7 @@ impl Harness {
             kubelet: kubelet.clone(),
             client: client.clone(),
             cluster: Arc::clone(&cluster),
-            api,
+            controlplane,
             name: opts.cluster.clone(),
             log_dir,
             kubeconfig,
@@ -190,11 +189,11 @@ impl Harness {
         let dp: Arc<dyn kubelet::Dataplane> = Arc::new(dataplane::ClusterDataplane::new(&cluster));
         tokio::spawn(kubelet.run(client, dp, cancel));
         if opts.start_operator {
-            harness.start_operator()?;
+            harness.start_operator().await?;
         }
         if opts.start_agents {
             for i in 1..=opts.nodes {
-                harness.start_agent(&format!("node{i}"))?;
+                harness.start_agent(&format!("node{i}")).await?;
             }
         }
         Ok(harness)
@@ -205,12 +204,12 @@ impl Harness {
         &self.name
     }
 
-    /// A client of the API stand-in.
+    /// An admin client of the control plane.
     pub fn client(&self) -> &Client {
         &self.client
     }
 
-    /// The kubeconfig file of the API stand-in (for `kubectl`).
+    /// The admin kubeconfig of the control plane (for `kubectl`).
     pub fn kubeconfig(&self) -> &Path {
         &self.kubeconfig
     }
@@ -220,7 +219,12 @@ impl Harness {
         &self.log_dir
     }
 
-    /// The kubelet/DaemonSet emulation (what it did).
+    /// The control plane.
+    pub fn controlplane(&self) -> &ControlPlane {
+        &self.controlplane
+    }
+
+    /// The kubelet emulation (what it did).
     pub fn kubelet(&self) -> &kubelet::Kubelet {
         &self.kubelet
     }
@@ -262,7 +266,8 @@ impl Harness {
         self.register_node(&node).await
     }
 
-    /// Register (create) a Node object and run the CNI agent DaemonSet there.
+    /// Register a Node object (create, then its status, as a kubelet does) and be its kubelet:
+    /// the DaemonSets' pods (the CNI agent, node-fixer) land on it.
     pub async fn register_node(&self, node: &Node) -> Result<(), HarnessError> {
         api::create_node(&self.client, node).await?;
         let name = node.metadata.name.clone().unwrap_or_default();
@@ -289,7 +294,8 @@ impl Harness {
     }
 
     /// Add a pod on `node` in the cluster and register its object (Running, Ready). A
-    /// controller-owned pod is kept alive by the ReplicaSet emulation.
+    /// controller-owned pod is adopted by a ReplicaSet of its own, which replaces it on that
+    /// node when it is evicted.
     pub async fn add_pod(&self, node: &str, opts: PodOptions) -> Result<PodInfo, HarnessError> {
         let node_name = node.to_string();
         let (info, pod) = self
@@ -311,23 +317,62 @@ impl Harness {
         Ok(info)
     }
 
-    /// Register a workload Pod object made by the cluster (create, then the kubelet's status);
-    /// a controller-owned pod is kept alive by the ReplicaSet emulation.
+    /// Register a workload Pod object made by the cluster: created without owner, then (when
+    /// the cluster made it controller-owned) adopted by a ReplicaSet of its own; returns once
+    /// the kubelet emulation reports it Running (and the ReplicaSet owns it).
     pub async fn register_pod(&self, pod: &Pod) -> Result<(), HarnessError> {
         let namespace = pod.metadata.namespace.clone().unwrap_or_default();
+        let name = pod.metadata.name.clone().unwrap_or_default();
         api::ensure_namespace(&self.client, &namespace).await?;
-        let status = serde_json::json!({ "status": pod.status });
-        api::create_pod(&self.client, pod, Some(status)).await?;
-        let owned = pod
-            .metadata
-            .owner_references
-            .iter()
-            .flatten()
-            .any(|o| o.controller == Some(true));
-        if owned {
-            let name = pod.metadata.name.clone().unwrap_or_default();
-            self.kubelet.manage_workload(&namespace, &name);
-        }
+        let style = self
+            .with_cluster({
+                let (ns, n) = (namespace.clone(), name.clone());
+                move |c| {
+                    Ok(c.pods()
+                        .iter()
+                        .find(|p| p.namespace == ns && p.name == n)
+                        .map(|p| p.style))
+                }
+            })
+            .await?;
+        let style = match style {
+            Some(crate::cluster::PodStyle::Bridge) => "bridge",
+            _ => "calico",
+        };
+        let created = objects::workload_pod(pod, style);
+        api::create_pod(&self.client, &created).await?;
+        let owned = match objects::pod_replicaset(&created) {
+            Some(rs) => {
+                let rs =
+                    rs.map_err(|e| HarnessError::Other(format!("ReplicaSet of {name}: {e}")))?;
+                api::create_replicaset(&self.client, &rs).await?;
+                true
+            }
+            None => false,
+        };
+        let what = format!("pod {namespace}/{name} Running");
+        wait_for(&what, Duration::from_secs(30), || async {
+            match api::pod(&self.client, &namespace, &name).await {
+                Ok(Some(p)) => {
+                    let running =
+                        p.status.as_ref().and_then(|s| s.phase.as_deref()) == Some("Running");
+                    let adopted = !owned
+                        || p.metadata
+                            .owner_references
+                            .iter()
+                            .flatten()
+                            .any(|o| o.controller == Some(true));
+                    if running && adopted {
+                        Check::Done(())
+                    } else {
+                        Check::NotYet(format!("running={running} adopted={adopted}"))
+                    }
+                }
+                Ok(None) => Check::NotYet("no pod".into()),
+                Err(e) => Check::NotYet(e.to_string()),
+            }
+        })
+        .await?;
         Ok(())
     }
 
@@ -360,8 +405,20 @@ impl Harness {
         Ok(added)
     }
 
-    /// Start the operator.
-    pub fn start_operator(&mut self) -> Result<(), HarnessError> {
+    /// Start the operator, authenticated as its ServiceAccount with a token bound to one of
+    /// the pods of its Deployment (which the kubelet emulation reports Running).
+    pub async fn start_operator(&mut self) -> Result<(), HarnessError> {
+        let pod = self
+            .wait_running_pod(
+                install::NAMESPACE,
+                "app.kubernetes.io/component=operator",
+                None,
+            )
+            .await?;
+        let token = install::pod_bound_token(&self.client, install::OPERATOR_SA, &pod).await?;
+        let kubeconfig = self.log_dir.join("operator.kubeconfig");
+        self.controlplane
+            .write_token_kubeconfig(&kubeconfig, install::OPERATOR_SA, &token)?;
         let args: Vec<String> = [
             "--listen",
             "127.0.0.1:0",
@@ -372,11 +429,13 @@ impl Harness {
         ]
         .map(String::from)
         .to_vec();
+        let mut env = self.env(&kubeconfig);
+        env.push(("POD_NAME", pod.metadata.name.clone().unwrap_or_default()));
         let p = ChildProcess::spawn(
             "operator",
             &self.bin_dir.join(bins::OPERATOR),
             &args,
-            &self.env(),
+            &env,
             &self.log_dir.join("operator.log"),
         )?;
         self.operator = Some(p);
@@ -384,8 +443,21 @@ impl Harness {
     }
 
     /// Start `node`'s `node-fixer agent` (managing its node namespace and pod namespaces; the
-    /// sysctl drop-in goes under the log directory, never to the host's `/etc/sysctl.d`).
-    pub fn start_agent(&mut self, node: &str) -> Result<(), HarnessError> {
+    /// sysctl drop-in goes under the log directory, never to the host's `/etc/sysctl.d`),
+    /// authenticated as node-fixer's ServiceAccount with a token bound to the DaemonSet's pod
+    /// on that node.
+    pub async fn start_agent(&mut self, node: &str) -> Result<(), HarnessError> {
+        let pod = self
+            .wait_running_pod(
+                install::NAMESPACE,
+                "app.kubernetes.io/component=node-fixer",
+                Some(node),
+            )
+            .await?;
+        let token = install::pod_bound_token(&self.client, install::NODE_FIXER_SA, &pod).await?;
+        let kubeconfig = self.log_dir.join(format!("agent-{node}.kubeconfig"));
+        self.controlplane
+            .write_token_kubeconfig(&kubeconfig, install::NODE_FIXER_SA, &token)?;
         let sysctl_dir = self.log_dir.join("sysctl.d").join(node);
         std::fs::create_dir_all(&sysctl_dir)
             .map_err(|e| HarnessError::Other(format!("{}: {e}", sysctl_dir.display())))?;
@@ -410,11 +482,41 @@ impl Harness {
             &format!("agent-{node}"),
             &self.bin_dir.join(bins::NODE_FIXER),
             &args,
-            &self.env(),
+            &self.env(&kubeconfig),
             &self.log_dir.join(format!("agent-{node}.log")),
         )?;
         self.agents.insert(node.to_string(), p);
         Ok(())
+    }
+
+    /// A pod of `namespace` with `selector` (on `node`, when given) that the kubelet emulation
+    /// runs.
+    pub async fn wait_running_pod(
+        &self,
+        namespace: &str,
+        selector: &str,
+        node: Option<&str>,
+    ) -> Result<Pod, HarnessError> {
+        let what = format!(
+            "a Running pod {selector} in {namespace}{}",
+            node.map(|n| format!(" on {n}")).unwrap_or_default()
+        );
+        Ok(wait_for(&what, Duration::from_secs(60), || async {
+            match api::pods_selected(&self.client, namespace, selector).await {
+                Ok(pods) => pods
+                    .into_iter()
+                    .find(|p| {
+                        p.metadata.deletion_timestamp.is_none()
+                            && p.status.as_ref().and_then(|s| s.phase.as_deref()) == Some("Running")
+                            && node.is_none_or(|n| {
+                                p.spec.as_ref().and_then(|s| s.node_name.as_deref()) == Some(n)
+                            })
+                    })
+                    .map_or_else(|| Check::NotYet("none yet".into()), Check::Done),
+                Err(e) => Check::NotYet(e.to_string()),
+            }
+        })
+        .await?)
     }
 
     /// Stop `node`'s agent.
@@ -422,9 +524,9 @@ impl Harness {
         self.agents.remove(node);
     }
 
-    fn env(&self) -> Vec<(&'static str, String)> {
+    fn env(&self, kubeconfig: &Path) -> Vec<(&'static str, String)> {
         vec![
-            ("KUBECONFIG", self.kubeconfig.display().to_string()),
+            ("KUBECONFIG", kubeconfig.display().to_string()),
             (
                 "RUST_LOG",
                 std::env::var("NETHEAL_E2E_LOG").unwrap_or_else(|_| "info".to_string()),
@@ -454,6 +556,7 @@ impl Harness {
             ),
             format!("  harness: {}", self.log_dir.join("harness.log").display()),
             format!("  kubectl: KUBECONFIG={}", self.kubeconfig.display()),
+            self.controlplane.log_files(),
         ];
         for p in self.operator.iter().chain(self.agents.values()) {
             lines.push(format!("  {}: {}", p.name(), p.log().display()));
@@ -557,8 +660,8 @@ impl Harness {
     }
 
     /// Wait until the kubelet emulation has restarted the CNI agent on `node` at least
-    /// `at_least` times (it records a restart once the new agent pod is Running, a little after
-    /// the data plane is programmed again).
+    /// `at_least` times (it records a restart once the DaemonSet's new pod has re-programmed
+    /// the data plane).
     pub async fn wait_cni_restarts(
         &self,
         node: &str,
@@ -672,7 +775,7 @@ pub fn node_object_of(cluster: &Cluster, name: &str) -> Option<Node> {
         .find(|n| n.metadata.name.as_deref() == Some(name))
 }
 
-/// The Pod object of workload pod `name` (the CNI agent pods are the kubelet emulation's).
+/// The Pod object of workload pod `name`, as the cluster builder describes it.
 pub fn pod_object_of(cluster: &Cluster, name: &str) -> Option<Pod> {
     cluster.pod_objects().into_iter().find(|p| {
         p.metadata.name.as_deref() == Some(name)
@@ -680,8 +783,27 @@ pub fn pod_object_of(cluster: &Cluster, name: &str) -> Option<Pod> {
     })
 }
 
+impl Harness {
+    /// Every line of the operator's and the agents' logs where the API server refused a request
+    /// (403): netheal's RBAC and admission policy must let its own binaries do their work.
+    pub fn refused_requests(&self) -> Vec<String> {
+        self.operator
+            .iter()
+            .chain(self.agents.values())
+            .flat_map(|p| {
+                let text = std::fs::read_to_string(p.log()).unwrap_or_default();
+                text.lines()
+                    .filter(|l| l.contains("Forbidden") || l.contains("code: 403"))
+                    .map(|l| format!("{}: {l}", p.name()))
+                    .collect::<Vec<_>>()
+            })
+            .collect()
+    }
+}
+
 impl Drop for Harness {
     fn drop(&mut self) {
+        let refused = self.refused_requests();
         let dead = self.dead_processes();
         if std::thread::panicking() || !dead.is_empty() {
             eprintln!("{}", self.log_files());
@@ -693,5 +815,11 @@ impl Drop for Harness {
         self.operator = None;
         self.agents.clear();
         self.cancel.cancel();
+        if !std::thread::panicking() && !refused.is_empty() {
+            panic!(
+                "the API server refused netheal's own requests (RBAC or admission):\n{}",
+                refused.join("\n")
+            );
+        }
     }
 }

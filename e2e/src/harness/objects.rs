@@ -1,36 +1,117 @@
-//! The Kubernetes objects the harness writes besides the cluster builder's own (Node and Pod
-//! objects come from [`crate::cluster::objects`]): CNI agent pods of a given generation, the
-//! kubelet's status patch, the pause annotation. Pure: values built from plain facts.
+//! The Kubernetes objects the harness writes besides the cluster builder's own: the CNI agent
+//! DaemonSet, the ReplicaSet that adopts a workload pod, the kubelet's status patch, the pause
+//! annotation. Pure: values built from plain facts.
 
-use crate::cluster::objects::{CNI_DAEMONSET, cni_agent_pod, uid_of};
+use crate::cluster::objects::CNI_DAEMONSET;
+use k8s_openapi::api::apps::v1::{DaemonSet, ReplicaSet};
 use k8s_openapi::api::core::v1::Pod;
 use k8s_openapi::jiff::Timestamp;
 use serde_json::{Value, json};
-use std::net::Ipv4Addr;
 
 /// Namespace of the CNI agent pods (the policy's default `agentSelector`).
 pub const AGENT_NAMESPACE: &str = "kube-system";
 /// Label key and value of the CNI agent pods.
 pub const AGENT_LABEL: (&str, &str) = ("k8s-app", CNI_DAEMONSET);
+/// The label by which a workload pod's own ReplicaSet selects it.
+pub const POD_LABEL: &str = "netheal.io/e2e-pod";
 
-/// The name of `node`'s agent pod of `generation` (`canal-<node>-<generation>`, as a
-/// DaemonSet names a new pod differently from the one it replaces).
-pub fn agent_pod_name(node: &str, generation: u32) -> String {
-    format!("{CNI_DAEMONSET}-{node}-{generation}")
+/// True for a CNI agent pod (namespace and label).
+pub fn is_cni_agent(pod: &Pod) -> bool {
+    pod.metadata.namespace.as_deref() == Some(AGENT_NAMESPACE)
+        && pod
+            .metadata
+            .labels
+            .as_ref()
+            .and_then(|l| l.get(AGENT_LABEL.0))
+            .is_some_and(|v| v == AGENT_LABEL.1)
 }
 
-/// The CNI agent pod of `node` of `generation`, as created (no status: the kubelet writes it).
-pub fn agent_pod(node: &str, host_ip: Ipv4Addr, generation: u32) -> Pod {
-    let mut pod = cni_agent_pod(node, host_ip, Timestamp::now());
-    let name = agent_pod_name(node, generation);
-    pod.metadata.uid = Some(uid_of(&format!("pod/{AGENT_NAMESPACE}/{name}")));
-    pod.metadata.name = Some(name);
+/// The CNI agent DaemonSet (`kube-system/canal`): host network, on every node, tolerating
+/// every taint, as canal's manifest has it.
+pub fn cni_daemonset() -> Result<DaemonSet, serde_json::Error> {
+    serde_json::from_value(json!({
+        "apiVersion": "apps/v1",
+        "kind": "DaemonSet",
+        "metadata": {"name": CNI_DAEMONSET, "namespace": AGENT_NAMESPACE,
+                     "labels": {AGENT_LABEL.0: AGENT_LABEL.1}},
+        "spec": {
+            "selector": {"matchLabels": {AGENT_LABEL.0: AGENT_LABEL.1}},
+            "updateStrategy": {"type": "RollingUpdate", "rollingUpdate": {"maxUnavailable": 1}},
+            "template": {
+                "metadata": {"labels": {AGENT_LABEL.0: AGENT_LABEL.1}},
+                "spec": {
+                    "hostNetwork": true,
+                    "priorityClassName": "system-node-critical",
+                    "terminationGracePeriodSeconds": 5,
+                    "tolerations": [{"operator": "Exists"}],
+                    "containers": [{"name": "kube-flannel", "image": "docker.io/flannel/flannel:v0.26.0"}],
+                },
+            },
+        },
+    }))
+}
+
+/// The pod object the harness creates for a workload pod the cluster builder made: without
+/// owner references (its ReplicaSet, [`pod_replicaset`], adopts it), labelled for that
+/// ReplicaSet, annotated with its wiring style, status left to the kubelet.
+pub fn workload_pod(pod: &Pod, style: &str) -> Pod {
+    let mut pod = pod.clone();
+    let name = pod.metadata.name.clone().unwrap_or_default();
+    let owned = pod
+        .metadata
+        .owner_references
+        .take()
+        .is_some_and(|o| o.iter().any(|r| r.controller == Some(true)));
+    pod.metadata.uid = None;
     pod.status = None;
+    if owned {
+        pod.metadata
+            .labels
+            .get_or_insert_with(Default::default)
+            .insert(POD_LABEL.into(), name);
+    }
+    pod.metadata
+        .annotations
+        .get_or_insert_with(Default::default)
+        .insert(super::kubelet::POD_STYLE_ANNOTATION.into(), style.into());
     pod
 }
 
-/// The status patch the kubelet writes once a pod runs: phase Running, Ready, its IPs.
-pub fn running_status(pod_ip: &str, host_ip: &str) -> Value {
+/// The ReplicaSet that owns workload pod `pod` (named after it, one replica, pinned to its node
+/// by the template's `nodeName`): the real ReplicaSet controller adopts the pod and replaces it
+/// on that node when it is evicted or deleted. `None` for a bare pod.
+pub fn pod_replicaset(pod: &Pod) -> Option<Result<ReplicaSet, serde_json::Error>> {
+    let name = pod.metadata.name.clone()?;
+    let labels = pod.metadata.labels.clone()?;
+    labels.get(POD_LABEL)?;
+    let namespace = pod.metadata.namespace.clone().unwrap_or_default();
+    let style = pod
+        .metadata
+        .annotations
+        .as_ref()
+        .and_then(|a| a.get(super::kubelet::POD_STYLE_ANNOTATION).cloned())
+        .unwrap_or_else(|| "calico".into());
+    let spec = pod.spec.clone().unwrap_or_default();
+    let containers = serde_json::to_value(&spec.containers).ok()?;
+    Some(serde_json::from_value(json!({
+        "apiVersion": "apps/v1",
+        "kind": "ReplicaSet",
+        "metadata": {"name": name, "namespace": namespace},
+        "spec": {
+            "replicas": 1,
+            "selector": {"matchLabels": {POD_LABEL: name}},
+            "template": {
+                "metadata": {"labels": labels,
+                             "annotations": {super::kubelet::POD_STYLE_ANNOTATION: style}},
+                "spec": {"nodeName": spec.node_name, "containers": containers},
+            },
+        },
+    })))
+}
+
+/// The status patch the kubelet writes once a pod runs: phase Running, Ready, its IPs, one
+/// running container.
+pub fn running_status(pod_ip: &str, host_ip: &str, container: &str, image: &str) -> Value {
     let now = Timestamp::now().to_string();
     let cond = |t: &str| json!({"type": t, "status": "True", "lastTransitionTime": now});
     json!({
@@ -42,6 +123,10 @@ pub fn running_status(pod_ip: &str, host_ip: &str) -> Value {
             "podIPs": [{"ip": pod_ip}],
             "startTime": now,
             "conditions": [cond("PodScheduled"), cond("Initialized"), cond("ContainersReady"), cond("Ready")],
+            "containerStatuses": [{
+                "name": container, "image": image, "imageID": "", "ready": true, "started": true,
+                "restartCount": 0, "state": {"running": {"startedAt": now}},
+            }],
         }
     })
 }
@@ -62,19 +147,54 @@ pub fn vtep_mac_patch(vtep_mac: &str) -> Value {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::cluster::PodOwner;
+    use crate::cluster::objects::{PodFacts, pod_object};
+
+    fn facts(owner: PodOwner) -> PodFacts {
+        PodFacts {
+            name: "web-node1-0".into(),
+            namespace: "default".into(),
+            app: "web".into(),
+            node: "node1".into(),
+            host_ip: "172.31.9.1".parse().unwrap(),
+            ip: "10.244.1.2".parse().unwrap(),
+            owner,
+            netns: "cni-t-node1-0".into(),
+        }
+    }
 
     #[test]
-    fn agent_pods_get_a_new_name_and_uid_per_generation() {
-        let ip = Ipv4Addr::new(172, 31, 20, 1);
-        let a = agent_pod("node1", ip, 0);
-        let b = agent_pod("node1", ip, 1);
-        assert_eq!(a.metadata.name.as_deref(), Some("canal-node1-0"));
-        assert_eq!(b.metadata.name.as_deref(), Some("canal-node1-1"));
-        assert_ne!(a.metadata.uid, b.metadata.uid);
-        assert!(a.status.is_none());
-        let labels = a.metadata.labels.unwrap();
-        assert_eq!(labels.get(AGENT_LABEL.0).map(String::as_str), Some("canal"));
-        assert_eq!(a.metadata.namespace.as_deref(), Some(AGENT_NAMESPACE));
+    fn an_owned_workload_pod_is_created_bare_and_adopted_by_its_own_replicaset() {
+        let pod = pod_object(
+            &facts(PodOwner::ReplicaSet("web-rs".into())),
+            Timestamp::now(),
+        );
+        let created = workload_pod(&pod, "bridge");
+        assert!(created.metadata.owner_references.is_none());
+        assert!(created.status.is_none());
+        let labels = created.metadata.labels.clone().unwrap();
+        assert_eq!(
+            labels.get(POD_LABEL).map(String::as_str),
+            Some("web-node1-0")
+        );
+        let rs = pod_replicaset(&created).unwrap().unwrap();
+        let spec = rs.spec.unwrap();
+        assert_eq!(spec.replicas, Some(1));
+        let template = spec.template.unwrap();
+        assert_eq!(template.spec.unwrap().node_name.as_deref(), Some("node1"));
+        let annotations = template.metadata.unwrap().annotations.unwrap();
+        assert_eq!(
+            annotations
+                .get(super::super::kubelet::POD_STYLE_ANNOTATION)
+                .map(String::as_str),
+            Some("bridge")
+        );
+    }
+
+    #[test]
+    fn a_bare_pod_gets_no_replicaset() {
+        let pod = pod_object(&facts(PodOwner::Bare), Timestamp::now());
+        assert!(pod_replicaset(&workload_pod(&pod, "calico")).is_none());
     }
 
     #[test]
@@ -84,15 +204,9 @@ mod tests {
             "true"
         );
         assert!(paused_patch(false)["metadata"]["annotations"]["netheal.io/paused"].is_null());
-        let backend = vtep_mac_patch("0a:e1:14:02:00:01")["metadata"]["annotations"]
-            ["flannel.alpha.coreos.com/backend-data"]
-            .as_str()
-            .unwrap()
-            .to_string();
-        let v: Value = serde_json::from_str(&backend).unwrap();
-        assert_eq!(v["VtepMAC"], "0a:e1:14:02:00:01");
-        let s = running_status("10.244.1.2", "172.31.40.1");
+        let s = running_status("10.244.1.2", "172.31.40.1", "web", "pause");
         assert_eq!(s["status"]["podIPs"][0]["ip"], "10.244.1.2");
         assert_eq!(s["status"]["conditions"][3]["type"], "Ready");
+        assert!(cni_daemonset().is_ok());
     }
 }

@@ -1,0 +1,90 @@
+//! netheal installed on the control plane the way users install it: `kubectl apply -k` of
+//! `e2e/manifests` (config/default plus the ValidatingAdmissionPolicy component), the CRDs
+//! first so the policy in it can be created; then pod-bound tokens for the binaries that the
+//! harness runs as processes in place of the pods' containers.
+
+use super::HarnessError;
+use crate::controlplane::ControlPlane;
+use k8s_openapi::api::authentication::v1::{BoundObjectReference, TokenRequest, TokenRequestSpec};
+use k8s_openapi::api::core::v1::{Pod, ServiceAccount};
+use kube::Client;
+use kube::api::{Api, DeleteParams, PostParams};
+use std::path::Path;
+
+/// The namespace of netheal's own objects.
+pub const NAMESPACE: &str = "netheal-system";
+/// node-fixer's ServiceAccount (config/rbac).
+pub const NODE_FIXER_SA: &str = "netheal-node-fixer";
+/// The operator's ServiceAccount (config/rbac).
+pub const OPERATOR_SA: &str = "netheal-operator";
+/// The policy config/default ships, which the scenarios replace with their own.
+pub const BASELINE_POLICY: &str = "baseline";
+/// How long a token the harness requests lives.
+pub const TOKEN_SECONDS: i64 = 3600;
+
+fn other(e: impl std::fmt::Display) -> HarnessError {
+    HarnessError::Other(e.to_string())
+}
+
+/// Apply netheal's manifests; `keep_baseline` false deletes the shipped `baseline` policy.
+pub async fn install(
+    cp: &ControlPlane,
+    root: &Path,
+    keep_baseline: bool,
+) -> Result<(), HarnessError> {
+    let crd = root.join("config/crd").display().to_string();
+    let manifests = root.join("e2e/manifests").display().to_string();
+    let cp_dir = cp.bin_dir().to_path_buf();
+    let kubeconfig = cp.admin_kubeconfig().to_path_buf();
+    tokio::task::spawn_blocking(move || {
+        let k = |args: &[&str]| crate::controlplane::kubectl(&cp_dir, &kubeconfig, args);
+        k(&["apply", "--server-side", "-k", &crd])?;
+        k(&[
+            "wait",
+            "--for=condition=Established",
+            "--timeout=60s",
+            "crd/networkhealthpolicies.netheal.io",
+            "crd/nodenetworkreports.netheal.io",
+        ])?;
+        k(&["apply", "--server-side", "-k", &manifests])?;
+        Ok::<_, crate::controlplane::ControlPlaneError>(())
+    })
+    .await
+    .map_err(other)?
+    .map_err(other)?;
+    if !keep_baseline {
+        let client = cp.admin_client().await.map_err(other)?;
+        let api: Api<netheal_crds::NetworkHealthPolicy> = Api::all(client);
+        api.delete(BASELINE_POLICY, &DeleteParams::default())
+            .await
+            .map_err(other)?;
+    }
+    Ok(())
+}
+
+/// A token of ServiceAccount `NAMESPACE/sa`, bound to `pod` (the API server puts the pod's
+/// node name in it, which the ValidatingAdmissionPolicy checks).
+pub async fn pod_bound_token(client: &Client, sa: &str, pod: &Pod) -> Result<String, HarnessError> {
+    let request = TokenRequest {
+        spec: TokenRequestSpec {
+            audiences: Vec::new(),
+            expiration_seconds: Some(TOKEN_SECONDS),
+            bound_object_ref: Some(BoundObjectReference {
+                api_version: Some("v1".into()),
+                kind: Some("Pod".into()),
+                name: pod.metadata.name.clone(),
+                uid: pod.metadata.uid.clone(),
+            }),
+        },
+        ..TokenRequest::default()
+    };
+    let api: Api<ServiceAccount> = Api::namespaced(client.clone(), NAMESPACE);
+    let answer = api
+        .create_token_request(sa, &PostParams::default(), &request)
+        .await
+        .map_err(|e| HarnessError::Other(format!("token for {sa}: {e}")))?;
+    answer
+        .status
+        .map(|s| s.token)
+        .ok_or_else(|| HarnessError::Other(format!("token for {sa}: no status")))
+}
