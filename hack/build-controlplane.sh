@@ -33,7 +33,7 @@ fi
 command -v go >/dev/null || { echo "building the control plane needs Go (or set NETHEAL_CONTROLPLANE_BIN)" >&2; exit 1; }
 release=$(awk '$1 == "k8s.io/kubernetes" {print $2; exit}' "$module/go.mod")
 [ -n "$release" ] || { echo "e2e/controlplane/go.mod does not require k8s.io/kubernetes" >&2; exit 1; }
-key=$(cd "$module" && cat go.mod go.sum $(find cmd -name '*.go' | sort) | sha256sum | cut -c1-16)
+key=$(cd "$module" && { cat go.mod go.sum; find cmd -name '*.go' -print0 | sort -z | xargs -0 cat; } | sha256sum | cut -c1-16)
 cache=${NETHEAL_CONTROLPLANE_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/netheal/controlplane}
 out="$cache/$release-$key"
 

@@ -172,8 +172,18 @@ async fn main() -> anyhow::Result<()> {
         .await?
         .ok_or_else(|| anyhow::anyhow!("the cluster does not work before any fault"))?;
 
+    println!(
+        "control plane: started in {} ms, {} MiB resident",
+        h.controlplane().started_in().as_millis(),
+        h.controlplane().rss_kib() / 1024
+    );
+    println!(
+        "figure: e2e.controlplane_start {} ms",
+        h.controlplane().started_in().as_millis()
+    );
     println!("time to repair, injection to first working ping, {rounds} rounds per fault");
     let mut rows = Vec::new();
+    let mut rss_max = h.controlplane().rss_kib();
     for fault in Fault::ALL {
         let mut times = Vec::new();
         let mut failed = 0;
@@ -186,6 +196,7 @@ async fn main() -> anyhow::Result<()> {
             }
             // Let the reports settle before the next round.
             tokio::time::sleep(Duration::from_millis(1500)).await;
+            rss_max = rss_max.max(h.controlplane().rss_kib());
         }
         times.sort_by(f64::total_cmp);
         let (p50, p95) = (percentile(&times, 50.0), percentile(&times, 95.0));
@@ -201,8 +212,17 @@ async fn main() -> anyhow::Result<()> {
             max,
             fault.target()
         );
+        let name = fault
+            .check()
+            .split(' ')
+            .next()
+            .unwrap_or_default()
+            .to_lowercase();
+        println!("figure: ttr.{name}.p50 {p50:.2} s");
+        println!("figure: ttr.{name}.p95 {p95:.2} s");
         rows.push((fault, p50, p95));
     }
+    println!("figure: e2e.controlplane_rss_max {} MiB", rss_max / 1024);
     println!("{}", h.log_files());
     Ok(())
 }

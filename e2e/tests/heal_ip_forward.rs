@@ -85,6 +85,18 @@ async fn ip_forward_off_is_proposed_in_dry_run_and_fixed_in_enforce() {
     assert_eq!(records[0].after, "1");
     assert_eq!(read_sysctl(&node2, "net/ipv4/ip_forward").unwrap(), "1");
     h.expect_event("SetSysctl", "node2").await.unwrap();
+    // The Event netheal wrote through events.k8s.io/v1 is what `kubectl get events` lists.
+    let events = h
+        .controlplane()
+        .kubectl(&["get", "events", "-A", "-o", "wide"])
+        .unwrap();
+    let listed = String::from_utf8_lossy(&events.stdout);
+    assert!(
+        listed
+            .lines()
+            .any(|l| l.contains("SetSysctl") && l.contains("node2")),
+        "kubectl get events does not list netheal's Event:\n{listed}"
+    );
     h.expect_finding_cleared("node2", Check::IpForward)
         .await
         .unwrap();
