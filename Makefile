@@ -20,6 +20,8 @@ release: ## Build the release binaries (LTO, stripped)
 test: controlplane ## Run every test, as root: unit, API, kernel (netns) and cluster-in-a-box on a real control plane; fails if any test is skipped
 	@test "$$(id -u)" = 0 || { echo "make test needs root: the kernel tests create network namespaces" >&2; exit 2; }
 	mkdir -p target
+	# The binaries the end-to-end harness runs, built the way it builds them (once, up front).
+	$(CARGO) build --locked -q -p node-fixer -p netheal-operator --bins
 	$(CARGO) nextest run --workspace --locked --profile $(NEXTEST_PROFILE) --run-ignored all --no-tests fail 2>&1 | tee target/nextest.log
 	@if grep -E '^ *Summary .* [1-9][0-9]* skipped' target/nextest.log; then echo "some tests were skipped: every test must run" >&2; exit 1; fi
 	$(CARGO) test --workspace --locked --doc

@@ -36,6 +36,12 @@ pub async fn install(
     let manifests = root.join("e2e/manifests").display().to_string();
     let cp_dir = cp.bin_dir().to_path_buf();
     let kubeconfig = cp.admin_kubeconfig().to_path_buf();
+    let probe = cp.dir().join("vap-probe.json");
+    std::fs::write(
+        &probe,
+        r#"{"apiVersion":"netheal.io/v1alpha1","kind":"NodeNetworkReport","metadata":{"name":"netheal-vap-probe"},"spec":{}}"#,
+    )
+    .map_err(other)?;
     tokio::task::spawn_blocking(move || {
         let k = |args: &[&str]| crate::controlplane::kubectl(&cp_dir, &kubeconfig, args);
         k(&["apply", "--server-side", "-k", &crd])?;
@@ -47,6 +53,7 @@ pub async fn install(
             "crd/nodenetworkreports.netheal.io",
         ])?;
         k(&["apply", "--server-side", "-k", &manifests])?;
+        wait_admission_policy(&k, &probe.display().to_string())?;
         Ok::<_, crate::controlplane::ControlPlaneError>(())
     })
     .await
@@ -60,6 +67,32 @@ pub async fn install(
             .map_err(other)?;
     }
     Ok(())
+}
+
+/// The API server enforces a new ValidatingAdmissionPolicy a moment after it is created (its
+/// admission plugin loads policies from an informer). Wait until it refuses a server-side dry
+/// run of a report creation made as node-fixer (impersonated, so the token carries no node
+/// name), which only that policy refuses: from then on every scenario runs under it.
+fn wait_admission_policy(
+    k: &dyn Fn(&[&str]) -> Result<std::process::Output, crate::controlplane::ControlPlaneError>,
+    probe: &str,
+) -> Result<(), crate::controlplane::ControlPlaneError> {
+    let user = format!("--as=system:serviceaccount:{NAMESPACE}:{NODE_FIXER_SA}");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    loop {
+        let last = match k(&["create", "--dry-run=server", &user, "-f", probe]) {
+            Err(e) if e.to_string().contains("ValidatingAdmissionPolicy") => return Ok(()),
+            Err(e) => e.to_string(),
+            Ok(_) => "admitted".to_string(),
+        };
+        if std::time::Instant::now() > deadline {
+            return Err(crate::controlplane::ControlPlaneError::Io {
+                what: "wait for the ValidatingAdmissionPolicy to be enforced".into(),
+                detail: last,
+            });
+        }
+        std::thread::sleep(std::time::Duration::from_millis(200));
+    }
 }
 
 /// A token of ServiceAccount `NAMESPACE/sa`, bound to `pod` (the API server puts the pod's

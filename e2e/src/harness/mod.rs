@@ -164,6 +164,7 @@ impl Harness {
         let kubeconfig = controlplane.admin_kubeconfig().to_path_buf();
         let client = controlplane.admin_client().await?;
         install::install(&controlplane, &bins::workspace_root(), opts.keep_baseline).await?;
+        tracing::info!("netheal installed");
         api::create_cni_daemonset(&client).await?;
         let cluster_name = opts.cluster.clone();
         let cluster = blocking(move || Ok(Cluster::new(&cluster_name)?)).await?;
@@ -186,6 +187,7 @@ impl Harness {
         for i in 1..=opts.nodes {
             harness.add_node(&format!("node{i}")).await?;
         }
+        tracing::info!(nodes = opts.nodes, "nodes registered");
         let dp: Arc<dyn kubelet::Dataplane> = Arc::new(dataplane::ClusterDataplane::new(&cluster));
         tokio::spawn(kubelet.run(client, dp, cancel));
         if opts.start_operator {
@@ -196,6 +198,7 @@ impl Harness {
                 harness.start_agent(&format!("node{i}")).await?;
             }
         }
+        tracing::info!(cluster = %harness.name, "harness started");
         Ok(harness)
     }
 
