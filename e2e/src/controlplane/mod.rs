@@ -98,6 +98,19 @@ fn free_port() -> Result<u16, ControlPlaneError> {
     Ok(listener.local_addr().map_err(io_err("free port"))?.port())
 }
 
+/// An error when component `p` has already exited (with the end of its log).
+fn exited_early(p: &mut ChildProcess) -> Result<(), ControlPlaneError> {
+    match p.exited() {
+        Some(status) => Err(ControlPlaneError::NotReady {
+            component: p.name().to_string(),
+            seconds: 0,
+            detail: format!("exited ({status})"),
+            log: p.tail(30),
+        }),
+        None => Ok(()),
+    }
+}
+
 fn args(list: &[String]) -> Vec<String> {
     list.to_vec()
 }
@@ -231,26 +244,12 @@ impl ControlPlane {
         cp.write_pids()?;
         cp.wait_apiserver_ready().await?;
 
-        let kcm_config = dir.join("controller-manager.kubeconfig");
-        write_file(
-            &kcm_config,
-            &kubeconfig::render(
-                &cp.server,
-                &cp.pki.ca_pem,
-                "system:kube-controller-manager",
-                &Credentials::Cert(&cp.pki.controller_manager),
-            ),
-        )?;
-        cp.controller_manager = Some(ChildProcess::spawn(
+        let kcm_cert = cp.pki.controller_manager.clone();
+        cp.controller_manager = Some(cp.spawn_client_component(
             "kube-controller-manager",
-            &cp.bin_dir.join("kube-controller-manager"),
-            &args(&[
-                format!("--kubeconfig={}", kcm_config.display()),
-                format!("--authentication-kubeconfig={}", kcm_config.display()),
-                format!("--authorization-kubeconfig={}", kcm_config.display()),
-                "--bind-address=127.0.0.1".into(),
-                format!("--secure-port={}", free_port()?),
-                format!("--cert-dir={}", d("kcm-certs")),
+            "system:kube-controller-manager",
+            &kcm_cert,
+            vec![
                 format!("--controllers={CONTROLLERS}"),
                 format!(
                     "--service-account-private-key-file={}",
@@ -258,45 +257,65 @@ impl ControlPlane {
                 ),
                 format!("--root-ca-file={}", cp.pki.ca_cert.display()),
                 "--use-service-account-credentials=true".into(),
-                "--leader-elect=false".into(),
                 "--concurrent-gc-syncs=5".into(),
                 "--node-monitor-period=1s".into(),
-                "--v=1".into(),
-            ]),
-            &[],
-            &dir.join("kube-controller-manager.log"),
+            ],
         )?);
-        let scheduler_config = dir.join("scheduler.kubeconfig");
-        write_file(
-            &scheduler_config,
-            &kubeconfig::render(
-                &cp.server,
-                &cp.pki.ca_pem,
-                "system:kube-scheduler",
-                &Credentials::Cert(&cp.pki.scheduler),
-            ),
-        )?;
-        cp.scheduler = Some(ChildProcess::spawn(
+        let scheduler_cert = cp.pki.scheduler.clone();
+        cp.scheduler = Some(cp.spawn_client_component(
             "kube-scheduler",
-            &cp.bin_dir.join("kube-scheduler"),
-            &args(&[
-                format!("--kubeconfig={}", scheduler_config.display()),
-                format!("--authentication-kubeconfig={}", scheduler_config.display()),
-                format!("--authorization-kubeconfig={}", scheduler_config.display()),
-                "--bind-address=127.0.0.1".into(),
-                format!("--secure-port={}", free_port()?),
-                format!("--cert-dir={}", d("scheduler-certs")),
-                "--leader-elect=false".into(),
-                "--v=1".into(),
-            ]),
-            &[],
-            &dir.join("kube-scheduler.log"),
+            "system:kube-scheduler",
+            &scheduler_cert,
+            Vec::new(),
         )?);
         cp.write_pids()?;
         cp.wait_controllers_ready().await?;
         cp.started_in = begin.elapsed();
         tracing::info!(server = %cp.server, started_in = ?cp.started_in, "control plane ready");
         Ok(cp)
+    }
+
+    /// Start `component` (the controller manager or the scheduler) as `user`, authenticated
+    /// with `cert` for everything (API, delegated authentication and authorization of its own
+    /// serving port), without leader election, with `extra` arguments.
+    fn spawn_client_component(
+        &self,
+        component: &str,
+        user: &str,
+        cert: &pki::ClientCert,
+        extra: Vec<String>,
+    ) -> Result<ChildProcess, ControlPlaneError> {
+        let config = self.dir.join(format!("{component}.kubeconfig"));
+        write_file(
+            &config,
+            &kubeconfig::render(
+                &self.server,
+                &self.pki.ca_pem,
+                user,
+                &Credentials::Cert(cert),
+            ),
+        )?;
+        let mut arguments = vec![
+            format!("--kubeconfig={}", config.display()),
+            format!("--authentication-kubeconfig={}", config.display()),
+            format!("--authorization-kubeconfig={}", config.display()),
+            "--bind-address=127.0.0.1".into(),
+            format!("--secure-port={}", free_port()?),
+            format!(
+                "--cert-dir={}",
+                self.dir.join(format!("{component}-certs")).display()
+            ),
+            "--leader-elect=false".into(),
+            "--v=1".into(),
+        ];
+        arguments.extend(extra);
+        Ok(ChildProcess::spawn(
+            component,
+            &self.bin_dir.join(component),
+            &arguments,
+            &[],
+            &self.dir.join(format!("{component}.log")),
+        )?)
     }
 
     fn write_pids(&self) -> Result<(), ControlPlaneError> {
@@ -320,14 +339,7 @@ impl ControlPlane {
         let mut last;
         loop {
             for p in [&mut self.etcd, &mut self.apiserver] {
-                if let Some(status) = p.exited() {
-                    return Err(ControlPlaneError::NotReady {
-                        component: p.name().to_string(),
-                        seconds: 0,
-                        detail: format!("exited ({status})"),
-                        log: p.tail(30),
-                    });
-                }
+                exited_early(p)?;
             }
             let request = http::Request::get("/readyz").body(Vec::new());
             match request {
@@ -362,14 +374,7 @@ impl ControlPlane {
                 .into_iter()
                 .flatten()
             {
-                if let Some(status) = p.exited() {
-                    return Err(ControlPlaneError::NotReady {
-                        component: p.name().to_string(),
-                        seconds: 0,
-                        detail: format!("exited ({status})"),
-                        log: p.tail(30),
-                    });
-                }
+                exited_early(p)?;
             }
             if let Ok(Some(_)) = api.get_opt("default").await {
                 return Ok(());
@@ -466,16 +471,7 @@ impl ControlPlane {
 
     /// Install netheal's CRDs (`kubectl apply -k config/crd`) and wait until they are served.
     pub fn apply_crds(&self) -> Result<(), ControlPlaneError> {
-        let crd = crate::harness::bins::workspace_root().join("config/crd");
-        self.kubectl(&["apply", "--server-side", "-k", &crd.display().to_string()])?;
-        self.kubectl(&[
-            "wait",
-            "--for=condition=Established",
-            "--timeout=60s",
-            "crd/networkhealthpolicies.netheal.io",
-            "crd/nodenetworkreports.netheal.io",
-        ])?;
-        Ok(())
+        apply_crds(&self.bin_dir, &self.admin_kubeconfig)
     }
 
     /// `kubectl apply` of manifest text (one or more YAML documents).
@@ -516,6 +512,21 @@ pub fn kubectl(
             detail: String::from_utf8_lossy(&output.stderr).trim().to_string(),
         })
     }
+}
+
+/// `kubectl apply -k config/crd` with `kubeconfig`, then wait until both CRDs are Established.
+pub fn apply_crds(bin_dir: &Path, kubeconfig: &Path) -> Result<(), ControlPlaneError> {
+    let crd = crate::harness::bins::workspace_root().join("config/crd");
+    let k = |args: &[&str]| kubectl(bin_dir, kubeconfig, args);
+    k(&["apply", "--server-side", "-k", &crd.display().to_string()])?;
+    k(&[
+        "wait",
+        "--for=condition=Established",
+        "--timeout=60s",
+        "crd/networkhealthpolicies.netheal.io",
+        "crd/nodenetworkreports.netheal.io",
+    ])?;
+    Ok(())
 }
 
 /// A client from a kubeconfig file.

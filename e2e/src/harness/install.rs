@@ -32,7 +32,6 @@ pub async fn install(
     root: &Path,
     keep_baseline: bool,
 ) -> Result<(), HarnessError> {
-    let crd = root.join("config/crd").display().to_string();
     let manifests = root.join("e2e/manifests").display().to_string();
     let cp_dir = cp.bin_dir().to_path_buf();
     let kubeconfig = cp.admin_kubeconfig().to_path_buf();
@@ -44,14 +43,7 @@ pub async fn install(
     .map_err(other)?;
     tokio::task::spawn_blocking(move || {
         let k = |args: &[&str]| crate::controlplane::kubectl(&cp_dir, &kubeconfig, args);
-        k(&["apply", "--server-side", "-k", &crd])?;
-        k(&[
-            "wait",
-            "--for=condition=Established",
-            "--timeout=60s",
-            "crd/networkhealthpolicies.netheal.io",
-            "crd/nodenetworkreports.netheal.io",
-        ])?;
+        crate::controlplane::apply_crds(&cp_dir, &kubeconfig)?;
         k(&["apply", "--server-side", "-k", &manifests])?;
         wait_admission_policy(&k, &probe.display().to_string())?;
         Ok::<_, crate::controlplane::ControlPlaneError>(())
