@@ -67,8 +67,11 @@ enum Command {
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let command = Args::parse().command;
-    if !matches!(command, Command::Down { .. }) {
-        check_prerequisites()?;
+    if !matches!(command, Command::Down { .. })
+        && let Err(missing) = check_prerequisites()
+    {
+        eprintln!("netheal-demo: {missing}");
+        std::process::exit(2);
     }
     match command {
         Command::Run { name, timeout } => run(&name, Duration::from_secs(timeout)).await,
