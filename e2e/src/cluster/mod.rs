@@ -112,6 +112,16 @@ pub enum PodStyle {
     Calico,
 }
 
+impl PodStyle {
+    /// The name `FromStr` reads (`bridge`, `calico`).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Bridge => "bridge",
+            Self::Calico => "calico",
+        }
+    }
+}
+
 impl std::str::FromStr for PodStyle {
     type Err = ClusterError;
 

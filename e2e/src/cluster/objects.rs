@@ -14,7 +14,7 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, OwnerReference,
 use k8s_openapi::jiff::Timestamp;
 
 use super::plan::fnv1a;
-use super::{Cluster, ClusterNode, ClusterPod, PodOwner};
+use super::{Cluster, ClusterNode, ClusterPod, PodOwner, PodStyle};
 
 /// Annotation with flannel's backend data (`{"VNI":1,"VtepMAC":"…"}`).
 pub const BACKEND_DATA: &str = "flannel.alpha.coreos.com/backend-data";
@@ -63,7 +63,13 @@ pub struct PodFacts {
     pub owner: PodOwner,
     /// The pod's network namespace (annotation `netheal.io/netns`, for people reading the objects).
     pub netns: String,
+    /// How it is wired (annotation [`POD_STYLE_ANNOTATION`]).
+    pub style: PodStyle,
 }
+
+/// The annotation that says how a pod is wired (`calico` or `bridge`): the kubelet emulation
+/// reads it to wire a pod a controller made from this one's template.
+pub const POD_STYLE_ANNOTATION: &str = "netheal.io/pod-style";
 
 /// A stable UUID-shaped uid derived from a string.
 pub fn uid_of(seed: &str) -> String {
@@ -173,7 +179,8 @@ fn owner_reference(kind: &str, api_version: &str, name: &str, namespace: &str) -
     }
 }
 
-fn running_status(
+/// The status a kubelet writes once `container` runs: Running, Ready, the pod and host IPs.
+pub fn running_status(
     container: &Container,
     host_ip: Ipv4Addr,
     pod_ip: Ipv4Addr,
@@ -243,7 +250,10 @@ pub fn pod_object(facts: &PodFacts, now: Timestamp) -> Pod {
             namespace: Some(facts.namespace.clone()),
             uid: Some(uid_of(&format!("pod/{}/{}", facts.namespace, facts.name))),
             labels: Some(labels(&[("app", &facts.app)])),
-            annotations: Some(labels(&[("netheal.io/netns", &facts.netns)])),
+            annotations: Some(labels(&[
+                ("netheal.io/netns", &facts.netns),
+                (POD_STYLE_ANNOTATION, facts.style.as_str()),
+            ])),
             owner_references,
             ..ObjectMeta::default()
         },
@@ -313,6 +323,7 @@ impl ClusterPod {
             ip: self.ip,
             owner: self.owner.clone(),
             netns: self.netns.name().to_string(),
+            style: self.style,
         }
     }
 }
@@ -405,6 +416,7 @@ mod tests {
             ip: Ipv4Addr::new(10, 244, 2, 2),
             owner,
             netns: "cni-t1-node2-0".into(),
+            style: PodStyle::Calico,
         }
     }
 

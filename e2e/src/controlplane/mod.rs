@@ -111,10 +111,6 @@ fn exited_early(p: &mut ChildProcess) -> Result<(), ControlPlaneError> {
     }
 }
 
-fn args(list: &[String]) -> Vec<String> {
-    list.to_vec()
-}
-
 const PIDS: &str = "pids";
 
 /// Stop what a control plane under `root/*/controlplane/` left running when the test process
@@ -176,7 +172,7 @@ impl ControlPlane {
         let etcd = ChildProcess::spawn(
             "etcd",
             &bin_dir.join("etcd"),
-            &args(&[
+            &[
                 "--name=e2e".into(),
                 format!("--data-dir={}", d("etcd")),
                 format!("--listen-client-urls={etcd_url}"),
@@ -186,14 +182,14 @@ impl ControlPlane {
                 format!("--initial-cluster=e2e={peer_url}"),
                 "--unsafe-no-fsync".into(),
                 "--log-level=warn".into(),
-            ]),
+            ],
             &[],
             &dir.join("etcd.log"),
         )?;
         let apiserver = ChildProcess::spawn(
             "kube-apiserver",
             &bin_dir.join("kube-apiserver"),
-            &args(&[
+            &[
                 format!("--etcd-servers={etcd_url}"),
                 "--bind-address=127.0.0.1".into(),
                 "--advertise-address=127.0.0.1".into(),
@@ -215,7 +211,7 @@ impl ControlPlane {
                 "--profiling=false".into(),
                 "--event-ttl=1h".into(),
                 "--v=1".into(),
-            ]),
+            ],
             &[],
             &dir.join("kube-apiserver.log"),
         )?;

@@ -39,8 +39,7 @@ pub const HEARTBEAT: Duration = Duration::from_secs(10);
 /// The Lease duration a heartbeat announces (the kubelet's default).
 pub const LEASE_SECONDS: i32 = 40;
 
-/// The annotation that says how a pod is wired (`calico` or `bridge`).
-pub const POD_STYLE_ANNOTATION: &str = "netheal.io/pod-style";
+pub use crate::cluster::objects::POD_STYLE_ANNOTATION;
 
 /// The kernel side of a node's kubelet and CNI plugin.
 pub trait Dataplane: Send + Sync + 'static {
@@ -385,19 +384,23 @@ impl Kubelet {
         let container = pod
             .spec
             .as_ref()
-            .and_then(|s| s.containers.first())
-            .map(|c| (c.name.clone(), c.image.clone().unwrap_or_default()))
+            .and_then(|s| s.containers.first().cloned())
             .unwrap_or_default();
+        let parse = |what: &str, ip: &str| {
+            ip.parse::<std::net::Ipv4Addr>()
+                .map_err(|e| format!("{what} {ip:?} of {namespace}/{name}: {e}"))
+        };
+        let status = crate::cluster::objects::running_status(
+            &container,
+            parse("host IP", host_ip)?,
+            parse("pod IP", &ip)?,
+            k8s_openapi::jiff::Timestamp::now(),
+        );
         Api::<Pod>::namespaced(client.clone(), &namespace)
             .patch_status(
                 &name,
                 &PatchParams::default(),
-                &Patch::Merge(objects::running_status(
-                    &ip,
-                    host_ip,
-                    &container.0,
-                    &container.1,
-                )),
+                &Patch::Merge(serde_json::json!({ "status": status })),
             )
             .await
             .map_err(|e| format!("status of {namespace}/{name}: {e}"))?;

@@ -118,7 +118,6 @@ pub struct Harness {
     controlplane: ControlPlane,
     name: String,
     log_dir: PathBuf,
-    kubeconfig: PathBuf,
     bin_dir: PathBuf,
 }
 
@@ -161,7 +160,6 @@ impl Harness {
             .map_err(|e| HarnessError::Other(format!("{}: {e}", log_dir.display())))?;
         init_tracing(&log_dir.join("harness.log"));
         let controlplane = ControlPlane::start(&log_dir.join("controlplane")).await?;
-        let kubeconfig = controlplane.admin_kubeconfig().to_path_buf();
         let client = controlplane.admin_client().await?;
         install::install(&controlplane, &bins::workspace_root(), opts.keep_baseline).await?;
         tracing::info!("netheal installed");
@@ -181,7 +179,6 @@ impl Harness {
             controlplane,
             name: opts.cluster.clone(),
             log_dir,
-            kubeconfig,
             bin_dir,
         };
         for i in 1..=opts.nodes {
@@ -214,7 +211,7 @@ impl Harness {
 
     /// The admin kubeconfig of the control plane (for `kubectl`).
     pub fn kubeconfig(&self) -> &Path {
-        &self.kubeconfig
+        self.controlplane.admin_kubeconfig()
     }
 
     /// Where the logs are.
@@ -327,22 +324,7 @@ impl Harness {
         let namespace = pod.metadata.namespace.clone().unwrap_or_default();
         let name = pod.metadata.name.clone().unwrap_or_default();
         api::ensure_namespace(&self.client, &namespace).await?;
-        let style = self
-            .with_cluster({
-                let (ns, n) = (namespace.clone(), name.clone());
-                move |c| {
-                    Ok(c.pods()
-                        .iter()
-                        .find(|p| p.namespace == ns && p.name == n)
-                        .map(|p| p.style))
-                }
-            })
-            .await?;
-        let style = match style {
-            Some(crate::cluster::PodStyle::Bridge) => "bridge",
-            _ => "calico",
-        };
-        let created = objects::workload_pod(pod, style);
+        let created = objects::workload_pod(pod);
         api::create_pod(&self.client, &created).await?;
         let owned = match objects::pod_replicaset(&created) {
             Some(rs) => {
@@ -558,7 +540,7 @@ impl Harness {
                 self.log_dir.display()
             ),
             format!("  harness: {}", self.log_dir.join("harness.log").display()),
-            format!("  kubectl: KUBECONFIG={}", self.kubeconfig.display()),
+            format!("  kubectl: KUBECONFIG={}", self.kubeconfig().display()),
             self.controlplane.log_files(),
         ];
         for p in self.operator.iter().chain(self.agents.values()) {

@@ -5,7 +5,6 @@
 use crate::cluster::objects::CNI_DAEMONSET;
 use k8s_openapi::api::apps::v1::{DaemonSet, ReplicaSet};
 use k8s_openapi::api::core::v1::Pod;
-use k8s_openapi::jiff::Timestamp;
 use serde_json::{Value, json};
 
 /// Namespace of the CNI agent pods (the policy's default `agentSelector`).
@@ -53,8 +52,8 @@ pub fn cni_daemonset() -> Result<DaemonSet, serde_json::Error> {
 
 /// The pod object the harness creates for a workload pod the cluster builder made: without
 /// owner references (its ReplicaSet, [`pod_replicaset`], adopts it), labelled for that
-/// ReplicaSet, annotated with its wiring style, status left to the kubelet.
-pub fn workload_pod(pod: &Pod, style: &str) -> Pod {
+/// ReplicaSet, status left to the kubelet.
+pub fn workload_pod(pod: &Pod) -> Pod {
     let mut pod = pod.clone();
     let name = pod.metadata.name.clone().unwrap_or_default();
     let owned = pod
@@ -70,10 +69,6 @@ pub fn workload_pod(pod: &Pod, style: &str) -> Pod {
             .get_or_insert_with(Default::default)
             .insert(POD_LABEL.into(), name);
     }
-    pod.metadata
-        .annotations
-        .get_or_insert_with(Default::default)
-        .insert(super::kubelet::POD_STYLE_ANNOTATION.into(), style.into());
     pod
 }
 
@@ -109,28 +104,6 @@ pub fn pod_replicaset(pod: &Pod) -> Option<Result<ReplicaSet, serde_json::Error>
     })))
 }
 
-/// The status patch the kubelet writes once a pod runs: phase Running, Ready, its IPs, one
-/// running container.
-pub fn running_status(pod_ip: &str, host_ip: &str, container: &str, image: &str) -> Value {
-    let now = Timestamp::now().to_string();
-    let cond = |t: &str| json!({"type": t, "status": "True", "lastTransitionTime": now});
-    json!({
-        "status": {
-            "phase": "Running",
-            "hostIP": host_ip,
-            "hostIPs": [{"ip": host_ip}],
-            "podIP": pod_ip,
-            "podIPs": [{"ip": pod_ip}],
-            "startTime": now,
-            "conditions": [cond("PodScheduled"), cond("Initialized"), cond("ContainersReady"), cond("Ready")],
-            "containerStatuses": [{
-                "name": container, "image": image, "imageID": "", "ready": true, "started": true,
-                "restartCount": 0, "state": {"running": {"startedAt": now}},
-            }],
-        }
-    })
-}
-
 /// A merge patch that sets or clears `netheal.io/paused` on a Node.
 pub fn paused_patch(paused: bool) -> Value {
     let value = if paused { json!("true") } else { Value::Null };
@@ -149,6 +122,7 @@ mod tests {
     use super::*;
     use crate::cluster::PodOwner;
     use crate::cluster::objects::{PodFacts, pod_object};
+    use k8s_openapi::jiff::Timestamp;
 
     fn facts(owner: PodOwner) -> PodFacts {
         PodFacts {
@@ -160,16 +134,16 @@ mod tests {
             ip: "10.244.1.2".parse().unwrap(),
             owner,
             netns: "cni-t-node1-0".into(),
+            style: crate::cluster::PodStyle::Calico,
         }
     }
 
     #[test]
     fn an_owned_workload_pod_is_created_bare_and_adopted_by_its_own_replicaset() {
-        let pod = pod_object(
-            &facts(PodOwner::ReplicaSet("web-rs".into())),
-            Timestamp::now(),
-        );
-        let created = workload_pod(&pod, "bridge");
+        let mut facts = facts(PodOwner::ReplicaSet("web-rs".into()));
+        facts.style = crate::cluster::PodStyle::Bridge;
+        let pod = pod_object(&facts, Timestamp::now());
+        let created = workload_pod(&pod);
         assert!(created.metadata.owner_references.is_none());
         assert!(created.status.is_none());
         let labels = created.metadata.labels.clone().unwrap();
@@ -194,7 +168,7 @@ mod tests {
     #[test]
     fn a_bare_pod_gets_no_replicaset() {
         let pod = pod_object(&facts(PodOwner::Bare), Timestamp::now());
-        assert!(pod_replicaset(&workload_pod(&pod, "calico")).is_none());
+        assert!(pod_replicaset(&workload_pod(&pod)).is_none());
     }
 
     #[test]
@@ -204,9 +178,6 @@ mod tests {
             "true"
         );
         assert!(paused_patch(false)["metadata"]["annotations"]["netheal.io/paused"].is_null());
-        let s = running_status("10.244.1.2", "172.31.40.1", "web", "pause");
-        assert_eq!(s["status"]["podIPs"][0]["ip"], "10.244.1.2");
-        assert_eq!(s["status"]["conditions"][3]["type"], "Ready");
         assert!(cni_daemonset().is_ok());
     }
 }
