@@ -2,12 +2,17 @@
 # netheal images, one multi-stage file:
 #   docker build --target operator   -t ghcr.io/netheal/netheal-operator:0.1.0 .
 #   docker build --target node-fixer -t ghcr.io/netheal/netheal-node-fixer:0.1.0 .
-# Both binaries come from one `cargo build --release --locked` in a Debian 12 (bookworm) builder,
-# so their glibc matches the Debian 12 runtime images below.
+# `make images` (hack/build-images.sh) runs the same with podman or Docker. Where no registry is
+# reachable it first makes both base images locally from Debian packages (debootstrap) and passes
+# them as RUST_IMAGE and DEBIAN_IMAGE; nothing below changes.
+#
+# Both run-time images are `FROM scratch` plus the files of the Debian 12 packages their binary
+# needs (images/rootfs.sh): no shell, no package manager. Their glibc matches the builder's.
 
-ARG RUST_VERSION=1.95
+ARG RUST_IMAGE=docker.io/library/rust:1.95-slim-bookworm
+ARG DEBIAN_IMAGE=docker.io/library/debian:bookworm-slim
 
-FROM docker.io/library/rust:${RUST_VERSION}-slim-bookworm AS build
+FROM ${RUST_IMAGE} AS build
 WORKDIR /src
 # The whole workspace: cargo needs every member's manifest to resolve the lock file, even when
 # building two of them. .dockerignore keeps target/, .git and the docs out of the context.
@@ -20,29 +25,47 @@ RUN --mount=type=cache,target=/usr/local/cargo/registry \
  && mkdir -p /out \
  && cp target/release/netheal-operator target/release/node-fixer /out/
 
-# The operator only talks to the API server: no shell, no package manager, uid 65532.
-FROM gcr.io/distroless/cc-debian12:nonroot AS operator
+# The run-time root filesystems, from Debian 12 packages:
+# - operator: glibc and libgcc (the binary is Rust with rustls: no OpenSSL, no CA bundle; the
+#   cluster CA comes with the ServiceAccount), and a passwd entry for uid 65532;
+# - node-fixer: the same plus iptables (iptables-{nft,legacy}-{save,restore}, the only programs
+#   node-fixer runs; netlink and sysctls are native) and its libraries, and netbase
+#   (/etc/protocols, which iptables reads to name protocols).
+FROM ${DEBIAN_IMAGE} AS rootfs
+SHELL ["/bin/sh", "-eu", "-c"]
+RUN if ! dpkg-query -W iptables >/dev/null 2>&1; then \
+        apt-get update; \
+        apt-get install -y --no-install-recommends iptables; \
+        rm -rf /var/lib/apt/lists/*; \
+    fi
+COPY images/rootfs.sh /usr/local/bin/rootfs.sh
+RUN rootfs.sh /rootfs/operator libc6 libgcc-s1 \
+ && printf 'nonroot:x:65532:65532:nonroot:/home/nonroot:/sbin/nologin\n' > /rootfs/operator/etc/passwd \
+ && printf 'nonroot:x:65532:\n' > /rootfs/operator/etc/group \
+ && rootfs.sh /rootfs/node-fixer iptables netbase \
+ && printf 'root:x:0:0:root:/root:/sbin/nologin\n' > /rootfs/node-fixer/etc/passwd \
+ && printf 'root:x:0:\n' > /rootfs/node-fixer/etc/group
+
+# The operator only talks to the API server: no shell, uid 65532.
+FROM scratch AS operator
 LABEL org.opencontainers.image.title="netheal-operator" \
       org.opencontainers.image.description="netheal operator: approves, orders and records node network fixes" \
       org.opencontainers.image.source="https://github.com/netheal/netheal" \
       org.opencontainers.image.licenses="Apache-2.0"
+COPY --from=rootfs /rootfs/operator/ /
 COPY --from=build /out/netheal-operator /usr/local/bin/netheal-operator
 USER 65532:65532
 EXPOSE 8080
 ENTRYPOINT ["/usr/local/bin/netheal-operator"]
 
-# node-fixer shells out to iptables-save/iptables (both the nft and the legacy backends, chosen
-# per host the way kube-proxy does) and uses `ip` for diagnosis. It runs as uid 0 with only
-# NET_ADMIN, NET_RAW and SYS_ADMIN (see config/node-fixer/daemonset.yaml), so no USER here.
-FROM docker.io/library/debian:bookworm-slim AS node-fixer
+# node-fixer runs as uid 0 with only the capabilities config/node-fixer/daemonset.yaml grants, so
+# no USER here.
+FROM scratch AS node-fixer
 LABEL org.opencontainers.image.title="netheal-node-fixer" \
       org.opencontainers.image.description="netheal node agent: finds and fixes node network faults" \
       org.opencontainers.image.source="https://github.com/netheal/netheal" \
       org.opencontainers.image.licenses="Apache-2.0"
-# Debian's iptables package ships iptables-nft and iptables-legacy (and their -save/-restore).
-RUN apt-get update \
- && apt-get install -y --no-install-recommends iptables iproute2 ca-certificates \
- && rm -rf /var/lib/apt/lists/*
+COPY --from=rootfs /rootfs/node-fixer/ /
 COPY --from=build /out/node-fixer /usr/local/bin/node-fixer
 EXPOSE 9750
 ENTRYPOINT ["/usr/local/bin/node-fixer"]

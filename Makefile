@@ -54,7 +54,7 @@ docs: ## Regenerate docs/policy-reference.md from the CRD
 manifests-check: ## Render config/default and every component, validate them offline, lint the Dockerfile and scripts
 	hack/validate-manifests.sh
 
-images: ## Build the operator and node-fixer images (needs Docker)
+images: ## Build the operator and node-fixer images with podman (or Docker), base images made locally by debootstrap
 	hack/build-images.sh
 
 lint-docker: ## Lint the Dockerfile with hadolint
