@@ -17,7 +17,7 @@ build: ## Build every crate and binary (debug)
 release: ## Build the release binaries (LTO, stripped)
 	$(CARGO) build --workspace --release --locked
 
-test: controlplane ## Run every test, as root: unit, API, kernel (netns) and cluster-in-a-box on a real control plane; fails if any test is skipped
+test: controlplane images ## Run every test, as root: unit, API, kernel (netns), the images under podman and cluster-in-a-box on a real control plane; fails if any test is skipped
 	@test "$$(id -u)" = 0 || { echo "make test needs root: the kernel tests create network namespaces" >&2; exit 2; }
 	mkdir -p target
 	# The binaries the end-to-end harness runs, built the way it builds them (once, up front).

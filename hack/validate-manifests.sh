@@ -88,7 +88,7 @@ done
 hadolint --config .hadolint.yaml Dockerfile || fail "hadolint found problems in Dockerfile"
 
 # 4. Shell scripts.
-mapfile -t scripts < <(find hack e2e/kind -name '*.sh' -type f | sort)
+mapfile -t scripts < <(find hack images e2e/kind -name '*.sh' -type f | sort)
 for s in "${scripts[@]}"; do bash -n "$s" || fail "bash -n $s"; done
 shellcheck --severity=style "${scripts[@]}" || fail "shellcheck found problems"
 

@@ -1,6 +1,7 @@
 //! netheal's cluster-in-a-box: test fixtures for end-to-end tests.
 
 pub mod cluster;
+pub mod container;
 pub mod controlplane;
 pub mod harness;
 pub mod netns;

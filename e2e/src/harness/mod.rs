@@ -15,12 +15,15 @@ pub mod kubelet;
 pub mod objects;
 pub mod policies;
 pub mod process;
+pub mod relay;
 pub mod show;
 pub mod wait;
 pub mod writer;
 
 use crate::cluster::{Cluster, ClusterError, PodOptions};
+use crate::container::{self, translate};
 use crate::controlplane::ControlPlane;
+use crate::netns::Netns;
 use k8s_openapi::api::core::v1::{Node, Pod};
 use kube::Client;
 use netheal_crds::{Mode, NetworkHealthPolicy, NetworkHealthPolicySpec, NodeNetworkReport};
@@ -78,6 +81,12 @@ pub struct HarnessOptions {
     /// Keep the `baseline` DryRun policy config/default ships (false: the scenario brings its
     /// own).
     pub keep_baseline: bool,
+    /// Nodes whose agent runs as the node-fixer image (the DaemonSet's Pod on that node, run by
+    /// podman in the node's namespace), not as a process.
+    pub agent_containers: Vec<String>,
+    /// Run the operator as the operator image (its Deployment's Pod, in a namespace of its
+    /// own), not as a process.
+    pub operator_container: bool,
 }
 
 impl HarnessOptions {
@@ -89,6 +98,8 @@ impl HarnessOptions {
             start_agents: true,
             start_operator: true,
             keep_baseline: false,
+            agent_containers: Vec::new(),
+            operator_container: false,
         }
     }
 }
@@ -111,6 +122,10 @@ pub struct PodInfo {
 pub struct Harness {
     operator: Option<ChildProcess>,
     agents: BTreeMap<String, ChildProcess>,
+    relays: BTreeMap<String, relay::Relay>,
+    operator_netns: Option<Netns>,
+    agent_containers: Vec<String>,
+    operator_container: bool,
     cancel: CancellationToken,
     kubelet: kubelet::Kubelet,
     client: Client,
@@ -172,6 +187,10 @@ impl Harness {
         let mut harness = Self {
             operator: None,
             agents: BTreeMap::new(),
+            relays: BTreeMap::new(),
+            operator_netns: None,
+            agent_containers: opts.agent_containers.clone(),
+            operator_container: opts.operator_container,
             cancel: cancel.clone(),
             kubelet: kubelet.clone(),
             client: client.clone(),
@@ -401,6 +420,17 @@ impl Harness {
             )
             .await?;
         let token = install::pod_bound_token(&self.client, install::OPERATOR_SA, &pod).await?;
+        if self.operator_container {
+            let netns = Netns::create(&format!("nhc-{}-operator", self.name))
+                .map_err(|e| HarnessError::Other(e.to_string()))?;
+            let ctx = self
+                .pod_context("operator", "operator", &netns.path(), &token)
+                .await?;
+            self.operator_netns = Some(netns);
+            let p = self.start_container("operator", "operator", &pod, ctx)?;
+            self.operator = Some(p);
+            return Ok(());
+        }
         let kubeconfig = self.log_dir.join("operator.kubeconfig");
         self.controlplane
             .write_token_kubeconfig(&kubeconfig, install::OPERATOR_SA, &token)?;
@@ -440,12 +470,29 @@ impl Harness {
             )
             .await?;
         let token = install::pod_bound_token(&self.client, install::NODE_FIXER_SA, &pod).await?;
-        let kubeconfig = self.log_dir.join(format!("agent-{node}.kubeconfig"));
-        self.controlplane
-            .write_token_kubeconfig(&kubeconfig, install::NODE_FIXER_SA, &token)?;
         let sysctl_dir = self.log_dir.join("sysctl.d").join(node);
         std::fs::create_dir_all(&sysctl_dir)
             .map_err(|e| HarnessError::Other(format!("{}: {e}", sysctl_dir.display())))?;
+        let pod_netns = format!("/var/run/netns/cni-{}-{node}-*", self.name);
+        if self.agent_containers.iter().any(|n| n == node) {
+            let name = format!("agent-{node}");
+            let netns_path = format!("/var/run/netns/{}", self.node_netns(node));
+            let mut ctx = self
+                .pod_context(&name, "node-fixer", &netns_path, &token)
+                .await?;
+            // The emulation's two redirections: the drop-in goes under the log directory, not
+            // to the host's /etc/sysctl.d, and the pod namespaces are this node's only (every
+            // node of the box shares one /var/run/netns).
+            ctx.host_paths
+                .insert("/etc/sysctl.d".into(), sysctl_dir.display().to_string());
+            ctx.arg_overrides.insert("--pod-netns".into(), pod_netns);
+            let p = self.start_container(&name, "node-fixer", &pod, ctx)?;
+            self.agents.insert(node.to_string(), p);
+            return Ok(());
+        }
+        let kubeconfig = self.log_dir.join(format!("agent-{node}.kubeconfig"));
+        self.controlplane
+            .write_token_kubeconfig(&kubeconfig, install::NODE_FIXER_SA, &token)?;
         let args: Vec<String> = vec![
             "agent".into(),
             "--node-name".into(),
@@ -453,7 +500,7 @@ impl Harness {
             "--netns".into(),
             self.node_netns(node),
             "--pod-netns".into(),
-            format!("/var/run/netns/cni-{}-{node}-*", self.name),
+            pod_netns,
             "--listen".into(),
             "127.0.0.1:0".into(),
             "--poll-interval".into(),
@@ -507,6 +554,101 @@ impl Harness {
     /// Stop `node`'s agent.
     pub fn stop_agent(&mut self, node: &str) {
         self.agents.remove(node);
+        self.relays.remove(&format!("agent-{node}"));
+    }
+
+    /// What a kubelet gives a container of a Pod: its ServiceAccount token folder (the
+    /// pod-bound `token`, the cluster CA, the namespace) and the in-cluster address of the API
+    /// server, reached through a relay in the container's network namespace.
+    async fn pod_context(
+        &mut self,
+        name: &str,
+        container: &str,
+        netns_path: &str,
+        token: &str,
+    ) -> Result<translate::Context, HarnessError> {
+        let sa_dir = self.log_dir.join("serviceaccount").join(name);
+        container::write_service_account_dir(
+            &sa_dir,
+            token,
+            self.controlplane.ca_pem(),
+            install::NAMESPACE,
+        )
+        .map_err(|e| HarnessError::Other(format!("{}: {e}", sa_dir.display())))?;
+        let upstream: std::net::SocketAddr = self
+            .controlplane
+            .server()
+            .trim_start_matches("https://")
+            .parse()
+            .map_err(|e| HarnessError::Other(format!("API server address: {e}")))?;
+        let relay = relay::start(netns_path, upstream, upstream)
+            .await
+            .map_err(|e| HarnessError::Other(format!("relay into {netns_path}: {e}")))?;
+        self.relays.insert(name.to_string(), relay);
+        let mut extra_env: Vec<(String, String)> = vec![
+            ("KUBERNETES_SERVICE_HOST".into(), upstream.ip().to_string()),
+            (
+                "KUBERNETES_SERVICE_PORT".into(),
+                upstream.port().to_string(),
+            ),
+        ];
+        // As for the processes: NETHEAL_E2E_LOG overrides the manifest's RUST_LOG.
+        if let Ok(filter) = std::env::var("NETHEAL_E2E_LOG") {
+            extra_env.push(("RUST_LOG".into(), filter));
+        }
+        Ok(translate::Context {
+            container: container.to_string(),
+            netns_path: netns_path.to_string(),
+            service_account_dir: Some(sa_dir.display().to_string()),
+            extra_env: vec![
+                ("KUBERNETES_SERVICE_HOST".into(), upstream.ip().to_string()),
+                (
+                    "KUBERNETES_SERVICE_PORT".into(),
+                    upstream.port().to_string(),
+                ),
+            ],
+            ..translate::Context::default()
+        })
+    }
+
+    /// Run `pod`'s container with podman as `ctx` says, its output in `<name>.log`; the
+    /// manifest's image name (`netheal-node-fixer`) is the image `make images` built.
+    fn start_container(
+        &self,
+        name: &str,
+        component: &str,
+        pod: &Pod,
+        ctx: translate::Context,
+    ) -> Result<ChildProcess, HarnessError> {
+        let spec = translate::run_spec(pod, &ctx)
+            .map_err(|e| HarnessError::Other(format!("{name}: the manifest: {e}")))?;
+        let image = container::image(component);
+        if !spec.image.ends_with(&format!("netheal-{component}"))
+            && !spec.image.contains(&format!("netheal-{component}:"))
+        {
+            return Err(HarnessError::Other(format!(
+                "{name}: the manifest's image {} is not netheal-{component}",
+                spec.image
+            )));
+        }
+        container::require_image(&image).map_err(|e| HarnessError::Other(e.to_string()))?;
+        let container_name = format!("netheal-e2e-{}-{name}", self.name);
+        container::remove(&container_name);
+        let args = container::run_command(&container_name, &spec.flags, &image, &spec.args);
+        tracing::info!(name, image, flags = ?spec.flags, args = ?spec.args, "container");
+        Ok(ChildProcess::spawn(
+            name,
+            Path::new("podman"),
+            &args,
+            &[],
+            &self.log_dir.join(format!("{name}.log")),
+        )?
+        .with_stop_command("podman", &["rm", "--force", "--time=0", &container_name]))
+    }
+
+    /// The podman name of a containerised agent or operator (`agent-node1`, `operator`).
+    pub fn container_name(&self, name: &str) -> String {
+        format!("netheal-e2e-{}-{name}", self.name)
     }
 
     fn env(&self, kubeconfig: &Path) -> Vec<(&'static str, String)> {
@@ -799,6 +941,8 @@ impl Drop for Harness {
         }
         self.operator = None;
         self.agents.clear();
+        self.relays.clear();
+        self.operator_netns = None;
         self.cancel.cancel();
         if !std::thread::panicking() && !refused.is_empty() {
             panic!(

@@ -33,6 +33,7 @@ pub struct ChildProcess {
     name: String,
     child: Child,
     log: PathBuf,
+    stop: Option<(String, Vec<String>)>,
 }
 
 impl ChildProcess {
@@ -76,7 +77,18 @@ impl ChildProcess {
             name: name.to_string(),
             child,
             log: log.to_path_buf(),
+            stop: None,
         })
+    }
+
+    /// Run `program args…` to stop the process's real work before killing it: for a client
+    /// such as `podman run`, whose container would outlive it.
+    pub fn with_stop_command(mut self, program: &str, args: &[&str]) -> Self {
+        self.stop = Some((
+            program.to_string(),
+            args.iter().map(|a| a.to_string()).collect(),
+        ));
+        self
     }
 
     /// The process's name in the harness (`operator`, `agent-node1`).
@@ -110,6 +122,13 @@ impl ChildProcess {
 
     /// Kill the process and wait for it.
     pub fn kill(&mut self) {
+        if let Some((program, args)) = self.stop.take() {
+            let _ = Command::new(program)
+                .args(args)
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .status();
+        }
         if self.child.try_wait().ok().flatten().is_none() {
             let _ = self.child.kill();
         }

@@ -28,27 +28,42 @@ pub fn save(backend: Backend) -> Result<String, ProbeError> {
 
 /// Read both backends and keep the rules of the one in use. `Ok(None)` when neither backend's
 /// tool could be run.
-pub fn probe() -> Result<Option<Iptables>, ProbeError> {
+/// The rules of the backend in use, and the error of a backend that is installed but could
+/// not be read (for example iptables-legacy without CAP_NET_RAW): its rules are unknown, which
+/// must be reported rather than taken for "no rules". A backend that is not installed is no
+/// error.
+pub fn probe() -> Result<(Option<Iptables>, Option<ProbeError>), ProbeError> {
     let nft = save(Backend::Nft);
     let legacy = save(Backend::Legacy);
-    let (nft, legacy) = match (nft, legacy) {
+    let (nft, legacy, unreadable) = match (nft, legacy) {
         (Err(nft), Err(legacy)) => {
             return Err(ProbeError::NoIptables {
                 nft: Box::new(nft),
                 legacy: Box::new(legacy),
             });
         }
-        (a, b) => (a.ok(), b.ok()),
+        (Ok(nft), Err(e)) => (Some(nft), None, unreadable_backend(e)),
+        (Err(e), Ok(legacy)) => (None, Some(legacy), unreadable_backend(e)),
+        (Ok(nft), Ok(legacy)) => (Some(nft), Some(legacy), None),
     };
     let backend = choose_backend(nft.as_deref(), legacy.as_deref());
     let text = match backend {
         Backend::Nft => nft,
         Backend::Legacy => legacy,
     };
-    Ok(text.map(|t| Iptables {
+    let rules = text.map(|t| Iptables {
         backend,
         rules: parse_save(&t),
-    }))
+    });
+    Ok((rules, unreadable))
+}
+
+/// `Some(e)` unless `e` says the program is not installed.
+fn unreadable_backend(e: ProbeError) -> Option<ProbeError> {
+    match &e {
+        ProbeError::Spawn { source, .. } if source.kind() == std::io::ErrorKind::NotFound => None,
+        _ => Some(e),
+    }
 }
 
 /// kube-proxy's choice between two `iptables-save` outputs.
@@ -191,6 +206,32 @@ mod tests {
         assert_eq!(choose_backend(Some(empty), Some(hint)), Backend::Legacy);
         assert_eq!(choose_backend(Some(hint), Some(one)), Backend::Nft);
         assert_eq!(choose_backend(None, Some(empty)), Backend::Legacy);
+    }
+
+    #[test]
+    fn a_backend_that_is_installed_but_unreadable_is_an_error_not_an_empty_table() {
+        let missing = ProbeError::Spawn {
+            program: "iptables-legacy-save",
+            source: std::io::Error::from(std::io::ErrorKind::NotFound),
+        };
+        assert!(unreadable_backend(missing).is_none());
+        let denied = ProbeError::Spawn {
+            program: "iptables-legacy-save",
+            source: std::io::Error::from(std::io::ErrorKind::PermissionDenied),
+        };
+        assert!(unreadable_backend(denied).is_some());
+        let failed = ProbeError::Failed {
+            program: "iptables-legacy-save",
+            status: std::process::ExitStatus::default(),
+            stderr: "Cannot initialize: Permission denied (you must be root)".into(),
+        };
+        let e = unreadable_backend(failed)
+            .map(|e| e.to_string())
+            .unwrap_or_default();
+        assert!(
+            e.contains("iptables-legacy-save") && e.contains("Permission denied"),
+            "{e}"
+        );
     }
 
     proptest! {

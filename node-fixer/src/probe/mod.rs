@@ -72,7 +72,10 @@ fn probe_here(set: ProbeSet) -> (NsSnapshot, Vec<String>) {
     }
     if set.iptables {
         match iptables::probe() {
-            Ok(rules) => snap.iptables = rules,
+            Ok((rules, unreadable)) => {
+                snap.iptables = rules;
+                errors.extend(unreadable.map(|e| format!("iptables: {e}")));
+            }
             Err(e) => errors.push(format!("iptables: {e}")),
         }
     }
