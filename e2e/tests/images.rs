@@ -15,7 +15,7 @@
 use k8s_openapi::api::apps::v1::DaemonSet;
 use k8s_openapi::api::core::v1::Pod;
 use netheal_crds::{Action, Check, Mode};
-use netheal_e2e::cluster::{Cluster, PodOptions, PodStyle};
+use netheal_e2e::cluster::{Cluster, PodOptions, PodStyle, faults};
 use netheal_e2e::container::{self, translate};
 use netheal_e2e::harness::policies::{POLICY, scenario_policy};
 use netheal_e2e::harness::{Harness, HarnessOptions, bins, read_sysctl};
@@ -356,14 +356,8 @@ fn each_capability_the_daemonset_grants_is_needed_and_its_absence_is_a_clear_err
 
     // Without NET_RAW, iptables-legacy (which opens a raw socket) cannot read or change the
     // rules: the REJECT rule stays and the error says why.
-    let rule = [
-        "-A",
-        "INPUT",
-        "-j",
-        "REJECT",
-        "--reject-with",
-        "icmp-host-prohibited",
-    ];
+    let rule = faults::split_rule(faults::REJECT_RULES[0]);
+    let rule: Vec<&str> = rule.iter().map(String::as_str).collect();
     let legacy = cluster.node("node1").unwrap();
     legacy.netns.exec("iptables-legacy", &rule).unwrap();
     let (ok, report, stderr) = fix_in_container(&cluster, "node1", &["NET_RAW"], &sysctl_dir);
