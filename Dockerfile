@@ -13,6 +13,8 @@ ARG RUST_IMAGE=docker.io/library/rust:1.95-slim-bookworm
 ARG DEBIAN_IMAGE=docker.io/library/debian:bookworm-slim
 
 FROM ${RUST_IMAGE} AS build
+# Marks the intermediate images, so that `make images` prunes its own dangling ones only.
+LABEL io.netheal.stage="build"
 WORKDIR /src
 # The whole workspace: cargo needs every member's manifest to resolve the lock file, even when
 # building two of them. .dockerignore keeps target/, .git and the docs out of the context.
@@ -32,6 +34,7 @@ RUN --mount=type=cache,target=/usr/local/cargo/registry \
 #   node-fixer runs; netlink and sysctls are native) and its libraries, and netbase
 #   (/etc/protocols, which iptables reads to name protocols).
 FROM ${DEBIAN_IMAGE} AS rootfs
+LABEL io.netheal.stage="rootfs"
 SHELL ["/bin/sh", "-eu", "-c"]
 RUN if ! dpkg-query -W iptables >/dev/null 2>&1; then \
         apt-get update; \

@@ -63,6 +63,9 @@ for target in operator node-fixer; do
   fi
 done
 elapsed=$((SECONDS - started))
+# Each build leaves the previous build stages dangling (about 1 GB each); remove those, and only
+# those (the Dockerfile labels its intermediate stages).
+"$ENGINE" image prune --force --filter label=io.netheal.stage >/dev/null 2>&1 || true
 for target in operator node-fixer; do
   image="$REGISTRY/netheal-$target:$TAG"
   bytes="$("$ENGINE" image inspect --format '{{.Size}}' "$image")"
