@@ -41,9 +41,11 @@ pub async fn patch_orders(
 }
 
 /// The merge patch that sets a policy's whole status: fields the new status leaves out are
-/// nulled, so that a merge patch removes them instead of keeping the old values.
-pub fn status_patch(status: &NetworkHealthPolicyStatus) -> Value {
-    let mut value = serde_json::to_value(status).unwrap_or_else(|_| json!({}));
+/// nulled, so that a merge patch removes them instead of keeping the old values. A status that
+/// cannot be serialised is an error, never an empty status (whose patch would null the action
+/// history the ledger is rebuilt from).
+pub fn status_patch(status: &NetworkHealthPolicyStatus) -> Result<Value, serde_json::Error> {
+    let mut value = serde_json::to_value(status)?;
     if let Value::Object(map) = &mut value {
         for key in [
             "observedGeneration",
@@ -56,7 +58,7 @@ pub fn status_patch(status: &NetworkHealthPolicyStatus) -> Value {
             map.entry(key).or_insert(Value::Null);
         }
     }
-    json!({ "status": value })
+    Ok(json!({ "status": value }))
 }
 
 /// Write a policy's status.
@@ -66,7 +68,11 @@ pub async fn patch_status(
     status: &NetworkHealthPolicyStatus,
 ) -> Result<NetworkHealthPolicy, kube::Error> {
     Api::<NetworkHealthPolicy>::all(client.clone())
-        .patch_status(policy, &params(), &Patch::Merge(status_patch(status)))
+        .patch_status(
+            policy,
+            &params(),
+            &Patch::Merge(status_patch(status).map_err(kube::Error::SerdeError)?),
+        )
         .await
 }
 
@@ -174,5 +180,27 @@ pub async fn execute(client: &Client, action: &ClusterAction, now: Timestamp) ->
         outcome,
         dry_run: false,
         message: message.or_else(|| Some(action.note.clone())),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_status_patch_sets_every_field_and_nulls_the_ones_left_out() {
+        let status = NetworkHealthPolicyStatus {
+            observed_generation: Some(3),
+            ..NetworkHealthPolicyStatus::default()
+        };
+        let patch = status_patch(&status).expect("a status serialises");
+        let fields = patch["status"].as_object().expect("an object");
+        assert_eq!(fields["observedGeneration"], 3);
+        for key in ["conditions", "findings", "actions", "actionsTruncated"] {
+            assert!(
+                fields.contains_key(key),
+                "{key} must be in the patch: {patch}"
+            );
+        }
     }
 }

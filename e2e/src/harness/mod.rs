@@ -632,7 +632,7 @@ impl Harness {
             )));
         }
         container::require_image(&image).map_err(|e| HarnessError::Other(e.to_string()))?;
-        let container_name = format!("netheal-e2e-{}-{name}", self.name);
+        let container_name = self.container_name(name);
         container::remove(&container_name);
         let args = container::run_command(&container_name, &spec.flags, &image, &spec.args);
         tracing::info!(name, image, flags = ?spec.flags, args = ?spec.args, "container");
