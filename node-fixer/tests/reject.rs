@@ -166,6 +166,60 @@ fn cli_fix_removes_the_rule_and_second_fix_does_nothing() {
     assert_eq!(doc["results"].as_array().unwrap().len(), 0);
 }
 
+/// While another program holds the xtables lock (kube-proxy mid-write, or stuck), the fix waits
+/// a bounded time, then fails with the lock named, and the rule stays.
+#[test]
+fn a_held_xtables_lock_fails_the_fix_after_a_bounded_wait_and_keeps_the_rule() {
+    let (a, _b) = bed("rjw", "iptables-legacy");
+    let dir = tempfile::tempdir().unwrap();
+    let lock = dir.path().join("xtables.lock");
+    // iptables takes the lock file from XTABLES_LOCKFILE: the host's /run/xtables.lock stays
+    // free. A thread holds it for up to 30 s, or until the fix has returned.
+    let file = std::fs::File::create(&lock).unwrap();
+    let held = nix::fcntl::Flock::lock(file, nix::fcntl::FlockArg::LockExclusive)
+        .map_err(|(_, e)| e)
+        .unwrap();
+    let (release, released) = std::sync::mpsc::channel::<()>();
+    let holder = std::thread::spawn(move || {
+        let _ = released.recv_timeout(std::time::Duration::from_secs(30));
+        drop(held);
+    });
+    let started = std::time::Instant::now();
+    let out = bin()
+        .args([
+            "fix",
+            "--netns",
+            "nf-rjw-b",
+            "--pod-netns",
+            "/var/run/netns/nf-cni-rjw-*",
+            "--output",
+            "json",
+            "--sysctl-dir",
+        ])
+        .arg(dir.path())
+        .env("XTABLES_LOCKFILE", &lock)
+        .output()
+        .unwrap();
+    let took = started.elapsed();
+    let _ = release.send(());
+    holder.join().unwrap();
+    assert!(
+        took < std::time::Duration::from_secs(25),
+        "the fix must not wait for the lock as long as it is held: {took:?}"
+    );
+    let doc: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let results = doc["results"].as_array().unwrap();
+    assert_eq!(results.len(), 2, "{doc}");
+    for r in results {
+        assert_eq!(r["outcome"], "Failed", "{r}");
+        assert!(
+            r["message"].as_str().unwrap().contains("xtables lock"),
+            "{r}"
+        );
+    }
+    assert!(!a.ping("10.79.0.2", 1), "the rules stay");
+}
+
 /// A firewall tool that keeps its REJECT in its own chain (`INPUT -j IN_public`): found and
 /// removed only with `followJumps`; kube-proxy's chain, jumped to from INPUT as well, is never
 /// entered.

@@ -7,6 +7,11 @@ use crate::snapshot::Backend;
 use std::io::Write;
 use std::process::{Command, Stdio};
 
+/// How long a restore waits for the xtables lock (`--wait`): kube-proxy and the CNI hold it for
+/// their own writes. Without the flag iptables-legacy-restore 1.8 waits for as long as the holder
+/// keeps it (measured: it blocks on the lock), so a stuck holder would hang the fix.
+const XTABLES_LOCK_WAIT: &str = "--wait=5";
+
 /// How many times `-A chain spec` is in the table now.
 fn count(
     backend: Backend,
@@ -43,7 +48,7 @@ pub fn remove_here(
     let batch = format!("*{table}\n-D {chain} {spec}\nCOMMIT\n");
     let run = || -> Result<std::process::Output, std::io::Error> {
         let mut child = Command::new(backend.restore())
-            .arg("--noflush")
+            .args(["--noflush", XTABLES_LOCK_WAIT])
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
