@@ -465,6 +465,11 @@ async fn a_vtep_gap_deletes_the_cni_agent_pod_on_that_node_with_a_uid_preconditi
     h.report(report_with("n1", vec![vtep]));
     let mut agent = pod("kube-system", "canal-a", "n1", "172.18.0.2", 10, true);
     agent.spec.host_network = Some(true);
+    // Only a DaemonSet's agent pod is ever deleted (the DaemonSet starts the replacement).
+    if let Some(owners) = agent.metadata.owner_references.as_mut() {
+        owners[0].kind = "DaemonSet".into();
+        owners[0].name = "canal".into();
+    }
     h.pod(agent);
     let policy_json = serde_json::to_value(enforce_policy("p")).unwrap();
 

@@ -87,8 +87,9 @@ pub fn agent_pods_by_node<'a>(
     out
 }
 
-/// The CNI agent pod on a node: selected by namespace and labels, not being deleted; the
-/// newest when there are several.
+/// The CNI agent pod on a node: selected by namespace and labels, controlled by a DaemonSet
+/// (which starts the replacement; a bare pod or one of another controller is never deleted),
+/// not being deleted; the newest when there are several.
 pub fn agent_pod<'a>(on_node: &[&'a SlimPod], selector: &AgentSelector) -> Option<&'a SlimPod> {
     on_node
         .iter()
@@ -96,6 +97,7 @@ pub fn agent_pod<'a>(on_node: &[&'a SlimPod], selector: &AgentSelector) -> Optio
             p.metadata.namespace.as_deref() == Some(selector.namespace.as_str())
                 && p.has_labels(&selector.labels)
                 && p.metadata.deletion_timestamp.is_none()
+                && p.controller().is_some_and(|(kind, _)| kind == "DaemonSet")
         })
         .max_by_key(|p| (p.created(), p.key()))
         .copied()

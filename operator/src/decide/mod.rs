@@ -411,7 +411,7 @@ impl Pass<'_> {
                     .collect();
                 let Some(pod) = cluster_actions::agent_pod(&agents, selector) else {
                     return format!(
-                        "no CNI agent pod in namespace {} with labels {:?} on this node",
+                        "no CNI agent pod owned by a DaemonSet in namespace {} with labels {:?} on this node",
                         selector.namespace, selector.labels
                     );
                 };

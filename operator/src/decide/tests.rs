@@ -488,6 +488,35 @@ fn apply_cluster_actions(w: &mut World, d: &Decision, now: i64) {
 }
 
 #[test]
+fn only_a_cni_agent_pod_a_daemonset_controls_is_ever_deleted() {
+    for owner in [None, Some("ReplicaSet")] {
+        let mut w = overlay_world();
+        for p in &mut w.pods {
+            let m = Arc::make_mut(p);
+            match owner {
+                None => m.metadata.owner_references = None,
+                Some(kind) => {
+                    if let Some(o) = m.metadata.owner_references.as_mut() {
+                        o[0].kind = kind.into();
+                    }
+                }
+            }
+        }
+        let d = w.step(1000);
+        assert!(
+            d.cluster_actions.is_empty(),
+            "{owner:?}: {:?}",
+            d.cluster_actions
+        );
+        assert!(
+            disposition(&d, "p", "n1")[0].contains("no CNI agent pod owned by a DaemonSet"),
+            "{owner:?}: {:?}",
+            disposition(&d, "p", "n1")
+        );
+    }
+}
+
+#[test]
 fn cni_agents_restart_one_node_at_a_time_gated_on_the_new_pod_being_ready() {
     let mut w = overlay_world();
     let d = w.step(1000);
