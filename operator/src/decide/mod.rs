@@ -479,10 +479,17 @@ impl Pass<'_> {
                 bare.join(", ")
             );
         }
-        let node = item.node.name.clone();
         let base = orders::action_id(&item.finding.id, self.inputs.now);
+        let max = policy_max_nodes(self.inputs, policy);
         let mut evicted = Vec::new();
+        let mut waiting = Vec::new();
         for (i, pod) in owned.iter().enumerate() {
+            // Every node an eviction touches passes the node gates, not only the finding's.
+            let node = pod.node().unwrap_or(item.node.name.as_str()).to_string();
+            if let Err(why) = self.victim_node_gate(&node, max) {
+                waiting.push(format!("{} on node {node}: {why}", pod.key()));
+                continue;
+            }
             let pod = PodRef::of(pod);
             evicted.push(pod.to_string());
             self.decision.cluster_actions.push(ClusterAction {
@@ -496,8 +503,11 @@ impl Pass<'_> {
                 note: format!("{} also holds {}; keep {keep_key}", pod, group.ip),
                 pod,
             });
+            self.in_flight.insert(node);
         }
-        self.in_flight.insert(node);
+        if evicted.is_empty() {
+            return format!("waiting: {} (keep {keep_key})", waiting.join("; "));
+        }
         let mut disposition = format!(
             "approved: RecreatePod: evict {} (keep {keep_key})",
             evicted.join(", ")
@@ -508,6 +518,35 @@ impl Pass<'_> {
                 bare.join(", ")
             ));
         }
+        if !waiting.is_empty() {
+            disposition.push_str(&format!("; waiting: {}", waiting.join("; ")));
+        }
         disposition
     }
+
+    /// The node gates for a pod evicted on `node` (which may differ from the finding's node):
+    /// the node is known and not paused, and the in-flight limit admits it.
+    fn victim_node_gate(&self, node: &str, max: usize) -> Result<(), String> {
+        match self.inputs.nodes.iter().find(|n| n.name == node) {
+            None => return Err("the node is unknown".into()),
+            Some(n) if n.paused => return Err("the node is paused".into()),
+            Some(_) => {}
+        }
+        if !self.in_flight.contains(node) && self.in_flight.len() >= max {
+            return Err(format!(
+                "{} nodes in flight, maxConcurrentNodes {max}",
+                self.in_flight.len()
+            ));
+        }
+        Ok(())
+    }
+}
+
+/// The policy's `maxConcurrentNodes`.
+fn policy_max_nodes(inputs: &Inputs<'_>, policy: &str) -> usize {
+    inputs
+        .policies
+        .iter()
+        .find(|p| p.metadata.name.as_deref() == Some(policy))
+        .map_or(1, |p| p.spec.remediation.max_concurrent_nodes as usize)
 }

@@ -633,6 +633,62 @@ fn duplicate_ips_evict_controller_owned_pods_and_keep_the_oldest() {
 }
 
 #[test]
+fn a_duplicate_on_another_node_is_evicted_only_when_that_node_passes_the_gates() {
+    // web-3 holds the same IP on n2.
+    let cross = || {
+        let mut w = duplicate_world().with_node("n2", vec![]);
+        w.pods[2] = pod("default", "web-3", "n2", "10.244.1.5", 200);
+        w.policy().spec.remediation.max_concurrent_nodes = 2;
+        w
+    };
+    let evicted = |d: &Decision| -> Vec<(String, String)> {
+        d.cluster_actions
+            .iter()
+            .map(|a| (a.pod.to_string(), a.node.clone()))
+            .collect()
+    };
+
+    let d = cross().decide(1000);
+    assert_eq!(
+        evicted(&d),
+        [
+            ("default/web-1".to_string(), "n1".to_string()),
+            ("default/web-3".to_string(), "n2".to_string())
+        ]
+    );
+    assert_eq!(
+        d.nodes_in_flight.iter().cloned().collect::<Vec<_>>(),
+        ["n1", "n2"]
+    );
+
+    let mut w = cross();
+    w.nodes[1].paused = true;
+    let d = w.decide(1000);
+    assert_eq!(
+        evicted(&d),
+        [("default/web-1".to_string(), "n1".to_string())]
+    );
+    let why = &disposition(&d, "p", "n1")[0];
+    assert!(
+        why.contains("default/web-3 on node n2: the node is paused"),
+        "{why}"
+    );
+
+    let mut w = cross();
+    w.policy().spec.remediation.max_concurrent_nodes = 1;
+    let d = w.decide(1000);
+    assert_eq!(
+        evicted(&d),
+        [("default/web-1".to_string(), "n1".to_string())]
+    );
+    let why = &disposition(&d, "p", "n1")[0];
+    assert!(
+        why.contains("on node n2: 1 nodes in flight, maxConcurrentNodes 1"),
+        "{why}"
+    );
+}
+
+#[test]
 fn bare_pods_are_reported_never_evicted() {
     let mut w = duplicate_world();
     for p in &mut w.pods {
