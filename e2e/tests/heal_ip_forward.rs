@@ -42,8 +42,8 @@ async fn ip_forward_off_is_proposed_in_dry_run_and_fixed_in_enforce() {
     h.expect_proposed(POLICY, "node2", Check::IpForward, Action::SetSysctl)
         .await
         .unwrap();
-    // The node reports `net.ipv4.ip_forward` and its alias `conf.all.forwarding`: the policy
-    // proposes the fix for the finding read above too.
+    // One finding for the switch (`conf.all.forwarding` is the same variable): the policy
+    // proposes the fix for it.
     let target = finding.target.clone();
     h.wait_policy(
         POLICY,

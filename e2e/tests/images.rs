@@ -170,13 +170,8 @@ async fn the_images_heal_every_node_local_fault_with_the_manifests_privileges() 
 
     let node_ns = h.node_netns("node1");
     let pod_target = format!("netns {joined} net.ipv4.conf.all.arp_ignore");
-    // ip_forward and conf.all.forwarding are one kernel switch: whichever is fixed first.
-    h.expect_applied(POLICY, "node1", Action::SetSysctl, |r| {
-        r.target == "net.ipv4.ip_forward" || r.target == "net.ipv4.conf.all.forwarding"
-    })
-    .await
-    .unwrap();
     for (action, target) in [
+        (Action::SetSysctl, "net.ipv4.ip_forward".to_string()),
         (
             Action::SetSysctl,
             "net.ipv4.conf.all.arp_ignore".to_string(),
@@ -227,8 +222,7 @@ async fn the_images_heal_every_node_local_fault_with_the_manifests_privileges() 
     let text = std::fs::read_to_string(&dropin).unwrap_or_default();
     assert!(
         text.contains("net.ipv4.conf.all.arp_ignore = 0")
-            && (text.contains("net.ipv4.ip_forward = 1")
-                || text.contains("net.ipv4.conf.all.forwarding = 1")),
+            && text.contains("net.ipv4.ip_forward = 1"),
         "{}: {text}",
         dropin.display()
     );

@@ -32,10 +32,8 @@ fn forwarding_off_on_the_router_is_found_fixed_and_persisted() {
     let policy = policy();
     let scan = engine::scan(&policy, &config);
     assert!(scan.errors.is_empty(), "{:?}", scan.errors);
-    assert_eq!(
-        targets(&scan.findings),
-        ["net.ipv4.conf.all.forwarding", "net.ipv4.ip_forward"]
-    );
+    // ip_forward and conf.all.forwarding are one kernel variable: one finding.
+    assert_eq!(targets(&scan.findings), ["net.ipv4.ip_forward"]);
     assert!(
         scan.findings
             .iter()
@@ -43,25 +41,33 @@ fn forwarding_off_on_the_router_is_found_fixed_and_persisted() {
     );
 
     let results = fix_all(&policy, &config, false);
-    // Writing ip_forward also turns conf.all.forwarding on: whichever runs second is NoChange.
-    let mut outcomes: Vec<_> = results.iter().map(|r| r.outcome).collect();
-    outcomes.sort_by_key(|o| o.as_str());
-    assert_eq!(outcomes, [Outcome::Applied, Outcome::NoChange]);
+    let outcomes: Vec<_> = results.iter().map(|r| r.outcome).collect();
+    assert_eq!(outcomes, [Outcome::Applied], "one fix, recorded once");
+    assert_eq!(
+        (results[0].before.as_str(), results[0].after.as_str()),
+        ("0", "1")
+    );
     assert_eq!(sysctl(&r, "net/ipv4/ip_forward"), "1");
+    assert_eq!(sysctl(&r, "net/ipv4/conf/all/forwarding"), "1");
     assert!(a.ping("10.81.2.2", 2), "traffic must flow again");
     let dropin = std::fs::read_to_string(dir.path().join("90-netheal.conf")).unwrap();
     assert!(
         dropin.starts_with("# kept\nvm.swappiness = 10\n"),
         "{dropin}"
     );
+    assert!(dropin.contains("net.ipv4.ip_forward = 1"), "{dropin}");
     assert!(
-        dropin.contains("net.ipv4.conf.all.forwarding = 1")
-            || dropin.contains("net.ipv4.ip_forward = 1"),
-        "{dropin}"
+        !dropin.contains("forwarding"),
+        "one name in the drop-in: {dropin}"
     );
     assert!(engine::scan(&policy, &config).findings.is_empty());
 
     // Someone resets it: a fresh scan finds it again (findings come back, they are not latched).
-    r.set_sysctl("net/ipv4/ip_forward", "0").unwrap();
-    assert_eq!(engine::scan(&policy, &config).findings.len(), 2);
+    r.set_sysctl("net/ipv4/conf/all/forwarding", "0").unwrap();
+    let again = engine::scan(&policy, &config).findings;
+    assert_eq!(
+        targets(&again),
+        ["net.ipv4.ip_forward"],
+        "either name, one finding"
+    );
 }
