@@ -1,11 +1,18 @@
 //! Which approved orders to execute (pure). Each order runs at most once: an order whose id
 //! already has an answer (in the report's `status.results` read from the API, or in this
 //! process's memory) is never executed again.
+//!
+//! An order is an approval of one finding this node observed, not a command: what runs is
+//! rebuilt from the node's own current finding with that id, and an order whose check, target,
+//! action or parameters differ from it is refused (`Skipped`, saying what differs). The report an
+//! order was derived from may have been written by anyone allowed to write reports.
 
 use super::policy_select::NamedPolicy;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
-use netheal_crds::{NetworkHealthPolicySpec, Outcome, RemediationOrder, RemediationResult};
-use std::collections::HashSet;
+use netheal_crds::{
+    Finding, NetworkHealthPolicySpec, Outcome, RemediationOrder, RemediationResult,
+};
+use std::collections::{HashMap, HashSet};
 
 /// What to do with one unanswered order.
 #[derive(Clone, Debug, PartialEq)]
@@ -44,14 +51,15 @@ pub fn answer(
 /// Plan the orders of `spec.remediations` that have no answer yet.
 ///
 /// - `answered`: ids with a result (from the API and from memory);
-/// - `open_findings`: the finding ids of the latest scan: an order for a finding that is gone
-///   is answered `NoChange` without running;
+/// - `open_findings`: the findings of the latest scan, by id: an order for a finding that is
+///   gone is answered `NoChange` without running; one that differs from the finding is
+///   `Skipped`; otherwise the order is rebuilt from the finding;
 /// - `applying`: the policies that select this node: an order from a policy that no longer
 ///   exists or no longer selects this node is `Skipped`, as is a cluster-level action.
 pub fn plan(
     orders: &[RemediationOrder],
     answered: &HashSet<String>,
-    open_findings: &HashSet<String>,
+    open_findings: &HashMap<String, &Finding>,
     applying: &[NamedPolicy],
     now: &Time,
 ) -> Vec<Plan> {
@@ -82,7 +90,7 @@ pub fn plan(
                     now,
                 ));
             };
-            if !open_findings.contains(&o.finding_id) {
+            let Some(finding) = open_findings.get(&o.finding_id) else {
                 return Plan::Answer(answer(
                     o,
                     Outcome::NoChange,
@@ -92,13 +100,67 @@ pub fn plan(
                     ),
                     now,
                 ));
+            };
+            if let Some(differs) = difference(o, finding) {
+                return Plan::Answer(answer(
+                    o,
+                    Outcome::Skipped,
+                    format!(
+                        "refused: the order differs from finding {} as this node observes it: {differs}",
+                        o.finding_id
+                    ),
+                    now,
+                ));
             }
             Plan::Execute {
-                order: o.clone(),
+                order: RemediationOrder {
+                    check: finding.check,
+                    target: finding.target.clone(),
+                    parameters: finding.details.clone(),
+                    ..o.clone()
+                },
                 policy: Box::new(policy.spec.clone()),
             }
         })
         .collect()
+}
+
+/// What differs between an order and the node's own finding, if anything.
+fn difference(order: &RemediationOrder, finding: &Finding) -> Option<String> {
+    let action = finding.action.or_else(|| finding.check.remedy());
+    if order.check != finding.check {
+        return Some(format!(
+            "check {} (observed {})",
+            order.check, finding.check
+        ));
+    }
+    if order.target != finding.target {
+        return Some(format!(
+            "target {:?} (observed {:?})",
+            order.target, finding.target
+        ));
+    }
+    if action != Some(order.action) {
+        let observed = action.map_or_else(|| "none".to_string(), |a| a.to_string());
+        return Some(format!("action {} (observed {observed})", order.action));
+    }
+    if order.parameters != finding.details {
+        let keys: Vec<&str> = order
+            .parameters
+            .iter()
+            .filter(|(k, v)| finding.details.get(*k) != Some(v))
+            .map(|(k, _)| k.as_str())
+            .chain(
+                finding
+                    .details
+                    .keys()
+                    .filter(|k| !order.parameters.contains_key(*k))
+                    .map(String::as_str),
+            )
+            .collect();
+        return Some(format!("parameters {}", keys.join(", ")));
+    }
+    None
 }
 
 #[cfg(test)]
@@ -135,13 +197,94 @@ mod tests {
         ids.iter().map(|s| s.to_string()).collect()
     }
 
+    /// The finding `id` the test orders are for: ip_forward off, fixed by SetSysctl.
+    fn finding(id: &str) -> Finding {
+        Finding {
+            id: id.into(),
+            check: Check::IpForward,
+            target: "net.ipv4.ip_forward".into(),
+            observed: "0".into(),
+            desired: "1".into(),
+            action: Some(Action::SetSysctl),
+            details: Default::default(),
+            policy: None,
+            message: None,
+            first_seen: None,
+            last_seen: None,
+        }
+    }
+
+    fn open(findings: &[Finding]) -> HashMap<String, &Finding> {
+        findings.iter().map(|f| (f.id.clone(), f)).collect()
+    }
+
+    #[test]
+    fn an_order_that_differs_from_the_nodes_own_finding_is_refused() {
+        let mut observed = finding("f1");
+        observed
+            .details
+            .insert("sysctl".into(), "net/ipv4/ip_forward".into());
+        observed.details.insert("value".into(), "1".into());
+        let honest = {
+            let mut o = order("o0", Action::SetSysctl, "f1", "p");
+            o.parameters = observed.details.clone();
+            o
+        };
+        let mut forged_key = honest.clone();
+        forged_key.id = "o1".into();
+        forged_key
+            .parameters
+            .insert("sysctl".into(), "kernel/panic".into());
+        let mut forged_target = honest.clone();
+        forged_target.id = "o2".into();
+        forged_target.target = "net.ipv4.conf.all.arp_ignore".into();
+        let mut forged_action = honest.clone();
+        forged_action.id = "o3".into();
+        forged_action.action = Action::DeleteNeighbour;
+        let orders = [honest, forged_key, forged_target, forged_action];
+        let plans = plan(
+            &orders,
+            &set(&[]),
+            &open(&[observed.clone()]),
+            &policies(),
+            &t(),
+        );
+        let Plan::Execute { order, .. } = &plans[0] else {
+            panic!("{plans:?}")
+        };
+        assert_eq!(
+            order.parameters, observed.details,
+            "rebuilt from the finding"
+        );
+        for (plan, what) in plans[1..]
+            .iter()
+            .zip(["parameters sysctl", "target", "action"])
+        {
+            let Plan::Answer(r) = plan else {
+                panic!("{plans:?}")
+            };
+            assert_eq!(r.outcome, Outcome::Skipped);
+            let message = r.message.as_deref().unwrap_or_default();
+            assert!(
+                message.starts_with("refused:") && message.contains(what),
+                "{message}"
+            );
+        }
+    }
+
     #[test]
     fn answered_orders_are_never_planned_again() {
         let orders = [
             order("o1", Action::SetSysctl, "f1", "p"),
             order("o2", Action::SetSysctl, "f1", "p"),
         ];
-        let plans = plan(&orders, &set(&["o1"]), &set(&["f1"]), &policies(), &t());
+        let plans = plan(
+            &orders,
+            &set(&["o1"]),
+            &open(&[finding("f1")]),
+            &policies(),
+            &t(),
+        );
         assert_eq!(plans.len(), 1);
         let Plan::Execute { order, .. } = &plans[0] else {
             panic!("{plans:?}")
@@ -151,7 +294,7 @@ mod tests {
             plan(
                 &orders,
                 &set(&["o1", "o2"]),
-                &set(&["f1"]),
+                &open(&[finding("f1")]),
                 &policies(),
                 &t()
             )
@@ -166,7 +309,14 @@ mod tests {
             order("o1", Action::SetSysctl, "f1", "p"),
         ];
         assert_eq!(
-            plan(&orders, &set(&[]), &set(&["f1"]), &policies(), &t()).len(),
+            plan(
+                &orders,
+                &set(&[]),
+                &open(&[finding("f1")]),
+                &policies(),
+                &t()
+            )
+            .len(),
             1
         );
     }
@@ -174,7 +324,13 @@ mod tests {
     #[test]
     fn an_order_for_a_gone_finding_is_answered_no_change() {
         let orders = [order("o1", Action::SetSysctl, "gone", "p")];
-        let plans = plan(&orders, &set(&[]), &set(&["f1"]), &policies(), &t());
+        let plans = plan(
+            &orders,
+            &set(&[]),
+            &open(&[finding("f1")]),
+            &policies(),
+            &t(),
+        );
         let Plan::Answer(r) = &plans[0] else {
             panic!("{plans:?}")
         };
@@ -190,7 +346,13 @@ mod tests {
             order("o1", Action::SetSysctl, "f1", "other"),
             order("o2", Action::RestartCniPod, "f1", "p"),
         ];
-        let plans = plan(&orders, &set(&[]), &set(&["f1"]), &policies(), &t());
+        let plans = plan(
+            &orders,
+            &set(&[]),
+            &open(&[finding("f1")]),
+            &policies(),
+            &t(),
+        );
         for p in &plans {
             let Plan::Answer(r) = p else {
                 panic!("{plans:?}")

@@ -17,7 +17,7 @@ use netheal_crds::{
     Finding, NetworkHealthPolicy, NetworkHealthPolicySpec, NodeNetworkReport,
     NodeNetworkReportStatus, RemediationOrder, RemediationResult, finding_id,
 };
-use std::collections::{BTreeMap, HashSet};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
@@ -250,15 +250,16 @@ impl Worker {
         let mut new_results = Vec::new();
         if self.stores.reports_ready.load(Ordering::Acquire) && !orders.is_empty() {
             let answered: HashSet<String> = recorded.iter().map(|r| r.id.clone()).collect();
-            let open: HashSet<String> = scan
+            let open: HashMap<String, &netheal_crds::Finding> = scan
                 .findings
                 .iter()
                 .map(|f| {
-                    if f.id.is_empty() {
+                    let id = if f.id.is_empty() {
                         finding_id(f.check, &f.target)
                     } else {
                         f.id.clone()
-                    }
+                    };
+                    (id, f)
                 })
                 .collect();
             let now = now_seconds(jiff::Timestamp::now());
