@@ -136,24 +136,19 @@ fn check_labels(check: Check) -> Labels {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use netheal_crds::{Action, Outcome, finding_id};
+    use netheal_crds::{Action, Outcome};
 
     #[test]
     fn exposition_has_the_contract_names_and_values() {
         let m = Metrics::new();
-        let f = Finding {
-            id: finding_id(Check::IpForward, "net.ipv4.ip_forward"),
-            check: Check::IpForward,
-            target: "net.ipv4.ip_forward".into(),
-            observed: "0".into(),
-            desired: "1".into(),
-            action: Some(Action::SetSysctl),
-            details: Default::default(),
-            policy: None,
-            message: None,
-            first_seen: None,
-            last_seen: None,
-        };
+        let f = crate::checks::finding(
+            Check::IpForward,
+            "net.ipv4.ip_forward".into(),
+            "0".into(),
+            "1".into(),
+            "IPv4 forwarding is off".into(),
+            Default::default(),
+        );
         m.scanned(Duration::from_millis(3), &[f]);
         m.fixed(&RemediationResult {
             id: "o".into(),

@@ -199,19 +199,16 @@ mod tests {
 
     /// The finding `id` the test orders are for: ip_forward off, fixed by SetSysctl.
     fn finding(id: &str) -> Finding {
-        Finding {
-            id: id.into(),
-            check: Check::IpForward,
-            target: "net.ipv4.ip_forward".into(),
-            observed: "0".into(),
-            desired: "1".into(),
-            action: Some(Action::SetSysctl),
-            details: Default::default(),
-            policy: None,
-            message: None,
-            first_seen: None,
-            last_seen: None,
-        }
+        let mut f = crate::checks::finding(
+            Check::IpForward,
+            "net.ipv4.ip_forward".into(),
+            "0".into(),
+            "1".into(),
+            "IPv4 forwarding is off".into(),
+            Default::default(),
+        );
+        f.id = id.into();
+        f
     }
 
     fn open(findings: &[Finding]) -> HashMap<String, &Finding> {
