@@ -5,3 +5,4 @@ pub mod container;
 pub mod controlplane;
 pub mod harness;
 pub mod netns;
+pub mod procfs;

@@ -19,6 +19,7 @@ use netheal_e2e::cluster::{Cluster, PodOptions, PodStyle, faults};
 use netheal_e2e::container::{self, translate};
 use netheal_e2e::harness::policies::{POLICY, scenario_policy};
 use netheal_e2e::harness::{Harness, HarnessOptions, bins, read_sysctl};
+use netheal_e2e::procfs;
 use std::time::Duration;
 
 /// The capability names, by bit (linux/capability.h).
@@ -69,26 +70,19 @@ const CAPABILITIES: [&str; 41] = [
 /// What the kernel says the container's process has: its effective capabilities, uid and
 /// `NoNewPrivs`, from `/proc/<pid>/status`.
 fn process_status(inspect: &serde_json::Value) -> (Vec<&'static str>, String, String) {
-    let pid = inspect["State"]["Pid"].as_u64().unwrap();
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
-    let field = |name: &str| {
-        status
-            .lines()
-            .find_map(|l| l.strip_prefix(name))
-            .map(|v| v.trim().to_string())
-            .unwrap_or_default()
-    };
-    let eff = u64::from_str_radix(&field("CapEff:"), 16).unwrap();
+    let pid = inspect["State"]["Pid"].as_u64().unwrap().to_string();
+    let field = |name: &str| procfs::status_field(&pid, name).unwrap_or_default();
+    let eff = u64::from_str_radix(&field("CapEff"), 16).unwrap();
     let caps = (0..CAPABILITIES.len())
         .filter(|bit| eff & (1 << bit) != 0)
         .map(|bit| CAPABILITIES[bit])
         .collect();
-    let uid = field("Uid:")
+    let uid = field("Uid")
         .split_whitespace()
         .next()
         .unwrap_or_default()
         .to_string();
-    (caps, uid, field("NoNewPrivs:"))
+    (caps, uid, field("NoNewPrivs"))
 }
 
 /// `podman inspect` of a container the harness started (`podman run` creates it shortly after).

@@ -20,15 +20,7 @@ const NS: &str = "nf-bench";
 const RUNS: usize = 5;
 
 fn vm_hwm_kib() -> u64 {
-    std::fs::read_to_string("/proc/self/status")
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find(|l| l.starts_with("VmHWM:"))
-                .and_then(|l| l.split_whitespace().nth(1))
-                .and_then(|v| v.parse().ok())
-        })
-        .unwrap_or(0)
+    netheal_e2e::procfs::status_kib("self", "VmHWM")
 }
 
 /// Child mode: do one measurement and print `<nanos> <peak KiB> <count>`.

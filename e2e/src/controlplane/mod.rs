@@ -541,15 +541,7 @@ fn write_file(path: &Path, text: &str) -> Result<(), ControlPlaneError> {
 
 /// `VmRSS` of `pid` in KiB (0 when unreadable).
 pub fn rss_kib(pid: u32) -> u64 {
-    std::fs::read_to_string(format!("/proc/{pid}/status"))
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find(|l| l.starts_with("VmRSS:"))
-                .and_then(|l| l.split_whitespace().nth(1))
-                .and_then(|v| v.parse().ok())
-        })
-        .unwrap_or(0)
+    crate::procfs::status_kib(&pid.to_string(), "VmRSS")
 }
 
 impl Drop for ControlPlane {

@@ -623,9 +623,10 @@ impl Harness {
         let spec = translate::run_spec(pod, &ctx)
             .map_err(|e| HarnessError::Other(format!("{name}: the manifest: {e}")))?;
         let image = container::image(component);
-        if !spec.image.ends_with(&format!("netheal-{component}"))
-            && !spec.image.contains(&format!("netheal-{component}:"))
-        {
+        // `netheal-node-fixer`, `ghcr.io/netheal/netheal-node-fixer:0.1.0`: the repository's
+        // last path segment, without its tag.
+        let repository = spec.image.rsplit('/').next().unwrap_or_default();
+        if repository.split(':').next() != Some(format!("netheal-{component}").as_str()) {
             return Err(HarnessError::Other(format!(
                 "{name}: the manifest's image {} is not netheal-{component}",
                 spec.image

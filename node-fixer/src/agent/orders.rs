@@ -215,6 +215,17 @@ mod tests {
         findings.iter().map(|f| (f.id.clone(), f)).collect()
     }
 
+    /// Plan `orders`, none answered, with finding f1 open and policy p applying.
+    fn plan_new(orders: &[RemediationOrder]) -> Vec<Plan> {
+        plan(
+            orders,
+            &set(&[]),
+            &open(&[finding("f1")]),
+            &policies(),
+            &t(),
+        )
+    }
+
     #[test]
     fn an_order_that_differs_from_the_nodes_own_finding_is_refused() {
         let mut observed = finding("f1");
@@ -321,13 +332,7 @@ mod tests {
     #[test]
     fn an_order_for_a_gone_finding_is_answered_no_change() {
         let orders = [order("o1", Action::SetSysctl, "gone", "p")];
-        let plans = plan(
-            &orders,
-            &set(&[]),
-            &open(&[finding("f1")]),
-            &policies(),
-            &t(),
-        );
+        let plans = plan_new(&orders);
         let Plan::Answer(r) = &plans[0] else {
             panic!("{plans:?}")
         };
@@ -343,13 +348,7 @@ mod tests {
             order("o1", Action::SetSysctl, "f1", "other"),
             order("o2", Action::RestartCniPod, "f1", "p"),
         ];
-        let plans = plan(
-            &orders,
-            &set(&[]),
-            &open(&[finding("f1")]),
-            &policies(),
-            &t(),
-        );
+        let plans = plan_new(&orders);
         for p in &plans {
             let Plan::Answer(r) = p else {
                 panic!("{plans:?}")

@@ -363,7 +363,7 @@ impl Pass<'_> {
             self.cni_gate(node)?;
         }
         let max = remediation.max_concurrent_nodes as usize;
-        if !self.in_flight.contains(node) && self.in_flight.len() >= max {
+        if self.over_node_limit(node, max) {
             return Err(Why::Concurrency {
                 in_flight: self.in_flight.len(),
                 max,
@@ -433,7 +433,7 @@ impl Pass<'_> {
                 self.in_flight.insert(node.to_string());
                 disposition
             }
-            Action::RecreatePod => self.approve_recreate(policy_name, item),
+            Action::RecreatePod => self.approve_recreate(policy, item),
             _ => {
                 let open = self.open_orders.entry(node.to_string()).or_default();
                 if open.len() >= MAX_REPORT_ORDERS {
@@ -460,7 +460,9 @@ impl Pass<'_> {
         }
     }
 
-    fn approve_recreate(&mut self, policy: &str, item: &Work<'_>) -> String {
+    fn approve_recreate(&mut self, policy: &NetworkHealthPolicy, item: &Work<'_>) -> String {
+        let max = policy.spec.remediation.max_concurrent_nodes as usize;
+        let policy = name(policy);
         let Some(group) = item.duplicate else {
             return "report-only: RecreatePod needs the pods' list".into();
         };
@@ -480,7 +482,6 @@ impl Pass<'_> {
             );
         }
         let base = orders::action_id(&item.finding.id, self.inputs.now);
-        let max = policy_max_nodes(self.inputs, policy);
         let mut evicted = Vec::new();
         let mut waiting = Vec::new();
         for (i, pod) in owned.iter().enumerate() {
@@ -532,7 +533,7 @@ impl Pass<'_> {
             Some(n) if n.paused => return Err("the node is paused".into()),
             Some(_) => {}
         }
-        if !self.in_flight.contains(node) && self.in_flight.len() >= max {
+        if self.over_node_limit(node, max) {
             return Err(format!(
                 "{} nodes in flight, maxConcurrentNodes {max}",
                 self.in_flight.len()
@@ -540,13 +541,9 @@ impl Pass<'_> {
         }
         Ok(())
     }
-}
 
-/// The policy's `maxConcurrentNodes`.
-fn policy_max_nodes(inputs: &Inputs<'_>, policy: &str) -> usize {
-    inputs
-        .policies
-        .iter()
-        .find(|p| p.metadata.name.as_deref() == Some(policy))
-        .map_or(1, |p| p.spec.remediation.max_concurrent_nodes as usize)
+    /// True when `node` is not in flight yet and `max` nodes already are.
+    fn over_node_limit(&self, node: &str, max: usize) -> bool {
+        !self.in_flight.contains(node) && self.in_flight.len() >= max
+    }
 }

@@ -661,30 +661,24 @@ fn a_duplicate_on_another_node_is_evicted_only_when_that_node_passes_the_gates()
         ["n1", "n2"]
     );
 
-    let mut w = cross();
-    w.nodes[1].paused = true;
-    let d = w.decide(1000);
-    assert_eq!(
-        evicted(&d),
-        [("default/web-1".to_string(), "n1".to_string())]
-    );
-    let why = &disposition(&d, "p", "n1")[0];
-    assert!(
-        why.contains("default/web-3 on node n2: the node is paused"),
-        "{why}"
-    );
-
-    let mut w = cross();
-    w.policy().spec.remediation.max_concurrent_nodes = 1;
-    let d = w.decide(1000);
-    assert_eq!(
-        evicted(&d),
-        [("default/web-1".to_string(), "n1".to_string())]
-    );
-    let why = &disposition(&d, "p", "n1")[0];
-    assert!(
-        why.contains("on node n2: 1 nodes in flight, maxConcurrentNodes 1"),
-        "{why}"
+    // web-3 waits for n2, web-1 on n1 is evicted; the disposition says why.
+    let waits = |w: World, why: &str| {
+        let d = w.decide(1000);
+        assert_eq!(
+            evicted(&d),
+            [("default/web-1".to_string(), "n1".to_string())]
+        );
+        let got = &disposition(&d, "p", "n1")[0];
+        assert!(got.contains(why), "{got}");
+    };
+    let mut paused = cross();
+    paused.nodes[1].paused = true;
+    waits(paused, "default/web-3 on node n2: the node is paused");
+    let mut one_node = cross();
+    one_node.policy().spec.remediation.max_concurrent_nodes = 1;
+    waits(
+        one_node,
+        "on node n2: 1 nodes in flight, maxConcurrentNodes 1",
     );
 }
 
