@@ -17,7 +17,7 @@ pub use load::{PolicyError, parse_policy, validate_policy};
 pub use policy::{
     ActionRecord, AgentSelector, ArpIgnoreCheck, Checks, Cni, FlapLimit, Mode, NetworkHealthPolicy,
     NetworkHealthPolicySpec, NetworkHealthPolicyStatus, OverlayCheck, PolicyFinding, PolicySummary,
-    RejectRulesCheck, RemediationSpec, StaleNeighboursCheck, Toggle,
+    RejectRulesCheck, RejectScope, RemediationSpec, StaleNeighboursCheck, Toggle,
 };
 pub use report::{
     Finding, NodeNetworkReport, NodeNetworkReportSpec, NodeNetworkReportStatus, RemediationOrder,

@@ -49,6 +49,22 @@ pub enum Cni {
     Calico,
 }
 
+/// Which REJECT rules `RejectRule` flags.
+#[derive(
+    Serialize, Deserialize, schemars::JsonSchema, Clone, Copy, Debug, Default, PartialEq, Eq, Hash,
+)]
+pub enum RejectScope {
+    /// Only rules that drop the cluster's own traffic: a catch-all REJECT, or one whose matches
+    /// cover the overlay (VXLAN UDP 8472/4789, IPIP, WireGuard UDP 51820/51821), the kubelet
+    /// (TCP 10250), BGP (TCP 179), or name pod or node addresses. A narrow rule such as
+    /// `-p tcp --dport 25 -j REJECT`, or one whose matches netheal cannot see through
+    /// (`-m set`, `-m mac`, ...), is left alone.
+    #[default]
+    ClusterTraffic,
+    /// Every REJECT rule in the searched chains that Kubernetes and the CNI do not own.
+    AllUnowned,
+}
+
 /// The desired state of the cluster's node networking.
 #[derive(CustomResource, KubeSchema, Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
 #[kube(
@@ -253,6 +269,12 @@ pub struct RejectRulesCheck {
     /// Kubernetes or the CNI are never entered.
     #[serde(default)]
     pub follow_jumps: bool,
+    /// Which rules are flagged: `ClusterTraffic` (the default) only those that drop the
+    /// cluster's own traffic; `AllUnowned` every REJECT rule Kubernetes and the CNI do not own,
+    /// including an administrator's deliberate ones.
+    #[serde(default)]
+    #[x_kube(validation = Rule::new("self == 'ClusterTraffic' || self == 'AllUnowned'").message("spec.checks.rejectRules.scope must be ClusterTraffic or AllUnowned"))]
+    pub scope: RejectScope,
 }
 
 impl Default for RejectRulesCheck {
@@ -261,6 +283,7 @@ impl Default for RejectRulesCheck {
             enabled: true,
             chains: default_reject_chains(),
             follow_jumps: false,
+            scope: RejectScope::default(),
         }
     }
 }

@@ -98,7 +98,9 @@ pub fn snapshot(
         netlink: c.stale_neighbours.enabled
             || c.overlay.enabled
             || c.arp_ignore.enabled
-            || c.mtu.enabled,
+            || c.mtu.enabled
+            // Routes tell the interfaces peers are reached through (the REJECT scope).
+            || c.reject_rules.enabled,
         sysctls: true,
         iptables: c.reject_rules.enabled || c.masquerade.enabled,
     };
@@ -332,6 +334,9 @@ fn remove_reject_rule(
         spec: spec.clone(),
     };
     let reject_policy = policy.checks.reject_rules.clone();
+    // Without this node's routes, any interface but lo may carry the cluster's traffic: the
+    // order was already matched against the node's own finding, which had them.
+    let net = checks::reject_scope::ClusterNetwork::from_facts(&config.cluster, &[], &[]);
     let ns = order_netns(order, config)?;
     let dry_run = order.dry_run;
     let outcome = netns::run_in(ns.as_deref(), move || -> Result<FixOutcome, ProbeError> {
@@ -347,9 +352,11 @@ fn remove_reject_rule(
             // Already gone (its chain may be empty now, so no longer reached): nothing to do.
             return Ok(FixOutcome::no_change("absent", None));
         }
-        if !checks::reject::is_candidate(&rule, &searched) {
+        if let checks::reject::Verdict::Keep(why) =
+            checks::reject::verdict(&rule, &searched, &reject_policy, &net)
+        {
             return Ok(FixOutcome::skipped(format!(
-                "-A {chain} {spec} is not a REJECT rule this policy may remove (owned by Kubernetes or the CNI, or not in the chains spec.checks.rejectRules searches)"
+                "-A {chain} {spec} stays: {why}"
             )));
         }
         Ok(fix::iptables::remove_here(

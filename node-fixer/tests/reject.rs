@@ -227,7 +227,7 @@ fn a_held_xtables_lock_fails_the_fix_after_a_bounded_wait_and_keeps_the_rule() {
 fn reject_in_a_jumped_to_chain_is_found_only_with_follow_jumps() {
     let (a, b) = pair("rjj");
     let restore = format!(
-        "*filter\n:KUBE-SERVICES - [0:0]\n:IN_public - [0:0]\n-A INPUT -j KUBE-SERVICES\n{KUBE_RULE}\n-A INPUT -j IN_public\n-A IN_public -p icmp -j REJECT --reject-with icmp-host-prohibited\nCOMMIT\n"
+        "*filter\n:KUBE-SERVICES - [0:0]\n:IN_public - [0:0]\n-A INPUT -j KUBE-SERVICES\n{KUBE_RULE}\n-A INPUT -j IN_public\n-A IN_public -j REJECT --reject-with icmp-host-prohibited\nCOMMIT\n"
     );
     restore_rules(&b, "iptables-legacy", &restore);
     assert!(
@@ -252,7 +252,7 @@ fn reject_in_a_jumped_to_chain_is_found_only_with_follow_jumps() {
         let found = rejects(&policy);
         assert_eq!(
             targets(&found),
-            ["filter IN_public -p icmp -j REJECT --reject-with icmp-host-prohibited"]
+            ["filter IN_public -j REJECT --reject-with icmp-host-prohibited"]
         );
         engine::orders_for(&found, &policy, false).remove(0)
     };
@@ -281,4 +281,76 @@ fn reject_in_a_jumped_to_chain_is_found_only_with_follow_jumps() {
         engine::execute(&order, &policy, &config).outcome,
         Outcome::NoChange
     );
+}
+
+/// The scope: an administrator's narrow REJECT (`-p tcp --dport 25`) is not flagged and an
+/// order for it is refused, beside a catch-all that is flagged and removed; with
+/// `scope: AllUnowned` the narrow one is flagged and removable too.
+#[test]
+fn a_narrow_administrator_reject_stays_unless_the_scope_is_all_unowned() {
+    const SMTP: &str = "-p tcp -m tcp --dport 25 -j REJECT --reject-with tcp-reset";
+    let (a, b) = pair("rjs");
+    restore_rules(
+        &b,
+        "iptables-legacy",
+        &format!(
+            "*filter\n-A INPUT {SMTP}\n-A INPUT -j REJECT --reject-with icmp-host-prohibited\nCOMMIT\n"
+        ),
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let config = config(&b, "rjs", dir.path(), vec![], "n1");
+    let mut policy = policy();
+    let scan = engine::scan(&policy, &config);
+    assert_eq!(
+        targets(&scan.findings),
+        ["filter INPUT -j REJECT --reject-with icmp-host-prohibited"]
+    );
+    let message = scan.findings[0].message.clone().unwrap_or_default();
+    assert!(
+        message.contains("drops the cluster's traffic: VXLAN overlay (udp/8472)"),
+        "the finding says which cluster traffic the rule drops: {message}"
+    );
+
+    // The same node under AllUnowned flags the SMTP rule; an order for it, replayed under
+    // ClusterTraffic, is refused and the rule stays.
+    policy.checks.reject_rules.scope = netheal_crds::RejectScope::AllUnowned;
+    let wide = engine::scan(&policy, &config).findings;
+    assert_eq!(
+        targets(&wide),
+        [
+            "filter INPUT -j REJECT --reject-with icmp-host-prohibited".to_string(),
+            format!("filter INPUT {SMTP}"),
+        ]
+    );
+    let smtp: Vec<_> = wide
+        .into_iter()
+        .filter(|f| f.target.contains("--dport 25"))
+        .collect();
+    let smtp_order = engine::orders_for(&smtp, &policy, false).remove(0);
+    policy.checks.reject_rules.scope = netheal_crds::RejectScope::ClusterTraffic;
+    let refused = engine::execute(&smtp_order, &policy, &config);
+    assert_eq!(refused.outcome, Outcome::Skipped, "{refused:?}");
+    assert!(
+        refused
+            .message
+            .as_deref()
+            .is_some_and(|m| m.contains("none of the cluster's traffic")),
+        "{refused:?}"
+    );
+
+    let results = fix_all(&policy, &config, false);
+    assert_eq!(results.len(), 1, "{results:?}");
+    assert_eq!(results[0].outcome, Outcome::Applied);
+    assert!(a.ping("10.79.0.2", 2), "traffic flows again");
+    let save = exec(&b, "iptables-legacy-save");
+    assert!(
+        save.contains(SMTP),
+        "the administrator's rule stays: {save}"
+    );
+
+    policy.checks.reject_rules.scope = netheal_crds::RejectScope::AllUnowned;
+    let results = fix_all(&policy, &config, false);
+    assert_eq!(results.len(), 1, "{results:?}");
+    assert_eq!(results[0].outcome, Outcome::Applied);
+    assert!(!exec(&b, "iptables-legacy-save").contains("--dport 25"));
 }

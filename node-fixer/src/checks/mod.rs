@@ -8,6 +8,7 @@ pub mod neighbours;
 pub mod overlay;
 pub mod peers;
 pub mod reject;
+pub mod reject_scope;
 pub mod report_only;
 
 use crate::engine::ClusterFacts;

@@ -1,10 +1,11 @@
 //! `RejectRule`: REJECT rules in the policy's filter chains that neither Kubernetes nor the CNI
-//! owns.
+//! owns and that drop the cluster's own traffic (see [`super::reject_scope`]).
 
+use super::reject_scope::{ClusterNetwork, Scope, scope};
 use super::{Input, details, finding};
 use crate::probe::iptables::{arg_value, split_args};
 use crate::snapshot::Rule;
-use netheal_crds::{Check, Finding, RejectRulesCheck};
+use netheal_crds::{Check, Finding, RejectRulesCheck, RejectScope};
 use std::collections::BTreeSet;
 
 /// Chains owned by kube-proxy, Calico and flannel: never candidates.
@@ -56,9 +57,8 @@ pub fn searched_chains(rules: &[Rule], policy: &RejectRulesCheck) -> BTreeSet<St
     searched
 }
 
-/// Whether `rule` is a candidate for removal when `searched` are the chains searched (see
-/// [`searched_chains`]).
-pub fn is_candidate(rule: &Rule, searched: &BTreeSet<String>) -> bool {
+/// Whether `rule` is an unowned REJECT rule in the chains searched (see [`searched_chains`]).
+pub fn is_unowned_reject(rule: &Rule, searched: &BTreeSet<String>) -> bool {
     if rule.table != "filter" || is_owned_chain(&rule.chain) || !searched.contains(&rule.chain) {
         return false;
     }
@@ -66,23 +66,73 @@ pub fn is_candidate(rule: &Rule, searched: &BTreeSet<String>) -> bool {
     arg_value(&args, "-j") == Some("REJECT") && !has_owned_comment(&args)
 }
 
+/// Why a rule is (or is not) removed.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Verdict {
+    /// Remove it: it drops this cluster traffic (empty under `AllUnowned` for a rule that drops
+    /// none of it).
+    Remove(Vec<String>),
+    /// Keep it, for this reason.
+    Keep(String),
+}
+
+/// The verdict on `rule` under `policy`, `searched` being the chains searched.
+pub fn verdict(
+    rule: &Rule,
+    searched: &BTreeSet<String>,
+    policy: &RejectRulesCheck,
+    net: &ClusterNetwork,
+) -> Verdict {
+    if !is_unowned_reject(rule, searched) {
+        return Verdict::Keep(
+            "it is not a REJECT rule this policy may remove (owned by Kubernetes or the CNI, or not in the chains spec.checks.rejectRules searches)".to_string(),
+        );
+    }
+    let all = policy.scope == RejectScope::AllUnowned;
+    match scope(&split_args(&rule.spec), net) {
+        Scope::Drops(drops) => Verdict::Remove(drops),
+        _ if all => Verdict::Remove(Vec::new()),
+        Scope::Narrow => Verdict::Keep(
+            "it drops none of the cluster's traffic (spec.checks.rejectRules.scope ClusterTraffic)"
+                .to_string(),
+        ),
+        Scope::Opaque(m) => Verdict::Keep(format!(
+            "its match {m} cannot be checked against the cluster's traffic (spec.checks.rejectRules.scope ClusterTraffic)"
+        )),
+    }
+}
+
 /// Findings on the host namespace.
 pub fn check(input: &Input<'_>) -> Vec<Finding> {
     let Some(ipt) = &input.snapshot.host.iptables else {
         return Vec::new();
     };
-    let searched = searched_chains(&ipt.rules, &input.policy.checks.reject_rules);
+    let policy = &input.policy.checks.reject_rules;
+    let searched = searched_chains(&ipt.rules, policy);
+    let net = ClusterNetwork::from_facts(
+        input.cluster,
+        &input.snapshot.host.links,
+        &input.snapshot.host.routes,
+    );
     ipt.rules
         .iter()
-        .filter(|r| is_candidate(r, &searched))
-        .map(|r| {
+        .filter_map(|r| match verdict(r, &searched, policy, &net) {
+            Verdict::Remove(drops) => Some((r, drops)),
+            Verdict::Keep(_) => None,
+        })
+        .map(|(r, drops)| {
+            let what = if drops.is_empty() {
+                "matches traffic of its own (none of the cluster's; flagged by spec.checks.rejectRules.scope AllUnowned)".to_string()
+            } else {
+                format!("drops the cluster's traffic: {}", drops.join("; "))
+            };
             finding(
                 Check::RejectRule,
                 format!("filter {} {}", r.chain, r.spec),
                 format!("present (iptables-{})", ipt.backend.as_str()),
                 "absent".to_string(),
                 format!(
-                    "REJECT rule in {} ({} backend) drops overlay and pod traffic",
+                    "REJECT rule in {} ({} backend) {what}",
                     r.chain,
                     ipt.backend.as_str()
                 ),
@@ -92,6 +142,7 @@ pub fn check(input: &Input<'_>) -> Vec<Finding> {
                     ("chain", r.chain.clone()),
                     ("rule", r.spec.clone()),
                     ("backend", ipt.backend.as_str().to_string()),
+                    ("drops", drops.join("; ")),
                 ]),
             )
         })
@@ -142,8 +193,34 @@ mod tests {
     }
 
     #[test]
+    fn only_rejects_dropping_cluster_traffic_are_removed_unless_the_scope_is_all_unowned() {
+        let chains = set(&["INPUT"]);
+        let net = ClusterNetwork::default();
+        let mut policy = RejectRulesCheck::default();
+        let smtp = rule("INPUT", "-p tcp -m tcp --dport 25 -j REJECT");
+        let all = rule("INPUT", "-j REJECT --reject-with icmp-host-prohibited");
+        assert!(
+            matches!(verdict(&all, &chains, &policy, &net), Verdict::Remove(d) if !d.is_empty())
+        );
+        assert!(
+            matches!(verdict(&smtp, &chains, &policy, &net), Verdict::Keep(why) if why.contains("none of the cluster's traffic"))
+        );
+        policy.scope = RejectScope::AllUnowned;
+        assert_eq!(
+            verdict(&smtp, &chains, &policy, &net),
+            Verdict::Remove(Vec::new())
+        );
+        let owned = rule("KUBE-SERVICES", "-j REJECT");
+        assert!(matches!(
+            verdict(&owned, &chains, &policy, &net),
+            Verdict::Keep(_)
+        ));
+    }
+
+    #[test]
     fn only_unowned_rejects_in_listed_chains_are_candidates() {
         let chains = set(&["INPUT", "FORWARD"]);
+        let is_candidate = is_unowned_reject;
         assert!(is_candidate(
             &rule("INPUT", "-j REJECT --reject-with icmp-host-prohibited"),
             &chains
