@@ -20,8 +20,8 @@ pub use policy::{
     RejectRulesCheck, RejectScope, RemediationSpec, StaleNeighboursCheck, Toggle,
 };
 pub use report::{
-    Finding, NodeNetworkReport, NodeNetworkReportSpec, NodeNetworkReportStatus, RemediationOrder,
-    RemediationResult,
+    Finding, FindingHistory, NodeNetworkReport, NodeNetworkReportSpec, NodeNetworkReportStatus,
+    PastAction, RemediationOrder, RemediationResult,
 };
 pub use vocabulary::{Action, Check, Outcome};
 

@@ -415,7 +415,7 @@ fn default_flap_window() -> u32 {
 pub struct FlapLimit {
     /// How many fixes of the same finding within the window make it flapping.
     #[serde(default = "default_flap_fixes")]
-    #[x_kube(validation = Rule::new("self >= 1").message("spec.remediation.flapLimit.fixes must be at least 1"))]
+    #[x_kube(validation = Rule::new("self >= 1 && self <= 20").message("spec.remediation.flapLimit.fixes must be between 1 and 20"))]
     pub fixes: u32,
     /// The window, in seconds.
     #[serde(default = "default_flap_window")]

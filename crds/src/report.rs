@@ -13,6 +13,11 @@ pub const MAX_REPORT_FINDINGS: usize = 500;
 pub const MAX_REPORT_RESULTS: usize = 100;
 /// The most orders the operator puts in one report's spec at once.
 pub const MAX_REPORT_ORDERS: usize = 100;
+/// The most findings whose fix history one report keeps (the most recently acted on).
+pub const MAX_HISTORY_FINDINGS: usize = 64;
+/// The most past actions kept per finding: enough for the largest flap limit
+/// (`spec.remediation.flapLimit.fixes` ≤ 20) plus the latest action that changed nothing.
+pub const MAX_HISTORY_ACTIONS: usize = 21;
 
 /// The orders the operator approved for this node.
 #[derive(CustomResource, KubeSchema, Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
@@ -39,6 +44,44 @@ pub struct NodeNetworkReportSpec {
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     #[schemars(length(max = 100))]
     pub remediations: Vec<RemediationOrder>,
+    /// What the safety limits remember of this node, written by the operator only: per
+    /// finding, the actions that ran, so that cooldowns and flap limits hold across operator
+    /// restarts and leader changes whatever the length of the policies' `status.actions`.
+    /// Bounded: the 64 findings most recently acted on, 21 actions each, none older than 8 days.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(length(max = 64))]
+    pub history: Vec<FindingHistory>,
+}
+
+/// The past actions on one finding of a node.
+#[derive(Serialize, Deserialize, KubeSchema, Clone, Debug, PartialEq, Eq)]
+#[serde(rename_all = "camelCase")]
+pub struct FindingHistory {
+    /// The finding (`finding_id(check, target)`).
+    #[schemars(length(max = 64))]
+    pub finding_id: String,
+    /// The fix.
+    pub action: Action,
+    /// The policy that approved the latest action.
+    #[schemars(length(max = 253))]
+    pub policy: String,
+    /// Newest last: every action that changed something (`Applied`), the newest 20, and the
+    /// latest one that did not (`NoChange`, `Failed`).
+    #[schemars(length(max = 21))]
+    pub actions: Vec<PastAction>,
+}
+
+/// One past action in a [`FindingHistory`].
+#[derive(Serialize, Deserialize, KubeSchema, Clone, Debug, PartialEq, Eq)]
+#[serde(rename_all = "camelCase")]
+pub struct PastAction {
+    /// The action id (the order id for node-local actions).
+    #[schemars(length(max = 64))]
+    pub id: String,
+    /// When it ran.
+    pub time: Time,
+    /// How it ended.
+    pub outcome: Outcome,
 }
 
 /// One approved, node-local fix.

@@ -237,6 +237,10 @@ fn other_bad_fields_are_refused_naming_the_field() {
             "spec.remediation.flapLimit.fixes",
         ),
         (
+            "  remediation: {flapLimit: {fixes: 21}}\n",
+            "spec.remediation.flapLimit.fixes",
+        ),
+        (
             "  remediation: {flapLimit: {windowSeconds: 0}}\n",
             "spec.remediation.flapLimit.windowSeconds",
         ),

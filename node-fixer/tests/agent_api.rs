@@ -355,6 +355,7 @@ fn report_with(
         NODE,
         NodeNetworkReportSpec {
             remediations: orders,
+            ..Default::default()
         },
     );
     r.status = Some(NodeNetworkReportStatus {

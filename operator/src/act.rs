@@ -1,6 +1,6 @@
-//! The API writes: a report's `spec.remediations` (JSON merge patch of that field only), a
-//! policy's `status` (one merge patch per policy), and the cluster actions (delete a CNI agent
-//! pod, evict a pod through the Eviction API).
+//! The API writes: a report's `spec` (`remediations` and `history`, a JSON merge patch of the
+//! fields that changed), a policy's `status` (one merge patch per policy), and the cluster
+//! actions (delete a CNI agent pod, evict a pod through the Eviction API).
 
 use crate::decide::cluster_actions::ClusterAction;
 use k8s_openapi::api::core::v1::Pod;
@@ -10,7 +10,7 @@ use kube::Client;
 use kube::api::{Api, DeleteParams, Patch, PatchParams, PostParams, Preconditions};
 use netheal_crds::{
     Action, ActionRecord, NetworkHealthPolicy, NetworkHealthPolicyStatus, NodeNetworkReport,
-    Outcome, RemediationOrder,
+    NodeNetworkReportSpec, Outcome,
 };
 use serde_json::{Value, json};
 
@@ -24,19 +24,27 @@ fn params() -> PatchParams {
     }
 }
 
-/// The merge patch that sets a report's orders (and nothing else).
-pub fn orders_patch(orders: &[RemediationOrder]) -> Value {
-    json!({ "spec": { "remediations": orders } })
+/// The merge patch that sets the fields of a report's spec that differ between `have` and
+/// `want`; `None` when none does.
+pub fn spec_patch(have: &NodeNetworkReportSpec, want: &NodeNetworkReportSpec) -> Option<Value> {
+    let mut spec = serde_json::Map::new();
+    if have.remediations != want.remediations {
+        spec.insert("remediations".into(), json!(want.remediations));
+    }
+    if have.history != want.history {
+        spec.insert("history".into(), json!(want.history));
+    }
+    (!spec.is_empty()).then(|| json!({ "spec": spec }))
 }
 
-/// Replace the orders in the report of `node`.
-pub async fn patch_orders(
+/// Merge-patch the spec of the report of `node`.
+pub async fn patch_report_spec(
     client: &Client,
     node: &str,
-    orders: &[RemediationOrder],
+    patch: Value,
 ) -> Result<NodeNetworkReport, kube::Error> {
     Api::<NodeNetworkReport>::all(client.clone())
-        .patch(node, &params(), &Patch::Merge(orders_patch(orders)))
+        .patch(node, &params(), &Patch::Merge(patch))
         .await
 }
 
@@ -108,6 +116,30 @@ async fn evict(
         &eviction(namespace, name, delete),
     )
     .await
+}
+
+/// The record of a cluster action whose call got no answer in time: `Failed`, since nothing
+/// is known (the next pass sees whether the pod went), which starts its cooldown.
+pub fn unanswered(
+    action: &ClusterAction,
+    now: Timestamp,
+    after: std::time::Duration,
+) -> ActionRecord {
+    ActionRecord {
+        id: action.id.clone(),
+        time: Time(now),
+        node: action.node.clone(),
+        action: action.action,
+        check: Some(action.check),
+        target: action.target.clone(),
+        before: format!("pod {}", action.pod),
+        after: String::new(),
+        outcome: Outcome::Failed,
+        dry_run: false,
+        message: Some(format!(
+            "no answer from the API server within {after:?}; the outcome is unknown until the next pass"
+        )),
+    }
 }
 
 /// Take one cluster action and return its record. Never fails: an API error is a `Failed`

@@ -1,11 +1,15 @@
 //! The record of past actions the safety limits are computed from: what was done, where and
 //! when, and which orders are out and not yet answered. It lives in memory and is rebuilt at
-//! start from the policies' `status.actions` and the reports' `spec.remediations`.
+//! start from the reports' `spec.history` (bounded per node and finding, durable: what the
+//! cooldowns and flap limits need), the policies' `status.actions` (the newest records) and the
+//! reports' `spec.remediations`.
 
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use k8s_openapi::jiff::{SignedDuration, Timestamp};
+use netheal_crds::report::{MAX_HISTORY_ACTIONS, MAX_HISTORY_FINDINGS};
 use netheal_crds::{
-    Action, ActionRecord, Check, NetworkHealthPolicy, NodeNetworkReport, Outcome, RemediationOrder,
-    finding_id,
+    Action, ActionRecord, Check, FindingHistory, NetworkHealthPolicy, NodeNetworkReport, Outcome,
+    PastAction, RemediationOrder, finding_id,
 };
 use std::collections::{BTreeMap, HashMap, HashSet};
 
@@ -88,8 +92,8 @@ impl Ledger {
         Self::default()
     }
 
-    /// Rebuild from what the API holds: every policy's `status.actions` and every report's
-    /// `spec.remediations` (orders out and not yet answered).
+    /// Rebuild from what the API holds: every policy's `status.actions`, every report's
+    /// `spec.history` and its `spec.remediations` (orders out and not yet answered).
     pub fn rebuild<'a>(
         policies: impl IntoIterator<Item = &'a NetworkHealthPolicy>,
         reports: impl IntoIterator<Item = &'a NodeNetworkReport>,
@@ -103,6 +107,21 @@ impl Ledger {
         }
         for report in reports {
             let node = report.metadata.name.clone().unwrap_or_default();
+            for history in &report.spec.history {
+                for past in &history.actions {
+                    // An id already recorded from a status is the same action.
+                    ledger.push(Entry {
+                        id: past.id.clone(),
+                        policy: history.policy.clone(),
+                        node: node.clone(),
+                        action: history.action,
+                        finding_id: history.finding_id.clone(),
+                        time: past.time.0,
+                        outcome: past.outcome,
+                        dry_run: false,
+                    });
+                }
+            }
             let out = report.spec.remediations.clone();
             if !out.is_empty() {
                 ledger.pending.insert(node, out);
@@ -206,6 +225,70 @@ impl Ledger {
         self.for_node(node)
             .filter(|e| e.finding_id == finding && e.changed_something() && e.time >= since)
             .count()
+    }
+
+    /// A ledger of `node`'s entries only (to compute its history with one more entry).
+    pub fn clone_node(&self, node: &str) -> Self {
+        let mut out = Self::new();
+        for e in self.for_node(node) {
+            out.push(e.clone());
+        }
+        out
+    }
+
+    /// What `node`'s report keeps in `spec.history`: per finding, the actions that ran or
+    /// answered it (not dry runs, not withdrawals): every `Applied` one, the newest
+    /// [`MAX_HISTORY_ACTIONS`] - 1, and the latest other one; the
+    /// [`MAX_HISTORY_FINDINGS`] findings most recently acted on; oldest action first.
+    pub fn history(&self, node: &str) -> Vec<FindingHistory> {
+        let mut by_finding: BTreeMap<&str, Vec<&Entry>> = BTreeMap::new();
+        for e in self
+            .for_node(node)
+            .filter(|e| !e.dry_run && e.outcome != Outcome::Skipped)
+        {
+            by_finding.entry(e.finding_id.as_str()).or_default().push(e);
+        }
+        let mut out: Vec<(Timestamp, FindingHistory)> = by_finding
+            .into_iter()
+            .filter_map(|(finding, mut entries)| {
+                entries.sort_by_key(|e| (e.time, e.id.clone()));
+                let latest = *entries.last()?;
+                let applied: Vec<&Entry> = entries
+                    .iter()
+                    .copied()
+                    .filter(|e| e.outcome == Outcome::Applied)
+                    .collect();
+                let mut kept: Vec<&Entry> =
+                    applied[applied.len().saturating_sub(MAX_HISTORY_ACTIONS - 1)..].to_vec();
+                if let Some(other) = entries.iter().rev().find(|e| e.outcome != Outcome::Applied) {
+                    kept.push(other);
+                }
+                kept.sort_by_key(|e| (e.time, e.id.clone()));
+                Some((
+                    latest.time,
+                    FindingHistory {
+                        finding_id: finding.to_string(),
+                        action: latest.action,
+                        policy: latest.policy.clone(),
+                        actions: kept
+                            .into_iter()
+                            .map(|e| PastAction {
+                                id: e.id.clone(),
+                                time: Time(e.time),
+                                outcome: e.outcome,
+                            })
+                            .collect(),
+                    },
+                ))
+            })
+            .collect();
+        out.sort_by(|a, b| {
+            b.0.cmp(&a.0)
+                .then_with(|| a.1.finding_id.cmp(&b.1.finding_id))
+        });
+        out.truncate(MAX_HISTORY_FINDINGS);
+        out.sort_by(|a, b| a.1.finding_id.cmp(&b.1.finding_id));
+        out.into_iter().map(|(_, h)| h).collect()
     }
 
     /// Fold a decision in: its records become entries, its orders are the orders out, its
@@ -374,6 +457,120 @@ mod tests {
         assert!(!ledger.has("n1", "old"));
         assert!(ledger.has("n1", "new"));
         assert_eq!(ledger.for_node("n1").count(), 1);
+    }
+
+    #[test]
+    fn a_history_survives_a_truncated_status_and_keeps_the_flap_count() {
+        // Five fixes of f1 on n1 over a week, a NoChange, and a dry run; the status (the
+        // truncated log) kept only the newest.
+        let target = "net.ipv4.ip_forward";
+        let f1 = finding_id(Check::IpForward, target);
+        let on_f1 = |mut e: Entry| {
+            e.finding_id = f1.clone();
+            e
+        };
+        let mut ledger = Ledger::new();
+        for (i, day) in [0, 1, 2, 3, 4].into_iter().enumerate() {
+            ledger.push(on_f1(entry(
+                &format!("fix-{i}"),
+                "n1",
+                Action::SetSysctl,
+                day * 86_400,
+                Outcome::Applied,
+            )));
+        }
+        ledger.push(on_f1(entry(
+            "same",
+            "n1",
+            Action::SetSysctl,
+            5 * 86_400,
+            Outcome::NoChange,
+        )));
+        let mut dry = on_f1(entry(
+            "dry",
+            "n1",
+            Action::SetSysctl,
+            6 * 86_400,
+            Outcome::Applied,
+        ));
+        dry.dry_run = true;
+        ledger.push(dry);
+        let history = ledger.history("n1");
+        assert_eq!(history.len(), 1);
+        let ids: Vec<&str> = history[0].actions.iter().map(|a| a.id.as_str()).collect();
+        assert_eq!(ids, ["fix-0", "fix-1", "fix-2", "fix-3", "fix-4", "same"]);
+
+        let mut report = NodeNetworkReport::new("n1", Default::default());
+        report.spec.history = history;
+        let mut policy = NetworkHealthPolicy::new("p", Default::default());
+        policy.status = Some(netheal_crds::NetworkHealthPolicyStatus {
+            actions: vec![ActionRecord {
+                id: "fix-4".into(),
+                time: Time(Timestamp::from_second(4 * 86_400).unwrap()),
+                node: "n1".into(),
+                action: Action::SetSysctl,
+                check: Some(Check::IpForward),
+                target: target.into(),
+                before: String::new(),
+                after: String::new(),
+                outcome: Outcome::Applied,
+                dry_run: false,
+                message: None,
+            }],
+            actions_truncated: 4,
+            ..Default::default()
+        });
+        let rebuilt = Ledger::rebuild([&policy], [&report]);
+        let since = Timestamp::from_second(0).unwrap();
+        assert_eq!(
+            rebuilt.fixes_since("n1", &f1, since),
+            5,
+            "every fix counted once, though the status kept one"
+        );
+        assert_eq!(
+            rebuilt.last_for_finding("n1", &f1).map(|e| e.id.as_str()),
+            Some("same")
+        );
+        assert_eq!(
+            rebuilt
+                .last_run("n1", Action::SetSysctl)
+                .map(|e| e.id.as_str()),
+            Some("fix-4")
+        );
+        assert_eq!(rebuilt.history("n1"), ledger.history("n1"), "stable");
+    }
+
+    #[test]
+    fn a_history_is_bounded_per_finding_and_per_node() {
+        let mut ledger = Ledger::new();
+        for i in 0..40 {
+            ledger.push(entry(
+                &format!("a{i}"),
+                "n1",
+                Action::SetSysctl,
+                i,
+                Outcome::Applied,
+            ));
+        }
+        ledger.push(entry("f", "n1", Action::SetSysctl, 50, Outcome::Failed));
+        let h = ledger.history("n1");
+        assert_eq!(h[0].actions.len(), MAX_HISTORY_ACTIONS);
+        assert_eq!(h[0].actions[0].id, "a20", "the newest 20 fixes");
+        assert_eq!(h[0].actions.last().map(|a| a.id.as_str()), Some("f"));
+        for i in 0..100 {
+            let mut e = entry(
+                &format!("g{i}"),
+                "n2",
+                Action::SetSysctl,
+                i,
+                Outcome::Applied,
+            );
+            e.finding_id = format!("finding-{i:03}");
+            ledger.push(e);
+        }
+        let h = ledger.history("n2");
+        assert_eq!(h.len(), MAX_HISTORY_FINDINGS);
+        assert_eq!(h[0].finding_id, "finding-036", "the most recently acted on");
     }
 
     #[test]

@@ -50,6 +50,10 @@ struct Args {
     /// Periodic pass interval (e.g. 30s, 2m).
     #[arg(long, default_value = "30s", value_parser = netheal_operator::parse_duration)]
     requeue_interval: Duration,
+    /// The longest one API write may take; less than the lease's 15 s, so that a write cannot
+    /// outlive the leadership it started under by more than that.
+    #[arg(long, default_value = "10s", value_parser = netheal_operator::parse_duration)]
+    api_timeout: Duration,
 }
 
 fn init_tracing(format: LogFormat) {
@@ -157,6 +161,13 @@ async fn main() -> std::process::ExitCode {
 
 async fn run(args: Args) -> anyhow::Result<()> {
     init_tracing(args.log_format);
+    let lease = Duration::from_secs(netheal_operator::leader::LEASE_SECONDS);
+    if args.api_timeout.is_zero() || args.api_timeout >= lease {
+        bail!(
+            "--api-timeout {:?} must be more than 0 and less than the lease duration {lease:?}",
+            args.api_timeout
+        );
+    }
     let client = Client::try_default()
         .await
         .context("no Kubernetes configuration (in-cluster or KUBECONFIG)")?;
@@ -167,14 +178,37 @@ async fn run(args: Args) -> anyhow::Result<()> {
     let trigger = Trigger::new();
     let (stores, watches) = watch::start(&client, &trigger);
     tokio::spawn(watches);
-    let ctx = Arc::new(Context::new(
-        client.clone(),
-        stores.clone(),
-        trigger,
-        metrics.clone(),
-        Some(identity()),
-        args.requeue_interval,
-    ));
+    let mut election = if args.no_leader_election {
+        Election::always()
+    } else {
+        Election::start(
+            client.clone(),
+            &args.lease_namespace,
+            &args.lease_name,
+            &identity(),
+        )
+        .await
+        .with_context(|| {
+            format!(
+                "joining the leader election (Lease {}/{})",
+                args.lease_namespace, args.lease_name
+            )
+        })?
+    };
+    // Every write checks the lease first: a pass that started as leader stops writing once
+    // the lease is lost.
+    let ctx = Arc::new(
+        Context::new(
+            client.clone(),
+            stores.clone(),
+            trigger,
+            metrics.clone(),
+            Some(identity()),
+            args.requeue_interval,
+        )
+        .with_leadership(election.is_leader.clone())
+        .with_api_timeout(args.api_timeout),
+    );
 
     let listener = tokio::net::TcpListener::bind(args.listen)
         .await
@@ -198,23 +232,6 @@ async fn run(args: Args) -> anyhow::Result<()> {
         });
     }
 
-    let mut election = if args.no_leader_election {
-        Election::always()
-    } else {
-        Election::start(
-            client.clone(),
-            &args.lease_namespace,
-            &args.lease_name,
-            &identity(),
-        )
-        .await
-        .with_context(|| {
-            format!(
-                "joining the leader election (Lease {}/{})",
-                args.lease_namespace, args.lease_name
-            )
-        })?
-    };
     tracing::info!(listen = %args.listen, "netheal-operator started");
 
     let (stop_tx, _) = tokio_watch::channel(false);

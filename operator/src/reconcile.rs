@@ -1,10 +1,14 @@
-//! One pass: read the stores, decide (pure), take the cluster actions, write each policy's
-//! status (one merge patch per policy, only when it changed), then the reports' orders (only
-//! when they changed). Records are written before answered orders leave a report, so a crash
-//! in between loses nothing.
+//! One pass: read the stores, decide (pure), take the cluster actions (each written ahead into
+//! its node's `spec.history`), write each policy's status (one merge patch per policy, only
+//! when it changed), then the reports' orders and history (only when they changed). Records
+//! are written before answered orders leave a report, so a crash in between loses nothing.
+//! Every write first checks that this replica still leads and is cut off after the API
+//! timeout: a pass that lost the lease stops writing.
 
 use crate::act;
-use crate::context::{Context, State};
+pub use crate::context::WriteError as Error;
+use crate::context::{Context, State, WriteError};
+use crate::decide::cluster_actions::ClusterAction;
 use crate::decide::{self, Decision, Inputs};
 use crate::ledger::{Entry, Ledger};
 use crate::model::NodeInfo;
@@ -14,7 +18,7 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use k8s_openapi::jiff::Timestamp;
 use kube::runtime::controller::Action;
 use netheal_crds::conditions::{is_condition_true, types};
-use netheal_crds::{NetworkHealthPolicy, NodeNetworkReport};
+use netheal_crds::{NetworkHealthPolicy, NodeNetworkReport, NodeNetworkReportSpec};
 use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -23,20 +27,6 @@ use std::time::{Duration, Instant};
 /// policies' reconciles after one change make one pass).
 const COALESCE: Duration = Duration::from_secs(1);
 
-/// A pass failed.
-#[derive(Debug, thiserror::Error)]
-pub enum Error {
-    /// An API write failed.
-    #[error("{what}: {source}")]
-    Api {
-        /// What was being written.
-        what: String,
-        /// The client's error.
-        #[source]
-        source: kube::Error,
-    },
-}
-
 /// What one pass did.
 #[derive(Debug, Default, PartialEq, Eq)]
 pub struct PassReport {
@@ -44,7 +34,7 @@ pub struct PassReport {
     pub skipped: bool,
     /// Policy statuses written.
     pub statuses_written: usize,
-    /// Reports whose orders were written.
+    /// Reports whose spec (orders, history) was written.
     pub orders_written: usize,
     /// Cluster actions taken.
     pub cluster_actions: usize,
@@ -143,7 +133,14 @@ async fn pass(ctx: &Context, state: &mut State) -> Result<PassReport, Error> {
         tracing::info!(node, id, "order approved");
     }
     for action in &decision.cluster_actions {
-        let done = act::execute(&ctx.client, action, now).await;
+        write_ahead(ctx, state, &reports, action, now).await?;
+        let done =
+            match tokio::time::timeout(ctx.api_timeout, act::execute(&ctx.client, action, now))
+                .await
+            {
+                Ok(done) => done,
+                Err(_) => act::unanswered(action, now, ctx.api_timeout),
+            };
         if let Some(ledger) = state.ledger.as_mut() {
             ledger.push(Entry::from_record(&action.policy, &done));
         }
@@ -175,7 +172,7 @@ async fn pass(ctx: &Context, state: &mut State) -> Result<PassReport, Error> {
     .await;
     if errors.is_empty() {
         // Only once the records are safe in the statuses may answered orders leave a report.
-        write_orders(ctx, state, &reports, &decision, &mut report, &mut errors).await;
+        write_specs(ctx, state, &reports, &decision, &mut report, &mut errors).await;
     }
     publish_gauges(ctx, &decision);
 
@@ -218,7 +215,11 @@ async fn write_statuses(
             continue;
         }
         let was_flapping = base.is_some_and(|b| is_condition_true(&b.conditions, types::FLAPPING));
-        match act::patch_status(&ctx.client, name, &new).await {
+        let what = format!("status of policy {name}");
+        match ctx
+            .write(what, act::patch_status(&ctx.client, name, &new))
+            .await
+        {
             Ok(_) => {
                 report.statuses_written += 1;
                 state.outbox.remove(name);
@@ -237,10 +238,11 @@ async fn write_statuses(
                     .written_status
                     .insert(name.to_string(), (store_rv, new));
             }
-            Err(source) => errors.push(Error::Api {
-                what: format!("status of policy {name}"),
-                source,
-            }),
+            Err(err @ WriteError::NotLeader { .. }) => {
+                errors.push(err);
+                return;
+            }
+            Err(err) => errors.push(err),
         }
     }
     state.outbox.retain(|name, _| {
@@ -253,7 +255,84 @@ async fn write_statuses(
         .retain(|name, _| decision.policies.contains_key(name));
 }
 
-async fn write_orders(
+/// The spec a report should carry: the decision's orders (or the ones it has) and the
+/// ledger's history of that node.
+fn wanted_spec(
+    state: &State,
+    node: &str,
+    have: &NodeNetworkReportSpec,
+    decision: &Decision,
+) -> NodeNetworkReportSpec {
+    NodeNetworkReportSpec {
+        remediations: decision
+            .orders
+            .get(node)
+            .cloned()
+            .unwrap_or_else(|| have.remediations.clone()),
+        history: state
+            .ledger
+            .as_ref()
+            .map(|l| l.history(node))
+            .unwrap_or_else(|| have.history.clone()),
+    }
+}
+
+/// What the report of `node` holds as far as this replica knows (its last write while the
+/// store has not caught up, else the store's).
+fn current_spec<'a>(state: &'a State, report: &'a NodeNetworkReport) -> &'a NodeNetworkReportSpec {
+    let node = report.metadata.name.as_deref().unwrap_or_default();
+    match state.written_specs.get(node) {
+        Some((rv, written)) if *rv == report.metadata.resource_version => written,
+        _ => &report.spec,
+    }
+}
+
+/// Write a cluster action into its node's `spec.history` before taking it (as `Failed`, the
+/// outcome when nothing else is known), so that its cooldown holds even if this replica
+/// stops before the action's record reaches a status.
+async fn write_ahead(
+    ctx: &Context,
+    state: &mut State,
+    reports: &[Arc<NodeNetworkReport>],
+    action: &ClusterAction,
+    now: Timestamp,
+) -> Result<(), Error> {
+    let Some(report) = reports
+        .iter()
+        .find(|r| r.metadata.name.as_deref() == Some(action.node.as_str()))
+    else {
+        return Ok(());
+    };
+    let Some(ledger) = state.ledger.as_ref() else {
+        return Ok(());
+    };
+    let mut ahead = ledger.clone_node(&action.node);
+    ahead.push(Entry::from_record(
+        &action.policy,
+        &act::unanswered(action, now, ctx.api_timeout),
+    ));
+    let have = current_spec(state, report).clone();
+    let want = NodeNetworkReportSpec {
+        remediations: have.remediations.clone(),
+        history: ahead.history(&action.node),
+    };
+    let Some(patch) = act::spec_patch(&have, &want) else {
+        return Ok(());
+    };
+    let what = format!("history of report {} before {}", action.node, action.id);
+    ctx.write(
+        what,
+        act::patch_report_spec(&ctx.client, &action.node, patch),
+    )
+    .await?;
+    state.written_specs.insert(
+        action.node.clone(),
+        (report.metadata.resource_version.clone(), want),
+    );
+    Ok(())
+}
+
+async fn write_specs(
     ctx: &Context,
     state: &mut State,
     reports: &[Arc<NodeNetworkReport>],
@@ -261,38 +340,39 @@ async fn write_orders(
     report: &mut PassReport,
     errors: &mut Vec<Error>,
 ) {
-    let by_node: BTreeMap<&str, &NodeNetworkReport> = reports
-        .iter()
-        .filter_map(|r| Some((r.metadata.name.as_deref()?, r.as_ref())))
-        .collect();
-    for (node, orders) in &decision.orders {
-        let Some(current) = by_node.get(node.as_str()) else {
+    for current in reports {
+        let Some(node) = current.metadata.name.as_deref() else {
             continue;
         };
-        let store_rv = current.metadata.resource_version.clone();
-        let have = match state.written_orders.get(node) {
-            Some((rv, written)) if *rv == store_rv => written,
-            _ => &current.spec.remediations,
-        };
-        if have == orders {
+        let have = current_spec(state, current);
+        let want = wanted_spec(state, node, have, decision);
+        let Some(patch) = act::spec_patch(have, &want) else {
             continue;
-        }
-        match act::patch_orders(&ctx.client, node, orders).await {
+        };
+        let what = format!("spec of report {node}");
+        match ctx
+            .write(what, act::patch_report_spec(&ctx.client, node, patch))
+            .await
+        {
             Ok(_) => {
                 report.orders_written += 1;
-                state
-                    .written_orders
-                    .insert(node.clone(), (store_rv, orders.clone()));
+                state.written_specs.insert(
+                    node.to_string(),
+                    (current.metadata.resource_version.clone(), want),
+                );
             }
-            Err(source) => errors.push(Error::Api {
-                what: format!("orders of report {node}"),
-                source,
-            }),
+            Err(err @ WriteError::NotLeader { .. }) => {
+                errors.push(err);
+                return;
+            }
+            Err(err) => errors.push(err),
         }
     }
-    state
-        .written_orders
-        .retain(|node, _| by_node.contains_key(node.as_str()));
+    state.written_specs.retain(|node, _| {
+        reports
+            .iter()
+            .any(|r| r.metadata.name.as_deref() == Some(node.as_str()))
+    });
 }
 
 fn publish_gauges(ctx: &Context, decision: &Decision) {

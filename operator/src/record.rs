@@ -82,7 +82,11 @@ pub async fn publish(
         refs.push(policy.object_ref(&()));
     }
     for reference in refs {
-        if let Err(err) = ctx.recorder.publish(event, &reference).await {
+        let what = format!("{} Event", event.reason);
+        if let Err(err) = ctx
+            .write(what, ctx.recorder.publish(event, &reference))
+            .await
+        {
             tracing::warn!(error = %err, reason = %event.reason, kind = ?reference.kind, "could not publish an Event");
         }
     }

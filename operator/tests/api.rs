@@ -40,6 +40,11 @@ struct Harness {
 
 impl Harness {
     fn new() -> Self {
+        Self::with(|ctx| ctx)
+    }
+
+    /// A harness whose context `configure` sets up (leadership, API timeout).
+    fn with(configure: impl FnOnce(Context) -> Context) -> Self {
         let (service, handle) = mock::pair::<Request<Body>, Response<Body>>();
         let client = Client::new(service, "default");
         let (policies_r, policies) = reflector::store();
@@ -47,14 +52,14 @@ impl Harness {
         let (nodes_r, nodes) = reflector::store();
         let (pods_r, pods) = reflector::store();
         let stores = Stores::new(policies_r, reports_r, nodes_r, pods_r);
-        let ctx = Arc::new(Context::new(
+        let ctx = Arc::new(configure(Context::new(
             client,
             stores,
             Trigger::new(),
             Arc::new(Metrics::new()),
             Some("test".into()),
             Duration::from_secs(30),
-        ));
+        )));
         Self {
             ctx,
             handle,
@@ -399,8 +404,14 @@ async fn an_answered_order_is_recorded_with_events_then_leaves_the_spec() {
             assert_eq!(body["status"]["summary"]["nodesHealthy"], 1);
             assert_eq!(body["status"]["findings"], Value::Null);
             respond(send, StatusCode::OK, patched(policy_json, &body));
+            // The order leaves; the fix enters the node's durable history.
             let (body, send) = expect(&mut handle, "PATCH", REPORT_N1).await;
-            assert_eq!(body, json!({"spec": {"remediations": []}}));
+            assert_eq!(body["spec"]["remediations"], json!([]));
+            assert_eq!(
+                body["spec"]["history"],
+                json!([{"findingId": finding.id, "action": "SetSysctl", "policy": "p",
+                        "actions": [{"id": order_id, "time": "1970-01-01T00:15:50Z", "outcome": "Applied"}]}])
+            );
             respond(send, StatusCode::OK, patched(report_json, &body));
             handle
         })
@@ -475,6 +486,14 @@ async fn a_vtep_gap_deletes_the_cni_agent_pod_on_that_node_with_a_uid_preconditi
 
     let (_h, pass) = h
         .pass(move |mut handle| async move {
+            // Written ahead: the restart's cooldown holds even if this replica stops now.
+            let (body, send) = expect(&mut handle, "PATCH", REPORT_N1).await;
+            let ahead = &body["spec"]["history"][0];
+            assert_eq!(ahead["action"], "RestartCniPod");
+            assert_eq!(ahead["actions"][0]["outcome"], "Failed");
+            assert!(body["spec"].get("remediations").is_none(), "{body}");
+            let report_json = serde_json::to_value(report_with("n1", vec![])).unwrap();
+            respond(send, StatusCode::OK, patched(report_json.clone(), &body));
             let (body, send) = expect(
                 &mut handle,
                 "DELETE",
@@ -495,11 +514,18 @@ async fn a_vtep_gap_deletes_the_cni_agent_pod_on_that_node_with_a_uid_preconditi
             assert_eq!(action["target"], target);
             assert_eq!(action["before"], "pod kube-system/canal-a uid uid-canal-a");
             respond(send, StatusCode::OK, patched(policy_json, &body));
+            // Then the outcome replaces the provisional one.
+            let (body, send) = expect(&mut handle, "PATCH", REPORT_N1).await;
+            assert_eq!(
+                body["spec"]["history"][0]["actions"][0]["outcome"],
+                "Applied"
+            );
+            respond(send, StatusCode::OK, patched(report_json, &body));
             handle
         })
         .await;
     assert_eq!(pass.cluster_actions, 1);
-    assert_eq!(pass.orders_written, 0);
+    assert_eq!(pass.orders_written, 1);
 }
 
 #[tokio::test]
@@ -515,6 +541,10 @@ async fn a_duplicate_ip_is_fixed_through_the_eviction_api_and_a_pdb_refusal_is_r
 
     let (_h, pass) = h
         .pass(move |mut handle| async move {
+            let (body, send) = expect(&mut handle, "PATCH", REPORT_N1).await;
+            assert_eq!(body["spec"]["history"][0]["action"], "RecreatePod");
+            let report_json = serde_json::to_value(report_with("n1", vec![])).unwrap();
+            respond(send, StatusCode::OK, patched(report_json, &body));
             let (body, send) = expect(
                 &mut handle,
                 "POST",
@@ -583,4 +613,58 @@ async fn dry_run_writes_the_proposal_and_no_order() {
         .await;
     assert_eq!(pass.orders_written, 0);
     assert_eq!(pass.statuses_written, 1);
+}
+
+/// A pass of a replica that lost the lease sends nothing (the leader check comes before every
+/// write) and says why.
+#[tokio::test]
+async fn a_replica_that_no_longer_leads_writes_nothing() {
+    let (leading_tx, leading) = tokio::sync::watch::channel(true);
+    let mut h = Harness::with(|ctx| ctx.with_leadership(leading));
+    h.policy(enforce_policy("p"));
+    h.node("n1");
+    h.report(report_with("n1", vec![arp_finding()]));
+    leading_tx.send_replace(false);
+    let Harness {
+        ctx, mut handle, ..
+    } = h;
+    let result = tokio::time::timeout(Duration::from_secs(5), run_pass(&ctx, true))
+        .await
+        .expect("the pass finished");
+    assert!(
+        matches!(&result, Err(netheal_operator::reconcile::Error::NotLeader { what }) if what.contains("status of policy p")),
+        "{result:?}"
+    );
+    let next = tokio::time::timeout(Duration::from_millis(300), handle.next_request()).await;
+    assert!(next.is_err(), "no request may be sent");
+}
+
+/// An API call that never answers is cut off after the API timeout; the orders are not
+/// written after a status write that failed.
+#[tokio::test]
+async fn an_api_call_without_an_answer_times_out_and_the_pass_stops_there() {
+    let mut h = Harness::with(|ctx| ctx.with_api_timeout(Duration::from_millis(200)));
+    h.policy(enforce_policy("p"));
+    h.node("n1");
+    h.report(report_with("n1", vec![arp_finding()]));
+    let Harness {
+        ctx, mut handle, ..
+    } = h;
+    let server = tokio::spawn(async move {
+        // Take the status patch and never answer it.
+        let (_body, send) = expect(&mut handle, "PATCH", POLICY_STATUS).await;
+        let next = tokio::time::timeout(Duration::from_millis(500), handle.next_request()).await;
+        assert!(next.is_err(), "nothing is written after the timeout");
+        drop(send);
+    });
+    let started = std::time::Instant::now();
+    let result = tokio::time::timeout(Duration::from_secs(5), run_pass(&ctx, true))
+        .await
+        .expect("the pass finished");
+    assert!(
+        matches!(&result, Err(netheal_operator::reconcile::Error::Timeout { after, .. }) if *after == Duration::from_millis(200)),
+        "{result:?}"
+    );
+    assert!(started.elapsed() < Duration::from_secs(2));
+    server.await.expect("the verifier did not panic");
 }

@@ -241,6 +241,7 @@ mod tests {
             name,
             NodeNetworkReportSpec {
                 remediations: orders.iter().map(|o| order(o)).collect(),
+                ..Default::default()
             },
         );
         r.status = Some(NodeNetworkReportStatus {
