@@ -3,7 +3,7 @@
 #   - `kubectl kustomize` renders config/default, config/default with each component, with all
 #     components at once, and config/grafana;
 #   - every rendered object validates: built-in kinds against the Kubernetes OpenAPI schemas
-#     (kubernetes-validate, strict) of 1.30 (the vap component's minimum) and 1.33,
+#     (kubernetes-validate, strict) of 1.30 (the admission policy's minimum) and 1.33,
 #     netheal.io kinds against our CRDs, Prometheus Operator kinds structurally
 #     (hack/validate-rendered.py);
 #   - the deployment contract of docs/architecture.md: privileges, probes, exact RBAC rules
@@ -18,7 +18,7 @@ root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$root"
 
 versions=(1.30 1.33)
-components=(enforce calico flannel metrics node-pool vap)
+components=(enforce calico flannel metrics node-pool no-admission-policy)
 
 command -v kubectl >/dev/null 2>&1 || { echo "validate-manifests: kubectl is required" >&2; exit 1; }
 "$root/hack/install-tools.sh"

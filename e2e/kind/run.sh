@@ -11,7 +11,7 @@
 #   KIND_NODE_IMAGE node image (default kindest/node:v1.33.1)
 #   FLANNEL_MANIFEST, CNI_PLUGINS_VERSION   what flannel needs (kind ships no bridge plugin)
 #   IMAGE_TAG       tag of the images built and loaded (default e2e)
-#   COMPONENTS      space-separated config/components to add (default "flannel vap")
+#   COMPONENTS      space-separated config/components to add (default "flannel")
 #   TIMEOUT         seconds to wait for each step (default 300)
 #   KEEP_CLUSTER=1  leave the cluster running at the end (default: delete it if created here)
 set -euo pipefail
@@ -21,7 +21,7 @@ KIND_NODE_IMAGE="${KIND_NODE_IMAGE:-kindest/node:v1.33.1}"
 FLANNEL_MANIFEST="${FLANNEL_MANIFEST:-https://github.com/flannel-io/flannel/releases/download/v0.26.7/kube-flannel.yml}"
 CNI_PLUGINS_VERSION="${CNI_PLUGINS_VERSION:-v1.6.2}"
 IMAGE_TAG="${IMAGE_TAG:-e2e}"
-COMPONENTS="${COMPONENTS:-flannel vap}"
+COMPONENTS="${COMPONENTS:-flannel}"
 TIMEOUT="${TIMEOUT:-300}"
 KEEP_CLUSTER="${KEEP_CLUSTER:-0}"
 OPERATOR_IMAGE="ghcr.io/netheal/netheal-operator:${IMAGE_TAG}"

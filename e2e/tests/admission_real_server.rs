@@ -1,4 +1,4 @@
-//! RBAC and the ValidatingAdmissionPolicy of `config/components/vap`, enforced by the real API
+//! RBAC and the ValidatingAdmissionPolicy of `config/admission` (part of `config/default`), enforced by the real API
 //! server with netheal installed as users install it: node-fixer, authenticated with a token
 //! bound to its DaemonSet pod on node1, writes node1's report, and is refused with a 403 and
 //! the policy's message when it writes node2's report, creates a report carrying orders, or

@@ -1,4 +1,4 @@
-//! The ValidatingAdmissionPolicy of `config/components/vap`: node-fixer may write only the
+//! The ValidatingAdmissionPolicy of `config/admission` (part of `config/default`): node-fixer may write only the
 //! NodeNetworkReport named after its own node, and may not create one that carries orders.
 //!
 //! The policy's CEL is read from the manifest itself (no copy), compiled, and evaluated with the
@@ -22,7 +22,7 @@ const NODE_NAME_KEY: &str = "authentication.kubernetes.io/node-name";
 
 fn manifest_path() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join("../config/components/vap/validating-admission-policy.yaml")
+        .join("../config/admission/validating-admission-policy.yaml")
 }
 
 /// The document of `kind` in the manifest.
@@ -241,6 +241,27 @@ fn node_fixer_may_not_create_a_report_with_orders() {
     let denials = admit(&req).unwrap_err();
     assert_eq!(denials.len(), 1, "{denials:?}");
     assert!(denials[0].contains("spec.remediations"), "{denials:?}");
+}
+
+#[test]
+fn node_fixer_may_not_create_a_report_with_a_history() {
+    // A forged history would put the node in cooldown or make its findings look flapping.
+    let mut object = report("node-a", None);
+    object["spec"]["history"] = json!([{
+        "findingId": "f", "action": "SetSysctl", "policy": "baseline",
+        "actions": [{"id": "x", "time": "2026-11-22T08:00:00Z", "outcome": "Applied"}],
+    }]);
+    let req = Request {
+        operation: "CREATE",
+        username: NODE_FIXER,
+        node_names: Some(vec!["node-a"]),
+        object,
+        old_object: None,
+        omit_extra: false,
+    };
+    let denials = admit(&req).unwrap_err();
+    assert_eq!(denials.len(), 1, "{denials:?}");
+    assert!(denials[0].contains("spec.history"), "{denials:?}");
 }
 
 #[test]
