@@ -82,6 +82,8 @@ pub struct ControlPlane {
     scheduler: Option<ChildProcess>,
     controller_manager: Option<ChildProcess>,
     apiserver: ChildProcess,
+    apiserver_args: Vec<String>,
+    restarts: u32,
     etcd: ChildProcess,
     dir: PathBuf,
     server: String,
@@ -186,32 +188,33 @@ impl ControlPlane {
             &[],
             &dir.join("etcd.log"),
         )?;
+        let apiserver_args: Vec<String> = vec![
+            format!("--etcd-servers={etcd_url}"),
+            "--bind-address=127.0.0.1".into(),
+            "--advertise-address=127.0.0.1".into(),
+            format!("--secure-port={api_port}"),
+            format!("--cert-dir={}", d("certs")),
+            format!("--tls-cert-file={}", pki.serving_cert.display()),
+            format!("--tls-private-key-file={}", pki.serving_key.display()),
+            format!("--client-ca-file={}", pki.ca_cert.display()),
+            "--authorization-mode=Node,RBAC".into(),
+            "--enable-admission-plugins=NodeRestriction".into(),
+            "--service-account-issuer=https://kubernetes.default.svc.cluster.local".into(),
+            format!("--service-account-key-file={}", pki.sa_pub.display()),
+            format!(
+                "--service-account-signing-key-file={}",
+                pki.sa_key.display()
+            ),
+            "--service-cluster-ip-range=10.96.0.0/16".into(),
+            "--allow-privileged=true".into(),
+            "--profiling=false".into(),
+            "--event-ttl=1h".into(),
+            "--v=1".into(),
+        ];
         let apiserver = ChildProcess::spawn(
             "kube-apiserver",
             &bin_dir.join("kube-apiserver"),
-            &[
-                format!("--etcd-servers={etcd_url}"),
-                "--bind-address=127.0.0.1".into(),
-                "--advertise-address=127.0.0.1".into(),
-                format!("--secure-port={api_port}"),
-                format!("--cert-dir={}", d("certs")),
-                format!("--tls-cert-file={}", pki.serving_cert.display()),
-                format!("--tls-private-key-file={}", pki.serving_key.display()),
-                format!("--client-ca-file={}", pki.ca_cert.display()),
-                "--authorization-mode=Node,RBAC".into(),
-                "--enable-admission-plugins=NodeRestriction".into(),
-                "--service-account-issuer=https://kubernetes.default.svc.cluster.local".into(),
-                format!("--service-account-key-file={}", pki.sa_pub.display()),
-                format!(
-                    "--service-account-signing-key-file={}",
-                    pki.sa_key.display()
-                ),
-                "--service-cluster-ip-range=10.96.0.0/16".into(),
-                "--allow-privileged=true".into(),
-                "--profiling=false".into(),
-                "--event-ttl=1h".into(),
-                "--v=1".into(),
-            ],
+            &apiserver_args,
             &[],
             &dir.join("kube-apiserver.log"),
         )?;
@@ -229,6 +232,8 @@ impl ControlPlane {
             scheduler: None,
             controller_manager: None,
             apiserver,
+            apiserver_args,
+            restarts: 0,
             etcd,
             dir: dir.to_path_buf(),
             server,
@@ -358,6 +363,39 @@ impl ControlPlane {
         }
     }
 
+    /// Kill kube-apiserver (SIGKILL) and start it again with the same arguments (same port,
+    /// certificates and etcd); return once it is ready, with the time it was unreachable.
+    pub async fn restart_apiserver(&mut self) -> Result<Duration, ControlPlaneError> {
+        let begin = Instant::now();
+        self.apiserver.kill();
+        self.restarts += 1;
+        self.apiserver = ChildProcess::spawn(
+            "kube-apiserver",
+            &self.bin_dir.join("kube-apiserver"),
+            &self.apiserver_args,
+            &[],
+            &self
+                .dir
+                .join(format!("kube-apiserver.restart-{}.log", self.restarts)),
+        )?;
+        self.write_pids()?;
+        self.wait_apiserver_ready().await?;
+        Ok(begin.elapsed())
+    }
+
+    /// Stop etcd (SIGSTOP: it holds its connections and answers nothing) or let it go on
+    /// (SIGCONT).
+    pub fn pause_etcd(&self, paused: bool) -> Result<(), ControlPlaneError> {
+        let signal = if paused {
+            nix::sys::signal::Signal::SIGSTOP
+        } else {
+            nix::sys::signal::Signal::SIGCONT
+        };
+        let pid = nix::unistd::Pid::from_raw(self.etcd.pid() as i32);
+        nix::sys::signal::kill(pid, signal)
+            .map_err(|e| ControlPlaneError::Client(format!("{signal} to etcd: {e}")))
+    }
+
     /// The controller manager is working once the service-account controller has made the
     /// `default` ServiceAccount of namespace `default`.
     async fn wait_controllers_ready(&mut self) -> Result<(), ControlPlaneError> {
@@ -447,14 +485,21 @@ impl ControlPlane {
         user: &str,
         token: &str,
     ) -> Result<(), ControlPlaneError> {
+        self.write_token_kubeconfig_via(path, user, token, &self.server)
+    }
+
+    /// [`Self::write_token_kubeconfig`] with the API server reached at `server` (a relay to it
+    /// on 127.0.0.1, which the serving certificate covers).
+    pub fn write_token_kubeconfig_via(
+        &self,
+        path: &Path,
+        user: &str,
+        token: &str,
+        server: &str,
+    ) -> Result<(), ControlPlaneError> {
         write_file(
             path,
-            &kubeconfig::render(
-                &self.server,
-                &self.pki.ca_pem,
-                user,
-                &Credentials::Token(token),
-            ),
+            &kubeconfig::render(server, &self.pki.ca_pem, user, &Credentials::Token(token)),
         )
     }
 

@@ -9,6 +9,7 @@
 pub mod api;
 pub mod bins;
 pub mod dataplane;
+pub mod disrupt;
 pub mod expect;
 pub mod install;
 pub mod kubelet;
@@ -87,6 +88,11 @@ pub struct HarnessOptions {
     /// Run the operator as the operator image (its Deployment's Pod, in a namespace of its
     /// own), not as a process.
     pub operator_container: bool,
+    /// Nodes whose agent (a process) reaches the API server through a relay the test can cut
+    /// ([`Harness::cut_agent`]).
+    pub relayed_agents: Vec<String>,
+    /// Extra environment of every agent process.
+    pub agent_env: Vec<(String, String)>,
 }
 
 impl HarnessOptions {
@@ -100,6 +106,8 @@ impl HarnessOptions {
             keep_baseline: false,
             agent_containers: Vec::new(),
             operator_container: false,
+            relayed_agents: Vec::new(),
+            agent_env: Vec::new(),
         }
     }
 }
@@ -121,11 +129,16 @@ pub struct PodInfo {
 /// first, then the kubelet emulation, the cluster's namespaces and the control plane.
 pub struct Harness {
     operator: Option<ChildProcess>,
+    standby_operators: Vec<ChildProcess>,
+    operator_pods: Vec<String>,
+    refusals_forgiven: BTreeMap<PathBuf, usize>,
     agents: BTreeMap<String, ChildProcess>,
     relays: BTreeMap<String, relay::Relay>,
     operator_netns: Option<Netns>,
     agent_containers: Vec<String>,
     operator_container: bool,
+    relayed_agents: Vec<String>,
+    agent_env: Vec<(String, String)>,
     cancel: CancellationToken,
     kubelet: kubelet::Kubelet,
     client: Client,
@@ -186,11 +199,16 @@ impl Harness {
         let cancel = CancellationToken::new();
         let mut harness = Self {
             operator: None,
+            standby_operators: Vec::new(),
+            operator_pods: Vec::new(),
+            refusals_forgiven: BTreeMap::new(),
             agents: BTreeMap::new(),
             relays: BTreeMap::new(),
             operator_netns: None,
             agent_containers: opts.agent_containers.clone(),
             operator_container: opts.operator_container,
+            relayed_agents: opts.relayed_agents.clone(),
+            agent_env: opts.agent_env.clone(),
             cancel: cancel.clone(),
             kubelet: kubelet.clone(),
             client: client.clone(),
@@ -431,28 +449,7 @@ impl Harness {
             self.operator = Some(p);
             return Ok(());
         }
-        let kubeconfig = self.log_dir.join("operator.kubeconfig");
-        self.controlplane
-            .write_token_kubeconfig(&kubeconfig, install::OPERATOR_SA, &token)?;
-        let args: Vec<String> = [
-            "--listen",
-            "127.0.0.1:0",
-            "--requeue-interval",
-            "5s",
-            "--log-format",
-            "text",
-        ]
-        .map(String::from)
-        .to_vec();
-        let mut env = self.env(&kubeconfig);
-        env.push(("POD_NAME", pod.metadata.name.clone().unwrap_or_default()));
-        let p = ChildProcess::spawn(
-            "operator",
-            &self.bin_dir.join(bins::OPERATOR),
-            &args,
-            &env,
-            &self.log_dir.join("operator.log"),
-        )?;
+        let p = self.spawn_operator(&pod, "operator").await?;
         self.operator = Some(p);
         Ok(())
     }
@@ -491,8 +488,35 @@ impl Harness {
             return Ok(());
         }
         let kubeconfig = self.log_dir.join(format!("agent-{node}.kubeconfig"));
-        self.controlplane
-            .write_token_kubeconfig(&kubeconfig, install::NODE_FIXER_SA, &token)?;
+        let name = format!("agent-{node}");
+        if self.relayed_agents.iter().any(|n| n == node) {
+            let upstream = self.api_address()?;
+            let relay = match self.relays.remove(&name) {
+                Some(relay) => relay,
+                None => relay::start(
+                    None,
+                    "127.0.0.1:0"
+                        .parse()
+                        .map_err(|e| HarnessError::Other(format!("{e}")))?,
+                    upstream,
+                )
+                .await
+                .map_err(|e| HarnessError::Other(format!("relay for {name}: {e}")))?,
+            };
+            self.controlplane.write_token_kubeconfig_via(
+                &kubeconfig,
+                install::NODE_FIXER_SA,
+                &token,
+                &format!("https://{}", relay.address()),
+            )?;
+            self.relays.insert(name.clone(), relay);
+        } else {
+            self.controlplane.write_token_kubeconfig(
+                &kubeconfig,
+                install::NODE_FIXER_SA,
+                &token,
+            )?;
+        }
         let args: Vec<String> = vec![
             "agent".into(),
             "--node-name".into(),
@@ -510,12 +534,22 @@ impl Harness {
             "--log-format".into(),
             "text".into(),
         ];
+        let mut env = self.env(&kubeconfig);
+        env.extend(self.agent_env.iter().map(|(k, v)| (k.as_str(), v.clone())));
+        // A restarted agent appends to a log of its own.
+        let mut log = self.log_dir.join(format!("{name}.log"));
+        for restart in 1.. {
+            if !log.exists() {
+                break;
+            }
+            log = self.log_dir.join(format!("{name}.restart-{restart}.log"));
+        }
         let p = ChildProcess::spawn(
-            &format!("agent-{node}"),
+            &name,
             &self.bin_dir.join(bins::NODE_FIXER),
             &args,
-            &self.env(&kubeconfig),
-            &self.log_dir.join(format!("agent-{node}.log")),
+            &env,
+            &log,
         )?;
         self.agents.insert(node.to_string(), p);
         Ok(())
@@ -551,6 +585,15 @@ impl Harness {
         .await?)
     }
 
+    /// The API server's address.
+    fn api_address(&self) -> Result<std::net::SocketAddr, HarnessError> {
+        self.controlplane
+            .server()
+            .trim_start_matches("https://")
+            .parse()
+            .map_err(|e| HarnessError::Other(format!("API server address: {e}")))
+    }
+
     /// Stop `node`'s agent.
     pub fn stop_agent(&mut self, node: &str) {
         self.agents.remove(node);
@@ -575,13 +618,8 @@ impl Harness {
             install::NAMESPACE,
         )
         .map_err(|e| HarnessError::Other(format!("{}: {e}", sa_dir.display())))?;
-        let upstream: std::net::SocketAddr = self
-            .controlplane
-            .server()
-            .trim_start_matches("https://")
-            .parse()
-            .map_err(|e| HarnessError::Other(format!("API server address: {e}")))?;
-        let relay = relay::start(netns_path, upstream, upstream)
+        let upstream = self.api_address()?;
+        let relay = relay::start(Some(netns_path), upstream, upstream)
             .await
             .map_err(|e| HarnessError::Other(format!("relay into {netns_path}: {e}")))?;
         self.relays.insert(name.to_string(), relay);
@@ -652,7 +690,7 @@ impl Harness {
         format!("netheal-e2e-{}-{name}", self.name)
     }
 
-    fn env(&self, kubeconfig: &Path) -> Vec<(&'static str, String)> {
+    fn env(&self, kubeconfig: &Path) -> Vec<(&str, String)> {
         vec![
             ("KUBECONFIG", kubeconfig.display().to_string()),
             (
@@ -666,7 +704,12 @@ impl Harness {
     /// Processes that died, with the end of their logs.
     pub fn dead_processes(&mut self) -> Vec<String> {
         let mut dead = Vec::new();
-        for p in self.operator.iter_mut().chain(self.agents.values_mut()) {
+        for p in self
+            .operator
+            .iter_mut()
+            .chain(self.standby_operators.iter_mut())
+            .chain(self.agents.values_mut())
+        {
             if let Some(status) = p.exited() {
                 dead.push(format!("{} exited ({status}):\n{}", p.name(), p.tail(20)));
             }
@@ -917,9 +960,19 @@ impl Harness {
     pub fn refused_requests(&self) -> Vec<String> {
         self.operator
             .iter()
+            .chain(self.standby_operators.iter())
             .chain(self.agents.values())
             .flat_map(|p| {
                 let text = std::fs::read_to_string(p.log()).unwrap_or_default();
+                // What an API server that was just restarted refused before its RBAC caches
+                // synced is not netheal's RBAC (see `Harness::restart_apiserver`).
+                let from = self
+                    .refusals_forgiven
+                    .get(p.log())
+                    .copied()
+                    .unwrap_or(0)
+                    .min(text.len());
+                let text = text.get(from..).unwrap_or_default();
                 text.lines()
                     .filter(|l| l.contains("Forbidden") || l.contains("code: 403"))
                     .map(|l| format!("{}: {l}", p.name()))
