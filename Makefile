@@ -90,7 +90,7 @@ cluster-down: ## Stop a cluster-up (control plane, netheal) and remove the clust
 	target/debug/netheal-demo down --name $(CLUSTER_NAME)
 	target/debug/netheal-cluster down --name $(CLUSTER_NAME)
 
-.PHONY: demo bench bench-e2e
+.PHONY: demo bench bench-e2e fuzz
 
 demo: ## The demo (root): a 3-node cluster-in-a-box on a real control plane, the seed faults, the dry-run report, then Enforce and the healing, live; tears down at the end
 	$(CARGO) build --locked -q -p netheal-e2e --bins -p node-fixer -p netheal-operator
@@ -100,6 +100,9 @@ bench: ## Benchmarks: node-fixer scan cost and memory, agent detection latency a
 	$(CARGO) bench --locked -p node-fixer --bench scan
 	$(CARGO) bench --locked -p node-fixer --bench agent_latency
 	$(CARGO) bench --locked -p netheal-operator --bench decide
+
+fuzz: ## Fuzz the parsers of outside input (iptables-save, policies, sysctls, orders), FUZZ_SECONDS each (60); corpus in fuzz/corpus
+	hack/fuzz.sh
 
 bench-e2e: ## Time to repair on the cluster-in-a-box: injection to working ping, p50/p95 per check (root)
 	$(CARGO) build --locked -q -p node-fixer -p netheal-operator
