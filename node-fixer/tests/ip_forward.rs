@@ -71,3 +71,54 @@ fn forwarding_off_on_the_router_is_found_fixed_and_persisted() {
         "either name, one finding"
     );
 }
+
+/// The node forwards, but the CNI bridge's own switch is off: what arrives on `cni0` is not
+/// forwarded. Found and fixed on that interface alone; `conf.default.forwarding=0` (every new
+/// pod veth would start without forwarding) likewise; another interface's switch is the
+/// administrator's and is never a finding.
+#[test]
+fn an_interface_switch_off_while_the_node_forwards_is_found_and_fixed_on_that_interface() {
+    let a = netns("nf-fwi-a");
+    let r = netns("nf-fwi-r");
+    let b = netns("nf-fwi-b");
+    veth(&a, "eth0", &r, "cni0");
+    veth(&b, "eth0", &r, "eth-b");
+    ip(&a, "addr add 10.82.1.2/24 dev eth0");
+    ip(&a, "route add default via 10.82.1.1");
+    ip(&b, "addr add 10.82.2.2/24 dev eth0");
+    ip(&b, "route add default via 10.82.2.1");
+    ip(&r, "addr add 10.82.1.1/24 dev cni0");
+    ip(&r, "addr add 10.82.2.1/24 dev eth-b");
+    r.set_sysctl("net/ipv4/ip_forward", "1").unwrap();
+    assert!(a.ping("10.82.2.2", 1));
+    r.set_sysctl("net/ipv4/conf/cni0/forwarding", "0").unwrap();
+    r.set_sysctl("net/ipv4/conf/default/forwarding", "0")
+        .unwrap();
+    assert!(!a.ping("10.82.2.2", 1), "cni0 does not forward");
+
+    let dir = tempfile::tempdir().unwrap();
+    let config = config(&r, "fwi", dir.path(), vec![], "r");
+    let policy = policy();
+    let scan = engine::scan(&policy, &config);
+    assert!(scan.errors.is_empty(), "{:?}", scan.errors);
+    assert_eq!(
+        targets(&scan.findings),
+        [
+            "net.ipv4.conf.cni0.forwarding",
+            "net.ipv4.conf.default.forwarding"
+        ]
+    );
+    let results = fix_all(&policy, &config, false);
+    assert!(
+        results.iter().all(|r| r.outcome == Outcome::Applied),
+        "{results:?}"
+    );
+    assert_eq!(sysctl(&r, "net/ipv4/conf/cni0/forwarding"), "1");
+    assert_eq!(sysctl(&r, "net/ipv4/conf/default/forwarding"), "1");
+    assert!(a.ping("10.82.2.2", 2), "traffic flows again");
+    assert!(engine::scan(&policy, &config).findings.is_empty());
+
+    // An interface of neither the cluster nor an uplink: the administrator's switch.
+    r.set_sysctl("net/ipv4/conf/eth-b/forwarding", "0").unwrap();
+    assert!(engine::scan(&policy, &config).findings.is_empty());
+}

@@ -4,7 +4,15 @@
 //! variable (the netns's `devconf_all` FORWARDING: writing either changes both). They are one
 //! finding under the first name, with one flap counter, so that a competing writer of either name
 //! meets one limit and the fix is recorded once.
+//!
+//! Writing that switch also sets `conf.default.forwarding` and every interface's own
+//! `forwarding`, so while it is off it is the only finding. While it is on, an interface whose own
+//! switch is off does not forward what arrives on it, and `conf.default.forwarding=0` makes every
+//! new interface (each new pod's veth) start that way: those are findings of their own, for
+//! `default`, the node's uplinks (the interfaces of its default routes) and the CNI's interfaces
+//! (bridges, veths, tunnels). Any other interface's switch is the administrator's.
 
+use super::reject_scope::is_pod_interface;
 use super::{Input, details, finding};
 use crate::probe::sysctl::dotted;
 use netheal_crds::{Check, Finding};
@@ -22,7 +30,7 @@ pub fn check(input: &Input<'_>) -> Vec<Finding> {
         .filter_map(|key| sysctls.get(*key).map(|v| (*key, v)))
         .collect();
     let Some((_, off)) = read.iter().find(|(_, v)| v.as_str() != DESIRED) else {
-        return Vec::new();
+        return per_interface(input);
     };
     // Both names read the same variable; should they ever differ, say both.
     let observed = match read.as_slice() {
@@ -41,4 +49,45 @@ pub fn check(input: &Input<'_>) -> Vec<Finding> {
             ("value", DESIRED.to_string()),
         ]),
     )]
+}
+
+/// Findings for `conf.default.forwarding` and the cluster's interfaces whose own switch is off
+/// (the global switch being on).
+fn per_interface(input: &Input<'_>) -> Vec<Finding> {
+    let host = &input.snapshot.host;
+    let uplinks: Vec<&str> = host
+        .routes
+        .iter()
+        .filter(|r| r.dst.prefix_len() == 0)
+        .filter_map(|r| r.oif.and_then(|i| host.link_name(i)))
+        .collect();
+    host.sysctls
+        .iter()
+        .filter_map(|(key, value)| {
+            let iface = key.strip_prefix("net/ipv4/conf/")?.strip_suffix("/forwarding")?;
+            let covered = iface == "default" || uplinks.contains(&iface) || is_pod_interface(iface);
+            (covered && iface != "all" && value.trim() == "0").then_some((key, iface, value))
+        })
+        .map(|(key, iface, value)| {
+            let message = if iface == "default" {
+                "net.ipv4.conf.default.forwarding is off while forwarding is on: every new interface (each new pod's veth) starts without forwarding".to_string()
+            } else {
+                format!(
+                    "forwarding is off on {iface} while the node forwards: what arrives on {iface} is not forwarded"
+                )
+            };
+            finding(
+                Check::IpForward,
+                dotted(key),
+                value.trim().to_string(),
+                DESIRED.to_string(),
+                message,
+                details([
+                    ("netns", String::new()),
+                    ("sysctl", key.clone()),
+                    ("value", DESIRED.to_string()),
+                ]),
+            )
+        })
+        .collect()
 }

@@ -30,6 +30,14 @@ pub const POD_INTERFACES: [&str; 10] = [
     "kube-bridge",
 ];
 
+/// Whether `name` is one of [`POD_INTERFACES`].
+pub fn is_pod_interface(name: &str) -> bool {
+    POD_INTERFACES.iter().any(|p| match p.strip_suffix('+') {
+        Some(prefix) => name.starts_with(prefix),
+        None => name == *p,
+    })
+}
+
 /// What the cluster's traffic looks like on this node.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct ClusterNetwork {

@@ -215,6 +215,54 @@ fn ip_forward_and_conf_all_forwarding_are_one_finding() {
 }
 
 #[test]
+fn an_interface_switch_is_a_finding_only_while_the_node_forwards_and_only_for_the_cluster() {
+    let mut s = base();
+    for (key, value) in [
+        ("net/ipv4/ip_forward", "0"),
+        ("net/ipv4/conf/all/forwarding", "0"),
+        ("net/ipv4/conf/default/forwarding", "0"),
+        ("net/ipv4/conf/cni0/forwarding", "0"),
+        ("net/ipv4/conf/eth9/forwarding", "0"),
+    ] {
+        s.host.sysctls.insert(key.into(), value.into());
+    }
+    // Off globally: one finding (the fix turns every interface's switch on with it).
+    let f = run(&s, &default_policy(), &cluster());
+    let forwarding: Vec<&str> = f
+        .iter()
+        .filter(|f| f.check == Check::IpForward)
+        .map(|f| f.target.as_str())
+        .collect();
+    assert_eq!(forwarding, ["net.ipv4.ip_forward"]);
+    // On globally: default and cni0 are the cluster's; eth9 is the administrator's.
+    s.host
+        .sysctls
+        .insert("net/ipv4/ip_forward".into(), "1".into());
+    s.host
+        .sysctls
+        .insert("net/ipv4/conf/all/forwarding".into(), "1".into());
+    let f = run(&s, &default_policy(), &cluster());
+    let forwarding: Vec<(&str, &str)> = f
+        .iter()
+        .filter(|f| f.check == Check::IpForward)
+        .map(|f| (f.target.as_str(), f.details["sysctl"].as_str()))
+        .collect();
+    assert_eq!(
+        forwarding,
+        [
+            (
+                "net.ipv4.conf.cni0.forwarding",
+                "net/ipv4/conf/cni0/forwarding"
+            ),
+            (
+                "net.ipv4.conf.default.forwarding",
+                "net/ipv4/conf/default/forwarding"
+            ),
+        ]
+    );
+}
+
+#[test]
 fn calico_neighbours_follow_the_host_route() {
     let mut s = base();
     for (ip, ifindex) in [("10.244.1.5", 4), ("10.244.1.5", 5), ("10.244.1.9", 4)] {
