@@ -34,6 +34,7 @@ pub const MAX_HISTORY_ACTIONS: usize = 21;
     printcolumn = r#"{"name":"Last Scan","type":"date","jsonPath":".status.lastScanTime"}"#,
     printcolumn = r#"{"name":"Agent","type":"string","jsonPath":".status.agentVersion"}"#,
     printcolumn = r#"{"name":"Backend","type":"string","jsonPath":".status.iptablesBackend","priority":1}"#,
+    printcolumn = r#"{"name":"Scan ms","type":"integer","jsonPath":".status.lastScanDurationMs","priority":1}"#,
     printcolumn = r#"{"name":"Age","type":"date","jsonPath":".metadata.creationTimestamp"}"#,
     category = "netheal"
 )]

@@ -461,7 +461,16 @@ async fn a_node_cut_off_for_60s_fixes_nothing_then_catches_up() {
     h.cut_agent("node2", false).unwrap();
     let back = Instant::now();
     let finding = h
-        .expect_finding("node2", Check::IpForward, |_| true)
+        .wait_report(
+            "node2",
+            "the fault in node2's report",
+            Duration::from_secs(60),
+            |r| {
+                netheal_e2e::harness::expect::findings_of(r, Check::IpForward)
+                    .first()
+                    .map(|f| (*f).clone())
+            },
+        )
         .await
         .unwrap();
     figure(
@@ -475,9 +484,16 @@ async fn a_node_cut_off_for_60s_fixes_nothing_then_catches_up() {
             && first_seen.as_second() - cut_at.as_second() < 55,
         "seen during the cut (cut at {cut_at}, first seen {first_seen}): it kept scanning"
     );
-    h.expect_applied(POLICY, "node2", Action::SetSysctl, |_| true)
-        .await
-        .unwrap();
+    // The agent's watches come back on their own backoff (client-go's: up to 30 s after a
+    // long outage), and so do its orders.
+    h.wait_policy(
+        POLICY,
+        "the fix on node2 after the reconnection",
+        Duration::from_secs(90),
+        |p| (applied(p, "node2", Action::SetSysctl) > 0).then_some(()),
+    )
+    .await
+    .unwrap();
     figure(
         "node_cut.reconnect_to_applied",
         back.elapsed().as_secs_f64(),

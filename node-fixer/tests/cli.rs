@@ -137,3 +137,73 @@ fn a_child_spawned_from_a_namespace_thread_runs_in_that_namespace() {
             .unwrap_err();
     assert!(err.to_string().contains("nf-nope"));
 }
+
+/// `docs/node-fixer-scan.schema.json` describes what `scan` and `fix --output json` really
+/// print (a namespace with three faults, one of them with a REJECT rule), and names every
+/// check, action and outcome there is.
+#[test]
+fn json_output_matches_the_documented_schema() {
+    let schema: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../docs/node-fixer-scan.schema.json"
+        ))
+        .unwrap(),
+    )
+    .unwrap();
+    let names = |def: &str| -> Vec<String> {
+        schema["$defs"][def]["enum"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|v| v.as_str().unwrap().to_string())
+            .collect()
+    };
+    let all = |v: Vec<&str>| v.into_iter().map(String::from).collect::<Vec<_>>();
+    assert_eq!(
+        names("check"),
+        all(netheal_crds::Check::ALL.map(|c| c.as_str()).to_vec())
+    );
+    assert_eq!(
+        names("action"),
+        all(netheal_crds::Action::ALL.map(|a| a.as_str()).to_vec())
+    );
+    let validator = jsonschema::validator_for(&schema).unwrap();
+
+    let ns = netns("nf-clijs");
+    ns.set_sysctl("net/ipv4/ip_forward", "0").unwrap();
+    ns.set_sysctl("net/ipv4/conf/all/arp_ignore", "2").unwrap();
+    ns.exec(
+        "iptables-legacy",
+        &[
+            "-A",
+            "INPUT",
+            "-j",
+            "REJECT",
+            "--reject-with",
+            "icmp-host-prohibited",
+        ],
+    )
+    .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let base = [
+        "--netns",
+        "nf-clijs",
+        "--pod-netns",
+        "/var/run/netns/nf-cni-clijs-*",
+        "--output",
+        "json",
+    ];
+    let mut scan = vec!["scan"];
+    scan.extend(base);
+    let mut fix = vec!["fix", "--sysctl-dir", dir.path().to_str().unwrap()];
+    fix.extend(base);
+    for (args, keys) in [(scan, 4), (fix, 6)] {
+        let out = run(&args);
+        let doc: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+        let errors: Vec<String> = validator.iter_errors(&doc).map(|e| e.to_string()).collect();
+        assert!(errors.is_empty(), "{args:?}: {errors:?}\n{doc:#}");
+        assert_eq!(doc.as_object().unwrap().len(), keys, "{doc:#}");
+        assert!(doc["findings"].as_array().unwrap().len() >= 3, "{doc:#}");
+    }
+}

@@ -16,6 +16,7 @@ use netheal_operator::leader::Election;
 use netheal_operator::metrics::Metrics;
 use netheal_operator::reconcile::{error_policy, reconcile};
 use netheal_operator::watch::{self, Trigger};
+use std::io::IsTerminal;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -59,8 +60,13 @@ struct Args {
 fn init_tracing(format: LogFormat) {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    // ANSI colours only on a terminal and without NO_COLOR (no-color.org): logs that go to a
+    // file, a pipe or a container runtime stay plain text.
+    let colour = std::io::stderr().is_terminal()
+        && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty());
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
+        .with_ansi(colour)
         .with_writer(std::io::stderr);
     match format {
         LogFormat::Json => builder.json().flatten_event(true).init(),

@@ -102,11 +102,20 @@ pub fn parse_duration(text: &str) -> Result<Duration, String> {
     Ok(d)
 }
 
+/// Whether log lines on stderr may carry ANSI colours: only on a terminal, and never with
+/// `NO_COLOR` set to anything but empty (no-color.org). Logs that go to a file, a pipe or a
+/// container runtime stay plain text.
+pub fn colour_logs() -> bool {
+    use std::io::IsTerminal;
+    std::io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty())
+}
+
 fn init_logging(format: LogFormat) {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
+        .with_ansi(colour_logs())
         .with_writer(std::io::stderr);
     // A subscriber may already be installed by the caller: keep it.
     let _ = match format {

@@ -94,7 +94,9 @@ pub struct CycleReport {
     pub open_findings: usize,
 }
 
-/// Exponential backoff of failed writes: 1 s doubling to 5 min.
+/// Exponential backoff of failed writes: 1 s doubling to 30 s, the ceiling of the watches'
+/// backoff (client-go's), so that a node cut off for a long time catches up within 30 s of the
+/// API server coming back.
 #[derive(Debug, Default)]
 struct Backoff {
     delay: Option<Duration>,
@@ -103,7 +105,7 @@ struct Backoff {
 
 impl Backoff {
     const FIRST: Duration = Duration::from_secs(1);
-    const MAX: Duration = Duration::from_secs(300);
+    const MAX: Duration = Duration::from_secs(30);
 
     fn failed(&mut self, now: Instant) {
         let next = self.delay.map_or(Self::FIRST, |d| (d * 2).min(Self::MAX));
