@@ -224,6 +224,15 @@ impl NsSnapshot {
             .map(|l| l.name.as_str())
     }
 
+    /// The interfaces of the default routes (the node's uplinks).
+    pub fn default_route_interfaces(&self) -> Vec<&str> {
+        self.routes
+            .iter()
+            .filter(|r| r.dst.prefix_len() == 0)
+            .filter_map(|r| r.oif.and_then(|i| self.link_name(i)))
+            .collect()
+    }
+
     /// The link called `name`.
     pub fn link_by_name(&self, name: &str) -> Option<&Link> {
         self.links.iter().find(|l| l.name == name)

@@ -125,6 +125,27 @@ pub fn unanswered(
     now: Timestamp,
     after: std::time::Duration,
 ) -> ActionRecord {
+    record_of(
+        action,
+        now,
+        (
+            Outcome::Failed,
+            format!("pod {}", action.pod),
+            String::new(),
+        ),
+        format!(
+            "no answer from the API server within {after:?}; the outcome is unknown until the next pass"
+        ),
+    )
+}
+
+/// The record of `action` at `now`: `(outcome, before, after)` and its message.
+fn record_of(
+    action: &ClusterAction,
+    now: Timestamp,
+    (outcome, before, after): (Outcome, String, String),
+    message: String,
+) -> ActionRecord {
     ActionRecord {
         id: action.id.clone(),
         time: Time(now),
@@ -132,13 +153,11 @@ pub fn unanswered(
         action: action.action,
         check: Some(action.check),
         target: action.target.clone(),
-        before: format!("pod {}", action.pod),
-        after: String::new(),
-        outcome: Outcome::Failed,
+        before,
+        after,
+        outcome,
         dry_run: false,
-        message: Some(format!(
-            "no answer from the API server within {after:?}; the outcome is unknown until the next pass"
-        )),
+        message: Some(message),
     }
 }
 
@@ -200,19 +219,12 @@ pub async fn execute(client: &Client, action: &ClusterAction, now: Timestamp) ->
             Some(format!("{other} is not a cluster action")),
         ),
     };
-    ActionRecord {
-        id: action.id.clone(),
-        time: Time(now),
-        node: action.node.clone(),
-        action: action.action,
-        check: Some(action.check),
-        target: action.target.clone(),
-        before,
-        after,
-        outcome,
-        dry_run: false,
-        message: message.or_else(|| Some(action.note.clone())),
-    }
+    record_of(
+        action,
+        now,
+        (outcome, before, after),
+        message.unwrap_or_else(|| action.note.clone()),
+    )
 }
 
 #[cfg(test)]

@@ -274,7 +274,11 @@ impl Ledger {
                             .into_iter()
                             .map(|e| PastAction {
                                 id: e.id.clone(),
-                                time: Time(e.time),
+                                // Whole seconds, as the API gives times back: what was written
+                                // compares equal to what is read.
+                                time: Time(
+                                    Timestamp::from_second(e.time.as_second()).unwrap_or(e.time),
+                                ),
                                 outcome: e.outcome,
                             })
                             .collect(),

@@ -17,6 +17,15 @@ use serde_json::json;
 use std::sync::Arc;
 use std::time::Duration;
 
+/// An hour ago plus `secs`, as the API writes times: the fixes stay inside the ledger's
+/// retention (old ones are pruned, and pruning is a change that is written).
+fn scan_time(secs: i64) -> String {
+    let base = k8s_openapi::jiff::Timestamp::now().as_second() - 3600;
+    k8s_openapi::jiff::Timestamp::from_second(base + secs)
+        .expect("a valid time")
+        .to_string()
+}
+
 async fn server(with_crds: bool) -> ControlPlane {
     let cp = ControlPlane::for_test("op")
         .await
@@ -85,18 +94,19 @@ async fn seed(client: &kube::Client) -> String {
             .unwrap();
     }
     let id = netheal_crds::finding_id(netheal_crds::Check::ArpIgnore, ARP_TARGET);
+    let at = scan_time;
     reports
         .patch_status(
             "n1",
             &PatchParams::default(),
             &Patch::Merge(json!({"status": {
-                "lastScanTime": "2026-01-01T00:00:00Z",
+                "lastScanTime": at(0),
                 "openFindings": 1,
                 "findings": [{
                     "id": id, "check": "ArpIgnore", "target": ARP_TARGET,
                     "observed": "2", "desired": "0", "action": "SetSysctl",
                     "details": {"netns": "", "sysctl": "net/ipv4/conf/all/arp_ignore", "value": "0"},
-                    "policy": "default", "lastSeen": "2026-01-01T00:00:00Z"
+                    "policy": "default", "lastSeen": at(0)
                 }]
             }})),
         )
@@ -106,7 +116,7 @@ async fn seed(client: &kube::Client) -> String {
         .patch_status(
             "n2",
             &PatchParams::default(),
-            &Patch::Merge(json!({"status": {"lastScanTime": "2026-01-01T00:00:00Z"}})),
+            &Patch::Merge(json!({"status": {"lastScanTime": at(0)}})),
         )
         .await
         .unwrap();
@@ -190,18 +200,19 @@ async fn one_pass_orders_the_fix_and_records_the_answer() {
     ));
 
     // node-fixer answers, and the finding clears.
+    let at = scan_time;
     reports
         .patch_status(
             "n1",
             &PatchParams::default(),
             &Patch::Merge(json!({"status": {
-                "lastScanTime": "2026-01-01T00:01:00Z",
+                "lastScanTime": at(60),
                 "openFindings": 0,
                 "findings": null,
                 "results": [{
                     "id": order.id, "action": "SetSysctl", "target": ARP_TARGET,
                     "outcome": "Applied", "before": "2", "after": "0",
-                    "dryRun": false, "time": "2026-01-01T00:00:30Z"
+                    "dryRun": false, "time": at(30)
                 }]
             }})),
         )
@@ -256,7 +267,7 @@ async fn one_pass_orders_the_fix_and_records_the_answer() {
     })
     .await;
     let pass = run_pass(&ctx, true).await.unwrap();
-    assert_eq!(pass.statuses_written + pass.orders_written, 0);
+    assert_eq!(pass.statuses_written + pass.orders_written, 0, "{pass:?}");
 
     watches.abort();
     drop(server);

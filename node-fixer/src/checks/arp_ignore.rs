@@ -13,12 +13,7 @@ pub fn check(input: &Input<'_>) -> Vec<Finding> {
     let pats = patterns("spec.checks.arpIgnore.interfaces", &spec.interfaces);
     // The node's uplink (the interface of a default route) counts too (FAULTS.md).
     let host = &input.snapshot.host;
-    let uplinks: Vec<&str> = host
-        .routes
-        .iter()
-        .filter(|r| r.dst.prefix_len() == 0)
-        .filter_map(|r| r.oif.and_then(|i| host.link_name(i)))
-        .collect();
+    let uplinks = host.default_route_interfaces();
     let mut out = check_ns(&host.sysctls, "", spec.desired, &|i| {
         pats.matches(i) || uplinks.contains(&i)
     });

@@ -55,12 +55,7 @@ pub fn check(input: &Input<'_>) -> Vec<Finding> {
 /// (the global switch being on).
 fn per_interface(input: &Input<'_>) -> Vec<Finding> {
     let host = &input.snapshot.host;
-    let uplinks: Vec<&str> = host
-        .routes
-        .iter()
-        .filter(|r| r.dst.prefix_len() == 0)
-        .filter_map(|r| r.oif.and_then(|i| host.link_name(i)))
-        .collect();
+    let uplinks = host.default_route_interfaces();
     host.sysctls
         .iter()
         .filter_map(|(key, value)| {
