@@ -46,10 +46,13 @@ deploy: ## Install netheal (CRDs, RBAC, operator, node-fixer, dry-run policy) in
 undeploy: ## Remove netheal from the current kubectl context
 	kubectl delete -k config/default --ignore-not-found
 
-.PHONY: docs manifests-check images lint-docker e2e-kind
+.PHONY: docs manifests-check prometheus-rules-check images lint-docker e2e-kind
 
 docs: ## Regenerate docs/policy-reference.md from the CRD
 	python3 hack/gen-policy-reference.py
+
+prometheus-rules-check: ## promtool check rules and promtool test rules on config/prometheus (every alert fires on its bad series, silent on healthy ones)
+	hack/check-prometheus-rules.sh
 
 manifests-check: ## Render config/default and every component, validate them offline, lint the Dockerfile and scripts
 	hack/validate-manifests.sh
