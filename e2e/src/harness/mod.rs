@@ -437,8 +437,8 @@ impl Harness {
                 None,
             )
             .await?;
-        let token = install::pod_bound_token(&self.client, install::OPERATOR_SA, &pod).await?;
         if self.operator_container {
+            let token = install::pod_bound_token(&self.client, install::OPERATOR_SA, &pod).await?;
             let netns = Netns::create(&format!("nhc-{}-operator", self.name))
                 .map_err(|e| HarnessError::Other(e.to_string()))?;
             let ctx = self
