@@ -17,7 +17,7 @@ build: ## Build every crate and binary (debug)
 release: ## Build the release binaries (LTO, stripped)
 	$(CARGO) build --workspace --release --locked
 
-test: controlplane images ## Run every test, as root: unit, API, kernel (netns), the images under podman and cluster-in-a-box on a real control plane; fails if any test is skipped
+test: controlplane images helm ## Run every test, as root: unit, API, kernel (netns), the images under podman and cluster-in-a-box on a real control plane; fails if any test is skipped
 	@test "$$(id -u)" = 0 || { echo "make test needs root: the kernel tests create network namespaces" >&2; exit 2; }
 	mkdir -p target
 	# The binaries the end-to-end harness runs, built the way it builds them (once, up front).
@@ -66,7 +66,13 @@ lint-docker: ## Lint the Dockerfile with hadolint
 e2e-kind: ## The end-to-end run on a real kind cluster (needs Docker and kind; not run in CI)
 	e2e/kind/run.sh
 
-.PHONY: controlplane
+.PHONY: controlplane helm chart-check
+
+helm: ## Build helm (helm.sh/helm/v4, pinned in hack/helm/go.mod) from its Go module into ~/.cache/netheal/helm; NETHEAL_HELM=PATH uses yours
+	hack/build-helm.sh
+
+chart-check: helm ## Fail when charts/netheal differs from config/ (each setting against its component), helm lint --strict, validate its renders offline
+	hack/check-chart.sh
 
 controlplane: ## Build the real control plane (etcd, kube-apiserver, kube-controller-manager, kube-scheduler, kubectl) from e2e/controlplane into a cache; NETHEAL_CONTROLPLANE_BIN=DIR uses yours
 	hack/build-controlplane.sh
