@@ -16,6 +16,7 @@ pub mod kubelet;
 pub mod objects;
 pub mod policies;
 pub mod process;
+pub mod prometheus;
 pub mod relay;
 pub mod show;
 pub mod wait;
@@ -592,6 +593,21 @@ impl Harness {
             .trim_start_matches("https://")
             .parse()
             .map_err(|e| HarnessError::Other(format!("API server address: {e}")))
+    }
+
+    /// Where the operator and agent processes serve `/metrics`, by process name (`operator`,
+    /// `agent-node1`, …). They listen on `127.0.0.1:0`: this is the port the kernel gave each
+    /// one's listening socket. A process that has not bound yet (or a container) is left out.
+    pub fn metrics_addresses(&self) -> BTreeMap<String, std::net::SocketAddr> {
+        self.operator
+            .iter()
+            .chain(self.standby_operators.iter())
+            .chain(self.agents.values())
+            .filter_map(|p| match prometheus::listen_addresses(p.pid()).as_slice() {
+                [one] => Some((p.name().to_string(), *one)),
+                _ => None,
+            })
+            .collect()
     }
 
     /// Stop `node`'s agent.
