@@ -24,6 +24,7 @@ OPERATOR_RULES = {
     ("", "pods"): {"get", "list", "watch", "delete"},
     ("", "pods/eviction"): {"create"},
     ("events.k8s.io", "events"): {"create", "patch"},
+    ("openreports.io", "clusterreports"): {"get", "list", "create", "patch", "delete"},
 }
 LEADER_RULES = {
     ("coordination.k8s.io", "leases"): {"create", "get", "update", "patch"},

@@ -18,7 +18,7 @@ root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$root"
 
 versions=(1.30 1.33)
-components=(enforce calico flannel metrics node-pool no-admission-policy)
+components=(enforce calico flannel metrics node-pool no-admission-policy openreports)
 
 command -v kubectl >/dev/null 2>&1 || { echo "validate-manifests: kubectl is required" >&2; exit 1; }
 "$root/hack/install-tools.sh"

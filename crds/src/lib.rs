@@ -6,6 +6,7 @@ pub mod bounded;
 pub mod conditions;
 pub mod finding_id;
 pub mod load;
+pub mod openreports;
 pub mod patterns;
 pub mod policy;
 pub mod report;

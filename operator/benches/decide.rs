@@ -208,6 +208,7 @@ fn main() {
             pods: &pods,
             ledger: &ledger,
             now,
+            node_views: false,
         });
         times.push(t.elapsed());
         last = Some(d);

@@ -62,6 +62,8 @@ pub struct State {
     pub written_specs: HashMap<String, (Option<String>, NodeNetworkReportSpec)>,
     /// The trigger epoch and start of the last pass.
     pub last_pass: Option<(u64, Instant)>,
+    /// The OpenReports API and the reports written to it.
+    pub openreports: crate::openreports::Writer,
 }
 
 /// Shared by every reconcile.
@@ -86,6 +88,8 @@ pub struct Context {
     _always: Option<watch::Sender<bool>>,
     /// The longest one API call may take.
     pub api_timeout: Duration,
+    /// Write OpenReports `ClusterReport`s where the API server serves them.
+    pub openreports: bool,
 }
 
 impl Context {
@@ -117,6 +121,7 @@ impl Context {
             leading,
             _always: Some(always),
             api_timeout: DEFAULT_API_TIMEOUT,
+            openreports: false,
         }
     }
 
@@ -131,6 +136,13 @@ impl Context {
     /// Cut every API call off after `timeout`.
     pub fn with_api_timeout(mut self, timeout: Duration) -> Self {
         self.api_timeout = timeout;
+        self
+    }
+
+    /// Write OpenReports `ClusterReport`s where they are served (`true`; the binary's default)
+    /// or never (`false`, the default of a new context).
+    pub fn with_openreports(mut self, enabled: bool) -> Self {
+        self.openreports = enabled;
         self
     }
 

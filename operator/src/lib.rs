@@ -11,6 +11,7 @@ pub mod leader;
 pub mod ledger;
 pub mod metrics;
 pub mod model;
+pub mod openreports;
 pub mod reconcile;
 pub mod record;
 pub mod status;

@@ -55,6 +55,18 @@ struct Args {
     /// outlive the leadership it started under by more than that.
     #[arg(long, default_value = "10s", value_parser = netheal_operator::parse_duration)]
     api_timeout: Duration,
+    /// Write one OpenReports `ClusterReport` per node where the API server serves
+    /// `openreports.io/v1alpha1` (looked up by discovery; netheal never installs that CRD).
+    #[arg(long, value_enum, default_value = "auto")]
+    openreports: OpenReports,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+enum OpenReports {
+    /// Where the API is served.
+    Auto,
+    /// Never.
+    Disabled,
 }
 
 fn init_tracing(format: LogFormat) {
@@ -213,7 +225,8 @@ async fn run(args: Args) -> anyhow::Result<()> {
             args.requeue_interval,
         )
         .with_leadership(election.is_leader.clone())
-        .with_api_timeout(args.api_timeout),
+        .with_api_timeout(args.api_timeout)
+        .with_openreports(args.openreports == OpenReports::Auto),
     );
 
     let listener = tokio::net::TcpListener::bind(args.listen)

@@ -38,6 +38,8 @@ pub struct PassReport {
     pub orders_written: usize,
     /// Cluster actions taken.
     pub cluster_actions: usize,
+    /// OpenReports `ClusterReport`s created, changed or deleted.
+    pub cluster_reports_written: usize,
 }
 
 /// The controller's reconcile: one pass for every policy, then a periodic requeue.
@@ -91,6 +93,7 @@ async fn pass(ctx: &Context, state: &mut State) -> Result<PassReport, Error> {
         .collect();
     let pods = ctx.stores.pods.state();
     let now = Timestamp::from_second(Timestamp::now().as_second()).unwrap_or(Timestamp::UNIX_EPOCH);
+    let node_views = state.openreports.served(ctx).await;
 
     let ledger = state.ledger.get_or_insert_with(|| {
         Ledger::rebuild(
@@ -106,6 +109,7 @@ async fn pass(ctx: &Context, state: &mut State) -> Result<PassReport, Error> {
         pods: &pods,
         ledger,
         now,
+        node_views,
     });
     ledger.apply(&decision);
 
@@ -173,6 +177,19 @@ async fn pass(ctx: &Context, state: &mut State) -> Result<PassReport, Error> {
     if errors.is_empty() {
         // Only once the records are safe in the statuses may answered orders leave a report.
         write_specs(ctx, state, &reports, &decision, &mut report, &mut errors).await;
+    }
+    if errors.is_empty()
+        && node_views
+        && let Some(ledger) = state.ledger.as_ref()
+    {
+        match state
+            .openreports
+            .write(ctx, &decision, &by_name, ledger, now)
+            .await
+        {
+            Ok(writes) => report.cluster_reports_written = writes.applied + writes.deleted,
+            Err(err) => errors.push(err),
+        }
     }
     publish_gauges(ctx, &decision);
 

@@ -7,6 +7,7 @@ pub mod cluster_actions;
 pub mod disposition;
 pub mod duplicates;
 pub mod flapping;
+pub mod node_view;
 pub mod orders;
 pub mod ownership;
 pub mod summary;
@@ -27,6 +28,7 @@ use netheal_crds::{
     Action, Check, Finding, Mode, NetworkHealthPolicy, NodeNetworkReport, PolicyFinding,
     RemediationOrder,
 };
+use node_view::NodeView;
 use orders::{Recorded, Withdraw};
 use ownership::{Policies, name};
 use std::borrow::Cow;
@@ -48,6 +50,8 @@ pub struct Inputs<'a> {
     pub ledger: &'a Ledger,
     /// The time of the decision (whole seconds).
     pub now: Timestamp,
+    /// Also build [`Decision::node_views`] (for reports written per node).
+    pub node_views: bool,
 }
 
 /// What one pass decided.
@@ -70,6 +74,8 @@ pub struct Decision {
     pub policies: BTreeMap<String, PolicyOutcome>,
     /// Nodes with an action in flight after this pass.
     pub nodes_in_flight: BTreeSet<String>,
+    /// Per node: its policies and every finding on it (only when [`Inputs::node_views`]).
+    pub node_views: BTreeMap<String, NodeView>,
 }
 
 /// One finding to decide about.
@@ -207,6 +213,21 @@ pub fn decide(inputs: &Inputs<'_>) -> Decision {
                 }
             }
         }
+        if inputs.node_views {
+            let status = report.and_then(|r| r.status.as_ref());
+            pass.decision.node_views.insert(
+                node.name.clone(),
+                NodeView {
+                    policies: sel
+                        .iter()
+                        .map(|&i| name(&policies.sorted[i]).to_string())
+                        .collect(),
+                    reporting: status.is_some(),
+                    scan_errors: status.map(|s| s.errors.clone()).unwrap_or_default(),
+                    findings: Vec::new(),
+                },
+            );
+        }
         for finding in report
             .and_then(|r| r.status.as_ref())
             .into_iter()
@@ -246,17 +267,21 @@ pub fn decide(inputs: &Inputs<'_>) -> Decision {
         let policy = &policies.sorted[item.owner];
         let disposition = pass.dispose(policy, item);
         let action = item.finding.action.or_else(|| item.finding.check.remedy());
+        let finding = || PolicyFinding {
+            id: item.finding.id.clone(),
+            node: item.node.name.clone(),
+            check: item.finding.check,
+            target: item.finding.target.clone(),
+            observed: item.finding.observed.clone(),
+            desired: item.finding.desired.clone(),
+            proposed_action: action,
+            disposition: Some(disposition.to_string()),
+        };
+        if let Some(view) = pass.decision.node_views.get_mut(&item.node.name) {
+            view.findings.push((name(policy).to_string(), finding()));
+        }
         if let Some(outcome) = pass.decision.policies.get_mut(name(policy)) {
-            outcome.count_finding(&item.node.name, item.finding.check, || PolicyFinding {
-                id: item.finding.id.clone(),
-                node: item.node.name.clone(),
-                check: item.finding.check,
-                target: item.finding.target.clone(),
-                observed: item.finding.observed.clone(),
-                desired: item.finding.desired.clone(),
-                proposed_action: action,
-                disposition: Some(disposition.to_string()),
-            });
+            outcome.count_finding(&item.node.name, item.finding.check, finding);
         }
     }
 

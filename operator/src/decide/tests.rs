@@ -44,6 +44,7 @@ impl World {
             pods: &self.pods,
             ledger: &self.ledger,
             now: at(now),
+            node_views: true,
         })
     }
 
