@@ -26,6 +26,8 @@ set -euo pipefail
 
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$root"
+# shellcheck source=hack/kustomization.sh
+source "$root/hack/kustomization.sh"
 chart="$root/charts/netheal"
 namespace=netheal-system
 versions=(1.30 1.33)
@@ -122,21 +124,7 @@ PY
 kustomize() {
   local name=$1; shift
   local dir="$work/kustomize/$name"
-  mkdir -p "$dir"
-  # kustomize refuses absolute paths to a base ("new root cannot be absolute"): relative ones.
-  local rel
-  rel="$(realpath --relative-to="$dir" "$root/config")"
-  {
-    echo "apiVersion: kustomize.config.k8s.io/v1beta1"
-    echo "kind: Kustomization"
-    echo "resources:"
-    echo "  - $rel/default"
-    if [ "$#" -gt 0 ]; then
-      echo "components:"
-      local c
-      for c in "$@"; do echo "  - $rel/components/$c"; done
-    fi
-  } >"$dir/kustomization.yaml"
+  write_kustomization "$dir" "$root/config" "$@"
   "$kubectl" kustomize "$dir" >"$work/$name.kustomize.yaml" 2>"$work/$name.err" \
     || { cat "$work/$name.err" >&2; fail "kubectl kustomize failed for $name"; }
 }

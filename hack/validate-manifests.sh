@@ -16,6 +16,8 @@ set -euo pipefail
 
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$root"
+# shellcheck source=hack/kustomization.sh
+source "$root/hack/kustomization.sh"
 
 versions=(1.30 1.33)
 components=(enforce calico flannel metrics node-pool no-admission-policy openreports)
@@ -33,20 +35,7 @@ fail() { echo "validate-manifests: $*" >&2; exit 1; }
 render() {
   local name="$1"; shift
   local dir="$work/kustomize/$name"
-  mkdir -p "$dir"
-  local rel
-  rel="$(realpath --relative-to="$dir" "$root/config")"
-  {
-    echo "apiVersion: kustomize.config.k8s.io/v1beta1"
-    echo "kind: Kustomization"
-    echo "resources:"
-    echo "  - $rel/default"
-    if [ "$#" -gt 0 ]; then
-      echo "components:"
-      local c
-      for c in "$@"; do echo "  - $rel/components/$c"; done
-    fi
-  } >"$dir/kustomization.yaml"
+  write_kustomization "$dir" "$root/config" "$@"
   kubectl kustomize "$dir" >"$work/$name.yaml" 2>"$work/$name.err" \
     || { cat "$work/$name.err" >&2; fail "kustomize failed for $name"; }
 }

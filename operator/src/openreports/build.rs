@@ -325,6 +325,10 @@ mod tests {
         )
     }
 
+    fn outcome(results: &[ReportResult], check: Check) -> Option<Outcome> {
+        outcome_of(results, check).result
+    }
+
     fn outcome_of(results: &[ReportResult], check: Check) -> &ReportResult {
         results
             .iter()
@@ -356,14 +360,8 @@ mod tests {
         assert!(message.contains("approved: order o-1"), "{message}");
         assert_eq!(r.properties["findingIds"], ip_forward.id);
         assert_eq!(r.properties["action"], "SetSysctl");
-        assert_eq!(
-            outcome_of(&failing, Check::ArpIgnore).result,
-            Some(Outcome::Pass)
-        );
-        assert_eq!(
-            outcome_of(&failing, Check::Masquerade).result,
-            Some(Outcome::Skip)
-        );
+        assert_eq!(outcome(&failing, Check::ArpIgnore), Some(Outcome::Pass));
+        assert_eq!(outcome(&failing, Check::Masquerade), Some(Outcome::Skip));
         let not_detected = outcome_of(&failing, Check::TunnelOffload);
         assert_eq!(not_detected.result, Some(Outcome::Skip));
         assert!(
@@ -415,26 +413,14 @@ mod tests {
         };
         let ledger = Ledger::new();
         let silent = build(&view, &policies, &ledger, &[], 1);
-        assert_eq!(
-            outcome_of(&silent, Check::IpForward).result,
-            Some(Outcome::Error)
-        );
+        assert_eq!(outcome(&silent, Check::IpForward), Some(Outcome::Error));
         // Duplicate pod IPs are the operator's own check: known without the node.
-        assert_eq!(
-            outcome_of(&silent, Check::DuplicatePodIp).result,
-            Some(Outcome::Pass)
-        );
+        assert_eq!(outcome(&silent, Check::DuplicatePodIp), Some(Outcome::Pass));
         view.reporting = true;
         view.scan_errors = vec!["iptables: iptables-legacy-save failed".into()];
         let partial = build(&view, &policies, &ledger, &[], 1);
-        assert_eq!(
-            outcome_of(&partial, Check::RejectRule).result,
-            Some(Outcome::Error)
-        );
-        assert_eq!(
-            outcome_of(&partial, Check::IpForward).result,
-            Some(Outcome::Pass)
-        );
+        assert_eq!(outcome(&partial, Check::RejectRule), Some(Outcome::Error));
+        assert_eq!(outcome(&partial, Check::IpForward), Some(Outcome::Pass));
     }
 
     #[test]
