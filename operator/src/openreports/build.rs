@@ -158,18 +158,9 @@ fn result(
         }
         if before.is_some_and(|b| b.result == Some(Outcome::Fail))
             && let Some(ids) = before.and_then(|b| b.properties.get("findingIds"))
-            && let Some(last) = ids
-                .split(',')
-                .filter_map(|id| facts.ledger.last_for_finding(node, id))
-                .max_by_key(|e| e.time)
+            && let Some(last) = last_action(facts.ledger, node, ids.split(','))
         {
-            properties.insert(
-                "lastAction".to_string(),
-                format!(
-                    "{} {} {} at {}",
-                    last.id, last.action, last.outcome, last.time
-                ),
-            );
+            properties.insert("lastAction".to_string(), last);
         }
         (Outcome::Pass, format!("no {check} finding on node {node}"))
     };
@@ -229,20 +220,25 @@ fn fail(
     if let Some(action) = findings.iter().find_map(|f| f.proposed_action) {
         properties.insert("action".to_string(), action.to_string());
     }
-    if let Some(last) = findings
-        .iter()
-        .filter_map(|f| facts.ledger.last_for_finding(node, &f.id))
-        .max_by_key(|e| e.time)
-    {
-        properties.insert(
-            "lastAction".to_string(),
-            format!(
-                "{} {} {} at {}",
-                last.id, last.action, last.outcome, last.time
-            ),
-        );
+    if let Some(last) = last_action(facts.ledger, node, findings.iter().map(|f| f.id.as_str())) {
+        properties.insert("lastAction".to_string(), last);
     }
     (Outcome::Fail, parts.join("; "))
+}
+
+/// The latest action on any of `findings` on `node`: `<id> <action> <outcome> at <time>`.
+fn last_action<'a>(
+    ledger: &Ledger,
+    node: &str,
+    findings: impl Iterator<Item = &'a str>,
+) -> Option<String> {
+    let last = findings
+        .filter_map(|id| ledger.last_for_finding(node, id))
+        .max_by_key(|e| e.time)?;
+    Some(format!(
+        "{} {} {} at {}",
+        last.id, last.action, last.outcome, last.time
+    ))
 }
 
 /// The whole report of `node` (uid `uid`) with `results`: named [`report_name`], labelled,
