@@ -6,8 +6,10 @@
 //! - neighbour event → report: a PERMANENT neighbour on `cali-bench` with no route
 //!   (`StaleNeighbour`) appears; it clears when a route covers it (route event); and when it is
 //!   deleted;
-//! - sysctl → report: `ip_forward` 1→0 (appear) and 0→1 (clear), no event: the poll finds it;
-//! - iptables → report: a REJECT rule in INPUT appears and goes;
+//! - sysctl → report: `ip_forward` 1→0 (appear) and 0→1 (clear), a netconf event;
+//!   `arp_ignore` 0→2 and back, no event: the poll finds it;
+//! - iptables → report: a REJECT rule in INPUT (iptables-nft) appears and goes, an nftables
+//!   event;
 //! - idle: with 10k PERMANENT neighbours on `eth-bulk`, the agent's CPU (utime+stime over 60 s)
 //!   and RSS (`VmRSS`, `VmHWM`), and how many report writes happened meanwhile.
 //!
@@ -88,7 +90,8 @@ async fn until(
     None
 }
 
-fn summary(name: &str, samples: &[Option<Duration>]) {
+/// Print the samples' spread, and `figure: <figure> <median> s` when a figure is named.
+fn summary(name: &str, figure: Option<&str>, samples: &[Option<Duration>]) {
     let mut ok: Vec<f64> = samples
         .iter()
         .flatten()
@@ -101,6 +104,9 @@ fn summary(name: &str, samples: &[Option<Duration>]) {
         return;
     }
     let median = ok[ok.len() / 2];
+    if let Some(figure) = figure {
+        println!("figure: {figure} {:.3} s", median / 1000.0);
+    }
     println!(
         "{name:<44} n={:<3} median {median:>7.1} ms  min {:>7.1} ms  max {:>7.1} ms{}",
         ok.len(),
@@ -241,9 +247,13 @@ async fn bench() {
         ns_ip(&["neigh", "del", &ip, "dev", "cali-bench"]);
         delete_clear.push(until(&reports, limit, |t| !has(t)).await);
     }
-    summary("neighbour added → finding shown", &appear);
-    summary("route added → finding cleared", &route_clear);
-    summary("neighbour deleted → finding cleared", &delete_clear);
+    summary(
+        "neighbour added → finding shown",
+        Some("detect.StaleNeighbour.p50"),
+        &appear,
+    );
+    summary("route added → finding cleared", None, &route_clear);
+    summary("neighbour deleted → finding cleared", None, &delete_clear);
 
     // Sysctls: no event, the poll (5 s) finds them.
     let (mut s_on, mut s_off) = (vec![], vec![]);
@@ -265,8 +275,34 @@ async fn bench() {
             .await,
         );
     }
-    summary("ip_forward=0 → finding shown (poll 5 s)", &s_on);
-    summary("ip_forward=1 → finding cleared (poll 5 s)", &s_off);
+    summary(
+        "ip_forward=0 → finding shown (netconf event)",
+        Some("detect.IpForward.p50"),
+        &s_on,
+    );
+    summary(
+        "ip_forward=1 → finding cleared (netconf event)",
+        None,
+        &s_off,
+    );
+
+    // arp_ignore has no event: the poll (5 s) finds it.
+    let (mut a_on, mut a_off) = (vec![], vec![]);
+    let arp = |t: &[String]| t.iter().any(|x| x == "net.ipv4.conf.all.arp_ignore");
+    for i in 0..4u64 {
+        settle(Duration::from_millis(1300 * i)).await;
+        ns.set_sysctl("net/ipv4/conf/all/arp_ignore", "2").unwrap();
+        a_on.push(until(&reports, limit, arp).await);
+        settle(Duration::from_millis(700 * i)).await;
+        ns.set_sysctl("net/ipv4/conf/all/arp_ignore", "0").unwrap();
+        a_off.push(until(&reports, limit, |t| !arp(t)).await);
+    }
+    summary(
+        "arp_ignore=2 → finding shown (poll 5 s)",
+        Some("detect.ArpIgnore.p50"),
+        &a_on,
+    );
+    summary("arp_ignore=0 → finding cleared (poll 5 s)", None, &a_off);
 
     // iptables.
     let (mut r_on, mut r_off) = (vec![], vec![]);
@@ -304,8 +340,16 @@ async fn bench() {
         .unwrap();
         r_off.push(until(&reports, limit, |t| !rejects(t)).await);
     }
-    summary("REJECT rule added → finding shown (poll 5 s)", &r_on);
-    summary("REJECT rule deleted → finding cleared (poll 5 s)", &r_off);
+    summary(
+        "REJECT rule added → finding shown (nftables event)",
+        Some("detect.RejectRule.p50"),
+        &r_on,
+    );
+    summary(
+        "REJECT rule deleted → finding cleared (nftables event)",
+        None,
+        &r_off,
+    );
 
     // Idle with 10k neighbours.
     let batch: String = (0..10_000)

@@ -43,7 +43,8 @@ async fn events_come_from_the_managed_namespace_only() {
             "link", "add", "cali0", "type", "veth", "peer", "name", "cali0p",
         ])
         .unwrap();
-    assert_eq!(next(&mut rx).await, Some(Change::Link));
+    // A new device also announces its netconf switches.
+    assert_eq!(until(&mut rx, Change::Link).await, Some(Change::Link));
     managed.ip(&["link", "set", "cali0", "up"]).unwrap();
     managed.ip(&["link", "set", "cali0p", "up"]).unwrap();
     while tokio::time::timeout(Duration::from_millis(200), rx.recv())
@@ -79,4 +80,82 @@ async fn events_come_from_the_managed_namespace_only() {
         }
     }
     assert_eq!(seen.last(), Some(&Change::Neighbour), "{seen:?}");
+}
+
+/// Wait for `want` among the changes (others may come first), `None` after 3 s without it.
+async fn until(rx: &mut mpsc::Receiver<Change>, want: Change) -> Option<Change> {
+    while let Some(c) = next(rx).await {
+        if c == want {
+            return Some(c);
+        }
+    }
+    None
+}
+
+/// Drain what is pending.
+async fn quiet(rx: &mut mpsc::Receiver<Change>) {
+    while tokio::time::timeout(Duration::from_millis(300), rx.recv())
+        .await
+        .is_ok()
+    {}
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn forwarding_switches_and_nftables_rules_are_events_of_their_namespace() {
+    let managed = Netns::create("nfa-netconf").unwrap();
+    let other = Netns::create("nfa-netconf-other").unwrap();
+    let (tx, mut rx) = mpsc::channel(64);
+    subscribe(Some(netns_path(managed.name())), tx)
+        .await
+        .unwrap();
+    quiet(&mut rx).await;
+
+    // ip_forward (the switch a hardening tool resets) has no poll to wait for any more.
+    managed
+        .exec("sysctl", &["-qw", "net.ipv4.ip_forward=1"])
+        .unwrap();
+    assert_eq!(until(&mut rx, Change::Netconf).await, Some(Change::Netconf));
+    managed
+        .exec("sysctl", &["-qw", "net.ipv4.ip_forward=0"])
+        .unwrap();
+    assert_eq!(until(&mut rx, Change::Netconf).await, Some(Change::Netconf));
+    quiet(&mut rx).await;
+
+    // A REJECT rule written by iptables-nft arrives as an nftables rule event.
+    managed
+        .exec(
+            "iptables-nft",
+            &[
+                "-w",
+                "-A",
+                "INPUT",
+                "-j",
+                "REJECT",
+                "--reject-with",
+                "icmp-host-prohibited",
+            ],
+        )
+        .unwrap();
+    assert_eq!(until(&mut rx, Change::Rules).await, Some(Change::Rules));
+    quiet(&mut rx).await;
+    managed
+        .exec("iptables-nft", &["-w", "-F", "INPUT"])
+        .unwrap();
+    assert_eq!(until(&mut rx, Change::Rules).await, Some(Change::Rules));
+    quiet(&mut rx).await;
+
+    // Another namespace's switches and rules are not seen.
+    other
+        .exec("sysctl", &["-qw", "net.ipv4.ip_forward=1"])
+        .unwrap();
+    other
+        .exec("iptables-nft", &["-w", "-A", "INPUT", "-j", "REJECT"])
+        .unwrap();
+    assert_eq!(
+        tokio::time::timeout(Duration::from_millis(500), rx.recv())
+            .await
+            .ok()
+            .flatten(),
+        None
+    );
 }
