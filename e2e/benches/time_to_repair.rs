@@ -212,14 +212,10 @@ async fn main() -> anyhow::Result<()> {
             max,
             fault.target()
         );
-        let name = fault
-            .check()
-            .split(' ')
-            .next()
-            .unwrap_or_default()
-            .to_lowercase();
-        println!("figure: ttr.{name}.p50 {p50:.2} s");
-        println!("figure: ttr.{name}.p95 {p95:.2} s");
+        // The check's name as the API spells it: `repair.IpForward.p50`.
+        let name = fault.check().split(' ').next().unwrap_or_default();
+        println!("figure: repair.{name}.p50 {p50:.2} s");
+        println!("figure: repair.{name}.p95 {p95:.2} s");
         rows.push((fault, p50, p95));
     }
     println!("figure: e2e.controlplane_rss_max {} MiB", rss_max / 1024);
