@@ -69,20 +69,14 @@ pub enum ProbeError {
         /// Why the legacy backend could not be read.
         legacy: Box<ProbeError>,
     },
-    /// The per-thread runtime for netlink could not be built.
-    #[error("tokio runtime: {0}")]
-    Runtime(#[source] std::io::Error),
-    /// The netlink socket could not be opened.
-    #[error("netlink socket: {0}")]
-    Socket(#[source] std::io::Error),
-    /// A netlink dump failed.
+    /// A netlink dump failed (or its socket could not be opened: `what` = `netlink`).
     #[error("{what} dump: {source}")]
     Dump {
-        /// `link`, `neighbour`, `fdb`, `route`.
+        /// `netlink`, `link`, `neighbour`, `fdb`, `route`.
         what: &'static str,
         /// The netlink error.
         #[source]
-        source: rtnetlink::Error,
+        source: crate::probe::rtnl::RtnlError,
     },
     /// A sysctl file could not be read.
     #[error(transparent)]

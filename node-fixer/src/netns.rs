@@ -79,14 +79,6 @@ where
         .map_err(|_| NetnsError::Thread("worker panicked".into()))?
 }
 
-/// A current-thread tokio runtime for netlink work on a namespace worker thread.
-pub fn runtime() -> std::io::Result<tokio::runtime::Runtime> {
-    tokio::runtime::Builder::new_current_thread()
-        .enable_io()
-        .enable_time()
-        .build()
-}
-
 /// The pod namespaces matching `pattern`, sorted, excluding `exclude` (the host namespace
 /// when it happens to match).
 pub fn pod_namespaces(

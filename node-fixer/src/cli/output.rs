@@ -1,45 +1,76 @@
 //! Printing scan and fix results: a table for people, JSON for scripts.
 
-use netheal_crds::{Finding, Outcome, RemediationResult};
-use serde_json::{Value, json};
+use netheal_crds::{Action, Check, Finding, Outcome, RemediationResult};
+use serde::Serialize;
+use std::collections::BTreeMap;
 use std::fmt::Write;
 
-/// The JSON shape of one finding.
-pub fn finding_json(f: &Finding) -> Value {
-    json!({
-        "id": f.id,
-        "check": f.check,
-        "target": f.target,
-        "observed": f.observed,
-        "desired": f.desired,
-        "action": f.action,
-        "details": f.details,
-        "message": f.message,
-    })
+/// The JSON shape of one finding (the report's fields a script needs; no policy or times).
+#[derive(Serialize)]
+pub struct FindingJson<'a> {
+    id: &'a str,
+    check: Check,
+    target: &'a str,
+    observed: &'a str,
+    desired: &'a str,
+    action: Option<Action>,
+    details: &'a BTreeMap<String, String>,
+    message: Option<&'a str>,
 }
 
-/// The JSON document of a scan (and, for `fix`, its results and what remains).
-pub fn document(
-    node: &str,
-    backend: Option<&str>,
-    findings: &[Finding],
-    results: Option<&[RemediationResult]>,
-    remaining: Option<&[Finding]>,
-    errors: &[String],
-) -> Value {
-    let mut doc = json!({
-        "node": node,
-        "iptablesBackend": backend,
-        "findings": findings.iter().map(finding_json).collect::<Vec<_>>(),
-        "errors": errors,
-    });
-    if let Some(results) = results {
-        doc["results"] = serde_json::to_value(results).unwrap_or(Value::Null);
+impl<'a> From<&'a Finding> for FindingJson<'a> {
+    fn from(f: &'a Finding) -> Self {
+        Self {
+            id: &f.id,
+            check: f.check,
+            target: &f.target,
+            observed: &f.observed,
+            desired: &f.desired,
+            action: f.action,
+            details: &f.details,
+            message: f.message.as_deref(),
+        }
     }
-    if let Some(remaining) = remaining {
-        doc["remaining"] = remaining.iter().map(finding_json).collect();
+}
+
+/// Findings serialized one by one as the document is written (never copied into a tree).
+pub struct FindingsJson<'a>(pub &'a [Finding]);
+
+impl Serialize for FindingsJson<'_> {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.collect_seq(self.0.iter().map(FindingJson::from))
     }
-    doc
+}
+
+/// The JSON document of a scan (and, for `fix`, its results and what remains). Written
+/// straight to the output with `serde_json::to_writer_pretty`: 100k findings cost no more than
+/// the findings themselves.
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Document<'a> {
+    /// The node.
+    pub node: &'a str,
+    /// `nft` or `legacy`, `null` when unknown.
+    pub iptables_backend: Option<&'a str>,
+    /// What the scan found.
+    pub findings: FindingsJson<'a>,
+    /// What `fix` did.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub results: Option<&'a [RemediationResult]>,
+    /// What `fix` left (the second scan).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub remaining: Option<FindingsJson<'a>>,
+    /// Probes that failed.
+    pub errors: &'a [String],
+}
+
+/// Write `doc` as indented JSON and a newline to stdout, buffered.
+pub fn print_json(doc: &Document<'_>) -> std::io::Result<()> {
+    use std::io::Write as _;
+    let mut out = std::io::BufWriter::with_capacity(64 * 1024, std::io::stdout().lock());
+    serde_json::to_writer_pretty(&mut out, doc)?;
+    out.write_all(b"\n")?;
+    out.flush()
 }
 
 fn cell(text: &str, width: usize) -> String {

@@ -90,8 +90,14 @@ pub fn scan(args: &ScanArgs) -> Result<i32> {
     let backend = out.iptables_backend.as_deref();
     match args.output {
         OutputFormat::Json => {
-            let doc = output::document(&node, backend, &out.findings, None, None, &out.errors);
-            println!("{}", serde_json::to_string_pretty(&doc)?);
+            output::print_json(&output::Document {
+                node: &node,
+                iptables_backend: backend,
+                findings: output::FindingsJson(&out.findings),
+                results: None,
+                remaining: None,
+                errors: &out.errors,
+            })?;
         }
         OutputFormat::Table => {
             print!("{}", output::findings_table(&out.findings));
@@ -144,15 +150,14 @@ pub fn fix(args: &FixArgs) -> Result<i32> {
     errors.dedup();
     match args.scan.output {
         OutputFormat::Json => {
-            let doc = output::document(
-                &node,
-                backend,
-                &first.findings,
-                Some(&results),
-                Some(&last.findings),
-                &errors,
-            );
-            println!("{}", serde_json::to_string_pretty(&doc)?);
+            output::print_json(&output::Document {
+                node: &node,
+                iptables_backend: backend,
+                findings: output::FindingsJson(&first.findings),
+                results: Some(&results),
+                remaining: Some(output::FindingsJson(&last.findings)),
+                errors: &errors,
+            })?;
         }
         OutputFormat::Table => {
             print!("{}", output::findings_table(&first.findings));

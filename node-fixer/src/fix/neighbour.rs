@@ -2,14 +2,13 @@
 //! matching vxlan fdb entry, or exactly one fdb entry `(lladdr, interface, dst)`.
 
 use super::FixOutcome;
-use crate::netns;
+use crate::probe::rtnl::{Rtnl, RtnlError};
 use crate::probe::{link, neigh};
 use crate::snapshot::{Mac, state_name};
-use rtnetlink::Handle;
-use rtnetlink::packet_route::AddressFamily;
 use rtnetlink::packet_route::neighbour::{
     NeighbourAddress, NeighbourAttribute, NeighbourFlags, NeighbourMessage, NeighbourState,
 };
+use rtnetlink::packet_route::{AddressFamily, RouteNetlinkMessage};
 use std::net::{IpAddr, Ipv4Addr};
 
 /// What to delete.
@@ -38,49 +37,38 @@ pub enum Target {
 /// Run the deletion in the current thread's namespace. `protected` are MACs of live peers'
 /// VTEPs: their fdb entries are never deleted along with a neighbour.
 pub fn delete_here(target: &Target, dry_run: bool, protected: &[Mac]) -> FixOutcome {
-    let rt = match netns::runtime() {
-        Ok(rt) => rt,
-        Err(e) => return FixOutcome::failed("", format!("tokio runtime: {e}")),
+    let mut rtnl = match Rtnl::open() {
+        Ok(r) => r,
+        Err(e) => return FixOutcome::failed("", e.to_string()),
     };
-    rt.block_on(async {
-        let (connection, handle, _) = match rtnetlink::new_connection() {
-            Ok(c) => c,
-            Err(e) => return FixOutcome::failed("", format!("netlink socket: {e}")),
-        };
-        let task = tokio::spawn(connection);
-        let out = match target {
-            Target::Neighbour {
-                ip,
-                interface,
-                lladdr,
-            } => delete_neighbour(&handle, *ip, interface, *lladdr, dry_run, protected).await,
-            Target::Fdb {
-                mac,
-                interface,
-                dst,
-            } => delete_fdb(&handle, *mac, interface, *dst, dry_run).await,
-        };
-        task.abort();
-        out
-    })
+    match target {
+        Target::Neighbour {
+            ip,
+            interface,
+            lladdr,
+        } => delete_neighbour(&mut rtnl, *ip, interface, *lladdr, dry_run, protected),
+        Target::Fdb {
+            mac,
+            interface,
+            dst,
+        } => delete_fdb(&mut rtnl, *mac, interface, *dst, dry_run),
+    }
 }
 
-async fn ifindex(handle: &Handle, name: &str) -> Result<Option<u32>, String> {
-    let links = link::dump_links(handle)
-        .await
-        .map_err(|e| format!("link dump: {e}"))?;
+fn ifindex(rtnl: &mut Rtnl, name: &str) -> Result<Option<u32>, String> {
+    let links = link::dump_links(rtnl).map_err(|e| format!("link dump: {e}"))?;
     Ok(links.iter().find(|l| l.name == name).map(|l| l.index))
 }
 
-async fn delete_neighbour(
-    handle: &Handle,
+fn delete_neighbour(
+    rtnl: &mut Rtnl,
     ip: Ipv4Addr,
     interface: &str,
     lladdr: Option<Mac>,
     dry_run: bool,
     protected: &[Mac],
 ) -> FixOutcome {
-    let index = match ifindex(handle, interface).await {
+    let index = match ifindex(rtnl, interface) {
         Ok(Some(i)) => i,
         Ok(None) => {
             return FixOutcome::failed(
@@ -90,7 +78,7 @@ async fn delete_neighbour(
         }
         Err(e) => return FixOutcome::failed("", e),
     };
-    let neighbours = match neigh::dump_neighbours(handle).await {
+    let neighbours = match neigh::dump_neighbours(rtnl) {
         Ok(n) => n,
         Err(e) => return FixOutcome::failed("", format!("neighbour dump: {e}")),
     };
@@ -113,7 +101,7 @@ async fn delete_neighbour(
         );
     }
     // The vxlan fdb entry that carries this MAC (flannel programs both).
-    let fdb = match (current.lladdr, neigh::dump_fdb(handle).await) {
+    let fdb = match (current.lladdr, neigh::dump_fdb(rtnl)) {
         (Some(mac), Ok(entries)) if !protected.contains(&mac) => entries
             .into_iter()
             .filter(|e| e.ifindex == index && e.mac == mac)
@@ -137,12 +125,12 @@ async fn delete_neighbour(
     msg.header.ifindex = index;
     msg.attributes
         .push(NeighbourAttribute::Destination(NeighbourAddress::Inet(ip)));
-    if let Err(e) = handle.neighbours().del(msg).execute().await {
+    if let Err(e) = rtnl.execute(RouteNetlinkMessage::DelNeighbour(msg)) {
         return FixOutcome::failed(before, format!("netlink delete {ip} dev {interface}: {e}"));
     }
     let mut message = None;
     for e in &fdb {
-        if let Err(err) = del_fdb(handle, e.mac, index, Some(e.dst)).await {
+        if let Err(err) = del_fdb(rtnl, e.mac, index, Some(e.dst)) {
             message = Some(format!(
                 "neighbour deleted; fdb {} dst {}: {err}",
                 e.mac, e.dst
@@ -152,12 +140,7 @@ async fn delete_neighbour(
     FixOutcome::applied(full, "absent", message)
 }
 
-async fn del_fdb(
-    handle: &Handle,
-    mac: Mac,
-    index: u32,
-    dst: Option<IpAddr>,
-) -> Result<(), rtnetlink::Error> {
+fn del_fdb(rtnl: &mut Rtnl, mac: Mac, index: u32, dst: Option<IpAddr>) -> Result<(), RtnlError> {
     let mut msg = NeighbourMessage::default();
     msg.header.family = AddressFamily::Bridge;
     msg.header.ifindex = index;
@@ -173,17 +156,17 @@ async fn del_fdb(
         };
         msg.attributes.push(NeighbourAttribute::Destination(addr));
     }
-    handle.neighbours().del(msg).execute().await
+    rtnl.execute(RouteNetlinkMessage::DelNeighbour(msg))
 }
 
-async fn delete_fdb(
-    handle: &Handle,
+fn delete_fdb(
+    rtnl: &mut Rtnl,
     mac: Mac,
     interface: &str,
     dst: IpAddr,
     dry_run: bool,
 ) -> FixOutcome {
-    let index = match ifindex(handle, interface).await {
+    let index = match ifindex(rtnl, interface) {
         Ok(Some(i)) => i,
         Ok(None) => {
             return FixOutcome::failed(
@@ -193,7 +176,7 @@ async fn delete_fdb(
         }
         Err(e) => return FixOutcome::failed("", e),
     };
-    let entries = match neigh::dump_fdb(handle).await {
+    let entries = match neigh::dump_fdb(rtnl) {
         Ok(e) => e,
         Err(e) => return FixOutcome::failed("", format!("fdb dump: {e}")),
     };
@@ -210,7 +193,7 @@ async fn delete_fdb(
     if dry_run {
         return FixOutcome::applied(before, "absent", Some("dry-run: not deleted".into()));
     }
-    match del_fdb(handle, mac, index, Some(dst)).await {
+    match del_fdb(rtnl, mac, index, Some(dst)) {
         Ok(()) => FixOutcome::applied(before, "absent", None),
         Err(e) => FixOutcome::failed(before, format!("netlink fdb delete: {e}")),
     }

@@ -1,18 +1,17 @@
 //! Link dump over rtnetlink.
 
+use super::rtnl::{Rtnl, RtnlError};
 use crate::snapshot::{Link, Mac};
-use futures::TryStreamExt;
-use rtnetlink::Handle;
+use rtnetlink::packet_route::RouteNetlinkMessage;
 use rtnetlink::packet_route::link::{LinkAttribute, LinkFlags, LinkMessage};
 
 /// Dump every link.
-pub async fn dump_links(handle: &Handle) -> Result<Vec<Link>, rtnetlink::Error> {
-    let mut stream = handle.link().get().execute();
-    let mut out = Vec::new();
-    while let Some(msg) = stream.try_next().await? {
-        out.push(link_from(&msg));
-    }
-    Ok(out)
+pub fn dump_links(rtnl: &mut Rtnl) -> Result<Vec<Link>, RtnlError> {
+    let request = RouteNetlinkMessage::GetLink(LinkMessage::default());
+    rtnl.dump(request, |m| match m {
+        RouteNetlinkMessage::NewLink(msg) => Some(link_from(&msg)),
+        _ => None,
+    })
 }
 
 /// Decode one link message.

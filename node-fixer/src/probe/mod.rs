@@ -5,6 +5,7 @@ pub mod iptables;
 pub mod link;
 pub mod neigh;
 pub mod route;
+pub mod rtnl;
 pub mod sysctl;
 
 use crate::error::ProbeError;
@@ -84,23 +85,12 @@ fn probe_here(set: ProbeSet) -> (NsSnapshot, Vec<String>) {
 
 fn probe_netlink(snap: &mut NsSnapshot) -> Result<(), ProbeError> {
     let dump = |what| move |source| ProbeError::Dump { what, source };
-    let rt = netns::runtime().map_err(ProbeError::Runtime)?;
-    rt.block_on(async {
-        let (connection, handle, _) = rtnetlink::new_connection().map_err(ProbeError::Socket)?;
-        let task = tokio::spawn(connection);
-        let result = async {
-            snap.links = link::dump_links(&handle).await.map_err(dump("link"))?;
-            snap.neighbours = neigh::dump_neighbours(&handle)
-                .await
-                .map_err(dump("neighbour"))?;
-            snap.fdb = neigh::dump_fdb(&handle).await.map_err(dump("fdb"))?;
-            snap.routes = route::dump_routes(&handle).await.map_err(dump("route"))?;
-            Ok(())
-        }
-        .await;
-        task.abort();
-        result
-    })
+    let mut rtnl = rtnl::Rtnl::open().map_err(dump("netlink"))?;
+    snap.links = link::dump_links(&mut rtnl).map_err(dump("link"))?;
+    snap.neighbours = neigh::dump_neighbours(&mut rtnl).map_err(dump("neighbour"))?;
+    snap.fdb = neigh::dump_fdb(&mut rtnl).map_err(dump("fdb"))?;
+    snap.routes = route::dump_routes(&mut rtnl).map_err(dump("route"))?;
+    Ok(())
 }
 
 /// Read the sysctls of every pod namespace in `paths`.

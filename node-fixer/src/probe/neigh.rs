@@ -1,26 +1,28 @@
 //! Neighbour (ARP) and vxlan fdb dumps over rtnetlink.
 
+use super::rtnl::{Rtnl, RtnlError};
 use crate::snapshot::{FdbEntry, Mac, Neighbour};
-use futures::TryStreamExt;
-use rtnetlink::Handle;
-use rtnetlink::packet_route::AddressFamily;
 use rtnetlink::packet_route::neighbour::{NeighbourAddress, NeighbourAttribute, NeighbourMessage};
+use rtnetlink::packet_route::{AddressFamily, RouteNetlinkMessage};
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
+/// Dump the neighbour table of one address family, decoding each entry with `decode`.
+fn dump<T>(
+    rtnl: &mut Rtnl,
+    family: AddressFamily,
+    decode: impl Fn(&NeighbourMessage) -> Option<T>,
+) -> Result<Vec<T>, RtnlError> {
+    let mut request = NeighbourMessage::default();
+    request.header.family = family;
+    rtnl.dump(RouteNetlinkMessage::GetNeighbour(request), |m| match m {
+        RouteNetlinkMessage::NewNeighbour(msg) => decode(&msg),
+        _ => None,
+    })
+}
+
 /// Dump every IPv4 neighbour (including the NONE/NOARP entries `ip neigh` hides).
-pub async fn dump_neighbours(handle: &Handle) -> Result<Vec<Neighbour>, rtnetlink::Error> {
-    let mut stream = handle
-        .neighbours()
-        .get()
-        .set_address_family(AddressFamily::Inet)
-        .execute();
-    let mut out = Vec::new();
-    while let Some(msg) = stream.try_next().await? {
-        if let Some(n) = neighbour_from(&msg) {
-            out.push(n);
-        }
-    }
-    Ok(out)
+pub fn dump_neighbours(rtnl: &mut Rtnl) -> Result<Vec<Neighbour>, RtnlError> {
+    dump(rtnl, AddressFamily::Inet, neighbour_from)
 }
 
 /// Decode one IPv4 neighbour message.
@@ -43,19 +45,8 @@ pub fn neighbour_from(msg: &NeighbourMessage) -> Option<Neighbour> {
 }
 
 /// Dump the bridge fdb entries that carry a remote destination (vxlan entries).
-pub async fn dump_fdb(handle: &Handle) -> Result<Vec<FdbEntry>, rtnetlink::Error> {
-    let mut stream = handle
-        .neighbours()
-        .get()
-        .set_address_family(AddressFamily::Bridge)
-        .execute();
-    let mut out = Vec::new();
-    while let Some(msg) = stream.try_next().await? {
-        if let Some(e) = fdb_from(&msg) {
-            out.push(e);
-        }
-    }
-    Ok(out)
+pub fn dump_fdb(rtnl: &mut Rtnl) -> Result<Vec<FdbEntry>, RtnlError> {
+    dump(rtnl, AddressFamily::Bridge, fdb_from)
 }
 
 /// Decode one AF_BRIDGE message; `None` unless it has a MAC and a remote destination.

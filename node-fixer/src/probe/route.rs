@@ -1,28 +1,25 @@
 //! IPv4 route dump over rtnetlink (every table but `local`, unicast only).
 
+use super::rtnl::{Rtnl, RtnlError};
 use crate::snapshot::Route;
-use futures::TryStreamExt;
 use ipnet::Ipv4Net;
+use rtnetlink::RouteMessageBuilder;
+use rtnetlink::packet_route::RouteNetlinkMessage;
 use rtnetlink::packet_route::route::{RouteAddress, RouteAttribute, RouteMessage, RouteType};
-use rtnetlink::{Handle, RouteMessageBuilder};
 use std::net::Ipv4Addr;
 
 /// The kernel's `local` table (addresses of this host; never interesting here).
 const RT_TABLE_LOCAL: u32 = 255;
 
 /// Dump the IPv4 unicast routes of every table except `local`.
-pub async fn dump_routes(handle: &Handle) -> Result<Vec<Route>, rtnetlink::Error> {
+pub fn dump_routes(rtnl: &mut Rtnl) -> Result<Vec<Route>, RtnlError> {
     let request = RouteMessageBuilder::<Ipv4Addr>::new().build();
-    let mut stream = handle.route().get(request).execute();
-    let mut out = Vec::new();
-    while let Some(msg) = stream.try_next().await? {
-        if let Some(r) = route_from(&msg)
-            && r.table != RT_TABLE_LOCAL
-        {
-            out.push(r);
+    rtnl.dump(RouteNetlinkMessage::GetRoute(request), |m| match m {
+        RouteNetlinkMessage::NewRoute(msg) => {
+            route_from(&msg).filter(|r| r.table != RT_TABLE_LOCAL)
         }
-    }
-    Ok(out)
+        _ => None,
+    })
 }
 
 /// Decode one route message; `None` for non-unicast or non-IPv4 routes.
