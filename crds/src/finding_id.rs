@@ -12,7 +12,13 @@ pub fn finding_id(check: Check, target: &str) -> String {
     hasher.update([0u8]);
     hasher.update(target.as_bytes());
     let digest = hasher.finalize();
-    digest[..8].iter().map(|b| format!("{b:02x}")).collect()
+    const HEX: &[u8; 16] = b"0123456789abcdef";
+    let mut id = String::with_capacity(16);
+    for b in &digest[..8] {
+        id.push(char::from(HEX[usize::from(b >> 4)]));
+        id.push(char::from(HEX[usize::from(b & 0xf)]));
+    }
+    id
 }
 
 #[cfg(test)]
