@@ -159,8 +159,9 @@ async fn main() -> anyhow::Result<()> {
     let a = h.add_pod("node1", PodOptions::calico()).await?;
     let b = h.add_pod("node2", PodOptions::calico()).await?;
     let mut spec = scenario_policy(Mode::Enforce);
-    // Re-injecting the same fault is the point here, not a fight: no flapping breaker.
-    spec.remediation.flap_limit.fixes = 1_000_000;
+    // Re-injecting the same fault is the point here, not a fight: the breaker would trip only
+    // on more than the most fixes a policy may allow (20) within one second.
+    spec.remediation.flap_limit.fixes = 20;
     spec.remediation.flap_limit.window_seconds = 1;
     h.create_policy(POLICY, spec).await?;
     let pods = Pods {
