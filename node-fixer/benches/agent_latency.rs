@@ -363,7 +363,18 @@ async fn bench() {
     let (own_before, children_before) = cpu_ticks(pid);
     let idle = Duration::from_secs(60);
     let start = Instant::now();
-    tokio::time::sleep(idle).await;
+    // Every report write changes its resourceVersion; the agent writes far less than once a
+    // second, so a 1 s poll counts each.
+    let mut writes = 0u32;
+    let mut last_rv = rv_before.clone();
+    while start.elapsed() < idle {
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        let rv = reports.get(NS).await.unwrap().metadata.resource_version;
+        if rv != last_rv {
+            writes += 1;
+            last_rv = rv;
+        }
+    }
     let (own, children) = cpu_ticks(pid);
     let secs = start.elapsed().as_secs_f64();
     let hz = command_output("getconf", &["CLK_TCK"])
@@ -378,6 +389,12 @@ async fn bench() {
         proc_field(pid, "status", "VmRSS:"),
         proc_field(pid, "status", "VmHWM:"),
     );
+    let cpu = pct(own - own_before) + pct(children - children_before);
+    println!("figure: agent.idle_cpu {cpu:.2} %");
+    let hwm = proc_field(pid, "status", "VmHWM:") as f64 / 1024.0;
+    println!("figure: agent.rss_peak {hwm:.1} MiB");
+    let per_hour = f64::from(writes) * 3600.0 / secs;
+    println!("figure: agent.idle_writes_per_hour {per_hour:.0} writes");
     drop(agent);
     drop(server);
     drop(ns);

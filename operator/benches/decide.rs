@@ -251,8 +251,14 @@ fn main() {
     );
     println!("of which duplicate-IP detection over {pods_n} pods: {detect:.2?}");
     let ms = |d: std::time::Duration| d.as_secs_f64() * 1000.0;
-    println!("figure: decide.pass.p50 {:.1} ms", ms(times[times.len() / 2]));
-    println!("figure: decide.pass.max {:.1} ms", ms(times[times.len() - 1]));
+    println!(
+        "figure: decide.pass.p50 {:.1} ms",
+        ms(times[times.len() / 2])
+    );
+    println!(
+        "figure: decide.pass.max {:.1} ms",
+        ms(times[times.len() - 1])
+    );
     println!("figure: decide.duplicate_ip_detection {:.1} ms", ms(detect));
     println!("figure: decide.hwm {} MiB", hwm / 1024);
 }
