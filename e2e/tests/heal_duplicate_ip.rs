@@ -8,6 +8,7 @@ use netheal_e2e::cluster::PodOptions;
 use netheal_e2e::harness::expect::policy_findings;
 use netheal_e2e::harness::kubelet::KubeletEvent;
 use netheal_e2e::harness::policies::{POLICY, scenario_policy};
+use netheal_e2e::harness::wait::{Check as WaitCheck, wait_for};
 use netheal_e2e::harness::{Harness, HarnessOptions};
 use std::time::Duration;
 
@@ -76,21 +77,33 @@ async fn duplicate_pod_ips_are_proposed_then_the_copies_are_recreated() {
     )
     .await
     .unwrap();
-    let replaced: Vec<String> = h
-        .kubelet()
-        .events()
-        .into_iter()
-        .filter_map(|e| match e {
-            KubeletEvent::PodReplaced { old, .. } => Some(old),
-            _ => None,
-        })
-        .collect();
-    for copy in &copies {
-        assert!(
-            replaced.iter().any(|o| o.ends_with(&format!("/{copy}"))),
-            "{copy} must have been recreated: {replaced:?}"
-        );
-    }
+    // The duplicate clears when the copies are gone; their replacements start a little later
+    // (ReplicaSet, scheduler, the kubelet emulation's tick).
+    let replaced: Vec<String> = wait_for(
+        "the evicted copies to be replaced",
+        Duration::from_secs(60),
+        || async {
+            let replaced: Vec<String> = h
+                .kubelet()
+                .events()
+                .into_iter()
+                .filter_map(|e| match e {
+                    KubeletEvent::PodReplaced { old, .. } => Some(old),
+                    _ => None,
+                })
+                .collect();
+            if copies
+                .iter()
+                .all(|copy| replaced.iter().any(|o| o.ends_with(&format!("/{copy}"))))
+            {
+                WaitCheck::Done(replaced)
+            } else {
+                WaitCheck::NotYet(format!("replaced so far: {replaced:?}"))
+            }
+        },
+    )
+    .await
+    .unwrap();
     assert!(
         !replaced
             .iter()

@@ -20,6 +20,7 @@
 use k8s_openapi::api::core::v1::Node;
 use kube::api::{Api, PostParams};
 use netheal_crds::NodeNetworkReport;
+use netheal_e2e::cluster::faults::reject_input_args;
 use netheal_e2e::controlplane::ControlPlane;
 use netheal_e2e::netns::{Netns, run};
 use serde_json::json;
@@ -312,32 +313,10 @@ async fn bench() {
     };
     for i in 0..3u64 {
         settle(Duration::from_millis(1700 * i)).await;
-        ns.exec(
-            "iptables",
-            &[
-                "-A",
-                "INPUT",
-                "-j",
-                "REJECT",
-                "--reject-with",
-                "icmp-host-prohibited",
-            ],
-        )
-        .unwrap();
+        ns.exec("iptables", &reject_input_args("-A")).unwrap();
         r_on.push(until(&reports, limit, rejects).await);
         settle(Duration::from_millis(900 * i)).await;
-        ns.exec(
-            "iptables",
-            &[
-                "-D",
-                "INPUT",
-                "-j",
-                "REJECT",
-                "--reject-with",
-                "icmp-host-prohibited",
-            ],
-        )
-        .unwrap();
+        ns.exec("iptables", &reject_input_args("-D")).unwrap();
         r_off.push(until(&reports, limit, |t| !rejects(t)).await);
     }
     summary(

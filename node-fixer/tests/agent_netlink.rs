@@ -4,6 +4,7 @@
 // Tests may unwrap: a panic is how a test fails (helpers outside #[test] included).
 #![allow(clippy::unwrap_used)]
 
+use netheal_e2e::cluster::faults::reject_input_args;
 use netheal_e2e::netns::Netns;
 use node_fixer::agent::netlink_events::{Change, netns_path, subscribe};
 use std::time::Duration;
@@ -125,15 +126,7 @@ async fn forwarding_switches_and_nftables_rules_are_events_of_their_namespace() 
     managed
         .exec(
             "iptables-nft",
-            &[
-                "-w",
-                "-A",
-                "INPUT",
-                "-j",
-                "REJECT",
-                "--reject-with",
-                "icmp-host-prohibited",
-            ],
+            &[&["-w"][..], &reject_input_args("-A")].concat(),
         )
         .unwrap();
     assert_eq!(until(&mut rx, Change::Rules).await, Some(Change::Rules));

@@ -3,6 +3,7 @@
 
 mod common;
 use common::*;
+use netheal_e2e::cluster::faults::reject_input_args;
 
 fn run(args: &[&str]) -> std::process::Output {
     bin().args(args).output().unwrap()
@@ -173,18 +174,8 @@ fn json_output_matches_the_documented_schema() {
     let ns = netns("nf-clijs");
     ns.set_sysctl("net/ipv4/ip_forward", "0").unwrap();
     ns.set_sysctl("net/ipv4/conf/all/arp_ignore", "2").unwrap();
-    ns.exec(
-        "iptables-legacy",
-        &[
-            "-A",
-            "INPUT",
-            "-j",
-            "REJECT",
-            "--reject-with",
-            "icmp-host-prohibited",
-        ],
-    )
-    .unwrap();
+    ns.exec("iptables-legacy", &reject_input_args("-A"))
+        .unwrap();
     let dir = tempfile::tempdir().unwrap();
     let base = [
         "--netns",

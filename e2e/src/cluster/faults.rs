@@ -177,6 +177,18 @@ pub const REJECT_RULES: [&str; 2] = [
     "-A FORWARD -j REJECT --reject-with icmp-host-prohibited",
 ];
 
+/// The seed-004 INPUT rule as `iptables` arguments, with `op` (`-A`, `-D`, `-C`) in front.
+pub fn reject_input_args(op: &str) -> [&str; 6] {
+    [
+        op,
+        "INPUT",
+        "-j",
+        "REJECT",
+        "--reject-with",
+        "icmp-host-prohibited",
+    ]
+}
+
 /// Split an `iptables-save` rule line into arguments (double quotes group words).
 pub fn split_rule(rule: &str) -> Vec<String> {
     let mut args = Vec::new();
