@@ -17,14 +17,20 @@ async fn next(rx: &mut mpsc::Receiver<Change>) -> Option<Change> {
         .flatten()
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn events_come_from_the_managed_namespace_only() {
-    let managed = Netns::create("nfa-events").unwrap();
-    let other = Netns::create("nfa-events-other").unwrap();
-    let (tx, mut rx) = mpsc::channel(64);
+/// The namespace `name`, subscribed to, and `name-other`, not.
+async fn subscribed(name: &str) -> (Netns, Netns, mpsc::Receiver<Change>) {
+    let managed = Netns::create(name).unwrap();
+    let other = Netns::create(&format!("{name}-other")).unwrap();
+    let (tx, rx) = mpsc::channel(64);
     subscribe(Some(netns_path(managed.name())), tx)
         .await
         .unwrap();
+    (managed, other, rx)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn events_come_from_the_managed_namespace_only() {
+    let (managed, other, mut rx) = subscribed("nfa-events").await;
 
     // Another namespace's changes are not seen.
     other
@@ -103,12 +109,7 @@ async fn quiet(rx: &mut mpsc::Receiver<Change>) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn forwarding_switches_and_nftables_rules_are_events_of_their_namespace() {
-    let managed = Netns::create("nfa-netconf").unwrap();
-    let other = Netns::create("nfa-netconf-other").unwrap();
-    let (tx, mut rx) = mpsc::channel(64);
-    subscribe(Some(netns_path(managed.name())), tx)
-        .await
-        .unwrap();
+    let (managed, other, mut rx) = subscribed("nfa-netconf").await;
     quiet(&mut rx).await;
 
     // ip_forward (the switch a hardening tool resets) has no poll to wait for any more.

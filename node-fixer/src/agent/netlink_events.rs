@@ -15,6 +15,7 @@
 //! `SO_RCVBUF`); an overrun (`ENOBUFS`) arrives as an `Overrun` message and means "re-scan
 //! everything".
 
+use crate::probe::rtnl::message_length;
 use futures::StreamExt;
 use futures::channel::mpsc::UnboundedReceiver;
 use nix::sched::{CloneFlags, setns};
@@ -101,14 +102,9 @@ const NFT_RULE_MESSAGES: [u16; 6] = [0, 2, 3, 5, 6, 8];
 pub fn message_types(datagram: &[u8]) -> Vec<u16> {
     let mut types = Vec::new();
     let mut rest = datagram;
-    while rest.len() >= 16 {
-        let len = u32::from_ne_bytes([rest[0], rest[1], rest[2], rest[3]]) as usize;
-        if len < 16 || len > rest.len() {
-            break;
-        }
+    while let Ok(length) = message_length(rest) {
         types.push(u16::from_ne_bytes([rest[4], rest[5]]));
-        let aligned = (len + 3) & !3;
-        rest = rest.get(aligned..).unwrap_or_default();
+        rest = rest.get(length.next_multiple_of(4)..).unwrap_or_default();
     }
     types
 }

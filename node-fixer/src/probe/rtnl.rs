@@ -90,9 +90,10 @@ impl Rtnl {
     fn receive(&mut self, mut each: impl FnMut(RouteNetlinkMessage)) -> Result<(), RtnlError> {
         loop {
             self.buffer.clear();
+            // MSG_TRUNC: the kernel returns the datagram's real length, so a cut is seen.
             let n = self
                 .socket
-                .recv(&mut self.buffer, 0)
+                .recv(&mut self.buffer, nix::libc::MSG_TRUNC)
                 .map_err(RtnlError::Io)?;
             if n > self.buffer.len() {
                 return Err(RtnlError::Decode(format!(
@@ -114,16 +115,16 @@ impl Rtnl {
                     NetlinkPayload::Done(_) => return Ok(()),
                     NetlinkPayload::Error(e) if e.code.is_none() => return Ok(()),
                     NetlinkPayload::Error(e) => return Err(RtnlError::Kernel(e.to_io())),
-                    NetlinkPayload::Noop | NetlinkPayload::Overrun(_) => {}
-                    _ => {}
+                    _ => {} // Noop, Overrun: nothing of this request
                 }
             }
         }
     }
 }
 
-/// The length of the netlink message at the start of `bytes` (its header's first field).
-fn message_length(bytes: &[u8]) -> Result<usize, RtnlError> {
+/// The length of the netlink message at the start of `bytes` (its header's first field),
+/// checked: at least a header, at most what is left of the datagram.
+pub fn message_length(bytes: &[u8]) -> Result<usize, RtnlError> {
     let header: [u8; 4] = bytes
         .get(..4)
         .and_then(|b| b.try_into().ok())
