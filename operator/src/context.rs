@@ -64,6 +64,9 @@ pub struct State {
     pub last_pass: Option<(u64, Instant)>,
     /// The OpenReports API and the reports written to it.
     pub openreports: crate::openreports::Writer,
+    /// The decisions kept for the next pass, and when the memo was last emptied (every
+    /// [`crate::reconcile::FULL_DECISION_INTERVAL`] one pass decides everything again).
+    pub memo: (crate::decide::memo::Memo, Option<Instant>),
 }
 
 /// Shared by every reconcile.

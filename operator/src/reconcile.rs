@@ -9,6 +9,7 @@ use crate::act;
 pub use crate::context::WriteError as Error;
 use crate::context::{Context, State, WriteError};
 use crate::decide::cluster_actions::ClusterAction;
+use crate::decide::memo::Memo;
 use crate::decide::{self, Decision, Inputs};
 use crate::ledger::{Entry, Ledger};
 use crate::model::NodeInfo;
@@ -22,10 +23,15 @@ use netheal_crds::{NetworkHealthPolicy, NodeNetworkReport, NodeNetworkReportSpec
 use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
+use tracing::Instrument;
 
 /// Passes closer together than this, with no change in between, are skipped (several
 /// policies' reconciles after one change make one pass).
 const COALESCE: Duration = Duration::from_secs(1);
+
+/// How often a pass decides every node afresh instead of reusing the unchanged quiet nodes'
+/// decisions (a resync of the memo; the decisions are the same either way).
+pub const FULL_DECISION_INTERVAL: Duration = Duration::from_secs(300);
 
 /// What one pass did.
 #[derive(Debug, Default, PartialEq, Eq)]
@@ -74,10 +80,23 @@ pub async fn run_pass(ctx: &Context, force: bool) -> Result<PassReport, Error> {
         });
     }
     state.last_pass = Some((epoch, Instant::now()));
-    let result = pass(ctx, &mut state).await;
+    let span = tracing::debug_span!("pass", epoch);
+    let result = pass(ctx, &mut state).instrument(span.clone()).await;
+    let elapsed = started.elapsed();
     ctx.metrics
         .reconcile_duration
-        .observe(started.elapsed().as_secs_f64());
+        .observe(elapsed.as_secs_f64());
+    if let Ok(done) = &result {
+        span.in_scope(|| {
+            tracing::debug!(
+                total_ms = elapsed.as_secs_f64() * 1e3,
+                statuses_written = done.statuses_written,
+                orders_written = done.orders_written,
+                cluster_actions = done.cluster_actions,
+                "pass finished"
+            );
+        });
+    }
     result
 }
 
@@ -102,15 +121,36 @@ async fn pass(ctx: &Context, state: &mut State) -> Result<PassReport, Error> {
         )
     });
     ledger.prune(now);
-    let decision = decide::decide(&Inputs {
-        policies: &policies,
-        reports: &reports,
-        nodes: &nodes,
-        pods: &pods,
-        ledger,
-        now,
-        node_views,
-    });
+    let (memo, emptied) = &mut state.memo;
+    let full = emptied.is_none_or(|at| at.elapsed() >= FULL_DECISION_INTERVAL);
+    if full {
+        *memo = Memo::default();
+        *emptied = Some(Instant::now());
+    }
+    let deciding = Instant::now();
+    let decision = decide::decide_with(
+        &Inputs {
+            policies: &policies,
+            reports: &reports,
+            nodes: &nodes,
+            pods: &pods,
+            ledger,
+            now,
+            node_views,
+        },
+        memo,
+    );
+    tracing::debug!(
+        decide_ms = deciding.elapsed().as_secs_f64() * 1e3,
+        full,
+        reused_nodes = decision.reused_nodes,
+        findings = decision
+            .policies
+            .values()
+            .map(|p| p.total_findings)
+            .sum::<u32>(),
+        "decided"
+    );
     ledger.apply(&decision);
 
     let by_name: BTreeMap<&str, &NetworkHealthPolicy> = policies

@@ -236,10 +236,9 @@ mod tests {
     fn conditions_follow_the_outcome_and_a_rebuild_with_nothing_new_is_equal() {
         let mut outcome = PolicyOutcome {
             generation: Some(1),
-            nodes_selected: 1,
             ..Default::default()
         };
-        outcome.reporting.insert("n1".into());
+        outcome.count_node(true, false);
         outcome.finish();
         let s = build(None, &outcome, &[], &t(1));
         assert!(is_condition_true(&s.conditions, types::READY));
@@ -249,7 +248,9 @@ mod tests {
         // Nothing new: the same status (so no write).
         assert_eq!(build(Some(&s), &outcome, &[], &t(50)), s);
 
+        // n1 now has a finding: it is no longer healthy.
         outcome.add_finding(finding(1));
+        outcome.nodes_healthy = 0;
         outcome.flapping.push(Flap {
             node: "n1".into(),
             check: Check::IpForward,

@@ -7,6 +7,7 @@ pub mod cluster_actions;
 pub mod disposition;
 pub mod duplicates;
 pub mod flapping;
+pub mod memo;
 pub mod node_view;
 pub mod orders;
 pub mod ownership;
@@ -23,6 +24,7 @@ use cluster_actions::{ClusterAction, PodRef};
 use disposition::Why;
 use duplicates::DuplicateGroup;
 use k8s_openapi::jiff::{SignedDuration, Timestamp};
+use memo::{Memo, NodeDecisions, NodeMemo};
 use netheal_crds::report::MAX_REPORT_ORDERS;
 use netheal_crds::{
     Action, Check, Finding, Mode, NetworkHealthPolicy, NodeNetworkReport, PolicyFinding,
@@ -32,7 +34,7 @@ use node_view::NodeView;
 use orders::{Recorded, Withdraw};
 use ownership::{Policies, name};
 use std::borrow::Cow;
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::sync::Arc;
 use summary::{Flap, PolicyOutcome};
 
@@ -76,13 +78,14 @@ pub struct Decision {
     pub nodes_in_flight: BTreeSet<String>,
     /// Per node: its policies and every finding on it (only when [`Inputs::node_views`]).
     pub node_views: BTreeMap<String, NodeView>,
+    /// Nodes whose findings' decisions were reused from the memo.
+    pub reused_nodes: usize,
 }
 
 /// One finding to decide about.
 struct Work<'a> {
     node: &'a NodeInfo,
     finding: &'a Finding,
-    owner: usize,
     report: Option<&'a NodeNetworkReport>,
     duplicate: Option<&'a DuplicateGroup>,
 }
@@ -98,8 +101,14 @@ struct Pass<'a> {
     decision: Decision,
 }
 
-/// Decide. Deterministic for the same inputs.
+/// Decide everything. Deterministic for the same inputs.
 pub fn decide(inputs: &Inputs<'_>) -> Decision {
+    decide_with(inputs, &mut Memo::default())
+}
+
+/// Decide, reusing the decisions `memo` kept from the last pass where nothing they depend on
+/// changed, and keep this pass's for the next. The same decision as [`decide`].
+pub fn decide_with(inputs: &Inputs<'_>, memo: &mut Memo) -> Decision {
     let now = inputs.now;
     let mut policies = Policies::new(inputs.policies);
     let by_name: BTreeMap<&str, &NetworkHealthPolicy> = policies
@@ -107,13 +116,16 @@ pub fn decide(inputs: &Inputs<'_>) -> Decision {
         .iter()
         .map(|p| (name(p), p.as_ref()))
         .collect();
-    let nodes: HashMap<&str, &NodeInfo> =
-        inputs.nodes.iter().map(|n| (n.name.as_str(), n)).collect();
-    let reports: HashMap<&str, &NodeNetworkReport> = inputs
-        .reports
-        .iter()
-        .filter_map(|r| Some((r.metadata.name.as_deref()?, r.as_ref())))
-        .collect();
+    let mut nodes: HashMap<&str, &NodeInfo> = HashMap::with_capacity(inputs.nodes.len());
+    nodes.extend(inputs.nodes.iter().map(|n| (n.name.as_str(), n)));
+    let mut reports: HashMap<&str, &Arc<NodeNetworkReport>> =
+        HashMap::with_capacity(inputs.reports.len());
+    reports.extend(
+        inputs
+            .reports
+            .iter()
+            .filter_map(|r| Some((r.metadata.name.as_deref()?, r))),
+    );
 
     let mut pass = Pass {
         inputs,
@@ -149,7 +161,7 @@ pub fn decide(inputs: &Inputs<'_>) -> Decision {
     order_nodes.extend(inputs.ledger.withdrawn_nodes());
     for node in order_nodes {
         let info = nodes.get(node).copied();
-        let report = reports.get(node).copied();
+        let report = reports.get(node).map(|r| r.as_ref());
         let withdraw = |order: &RemediationOrder| match (info, by_name.get(order.policy.as_str())) {
             (None, _) => Some(Withdraw::NodeDeleted),
             _ if report.is_none() => Some(Withdraw::ReportMissing),
@@ -184,8 +196,18 @@ pub fn decide(inputs: &Inputs<'_>) -> Decision {
         pass.ledger = Cow::Owned(ledger);
     }
 
-    // 2. A CNI agent restart still waiting for its new pod.
-    let agent_pods = cluster_actions::agent_pods_by_node(inputs.pods, inputs.policies);
+    // 2. A CNI agent restart still waiting for its new pod (the agents are looked up only
+    //    when the ledger holds a restart).
+    let agent_pods = if pass
+        .ledger
+        .entries()
+        .iter()
+        .any(|e| e.action == Action::RestartCniPod)
+    {
+        cluster_actions::agent_pods_by_node(inputs.pods, inputs.policies)
+    } else {
+        HashMap::new()
+    };
     if let Some((node, _)) = cluster_actions::cni_restart_in_flight(
         &pass.ledger,
         &by_name,
@@ -197,24 +219,19 @@ pub fn decide(inputs: &Inputs<'_>) -> Decision {
         pass.cni_busy = Some(node);
     }
 
-    // 3. Findings, each with its owning policy.
+    // 3. Each node's findings, decided in node order with their owning policy; a quiet node
+    //    unchanged since the last pass reuses that pass's decisions (see `memo`).
+    memo.begin(&policies.sorted);
     let mut sorted_nodes: Vec<&NodeInfo> = inputs.nodes.iter().collect();
     sorted_nodes.sort_by(|a, b| a.name.cmp(&b.name));
     let mut selecting: HashMap<&str, Vec<usize>> = HashMap::with_capacity(sorted_nodes.len());
-    let mut work: Vec<Work<'_>> = Vec::new();
+    let groups = memo.duplicates(inputs.pods);
+    let duplicate_nodes: HashSet<&str> = groups.iter().map(|g| g.node.as_str()).collect();
     for node in &sorted_nodes {
         let sel = policies.selecting(&node.labels);
         let report = reports.get(node.name.as_str()).copied();
-        for &i in &sel {
-            if let Some(outcome) = pass.decision.policies.get_mut(name(&policies.sorted[i])) {
-                outcome.nodes_selected += 1;
-                if report.is_some_and(|r| r.status.is_some()) {
-                    outcome.reporting.insert(node.name.clone());
-                }
-            }
-        }
+        let status = report.and_then(|r| r.status.as_ref());
         if inputs.node_views {
-            let status = report.and_then(|r| r.status.as_ref());
             pass.decision.node_views.insert(
                 node.name.clone(),
                 NodeView {
@@ -228,60 +245,69 @@ pub fn decide(inputs: &Inputs<'_>) -> Decision {
                 },
             );
         }
-        for finding in report
-            .and_then(|r| r.status.as_ref())
-            .into_iter()
-            .flat_map(|s| s.findings.iter())
-        {
-            if let Some(owner) = policies.owner(&sel, finding.check, finding.policy.as_deref()) {
-                work.push(Work {
-                    node,
-                    finding,
-                    owner,
-                    report,
-                    duplicate: None,
-                });
+        let quiet = pass.quiet(&node.name);
+        // The decisions, and the Node to keep them under for the next pass.
+        let (decided, keep_as) = match memo.take(node, report).filter(|_| quiet) {
+            Some(kept) => {
+                pass.decision.reused_nodes += 1;
+                (kept.decided, Some(kept.node))
             }
+            None => {
+                let (decided, local) =
+                    pass.decide_node(&policies, node, &sel, report.map(AsRef::as_ref));
+                (decided, (quiet && local).then(|| (*node).clone()))
+            }
+        };
+        pass.count_node(&policies, node, report.map(AsRef::as_ref), &decided);
+        // The node's standing with each selecting policy; a duplicate pod IP found on it
+        // (decided below) counts against the policy that will own it.
+        let duplicate_owner = if duplicate_nodes.contains(node.name.as_str()) {
+            policies.owner(&sel, Check::DuplicatePodIp, None)
+        } else {
+            None
+        };
+        for &i in &sel {
+            let has_findings =
+                duplicate_owner == Some(i) || decided.counts.iter().any(|(owner, _)| *owner == i);
+            if let Some(outcome) = pass.decision.policies.get_mut(name(&policies.sorted[i])) {
+                outcome.count_node(status.is_some(), has_findings);
+            }
+        }
+        if let (Some(kept_node), Some(report)) = (keep_as, report) {
+            memo.keep(NodeMemo {
+                node: kept_node,
+                report: Arc::clone(report),
+                decided,
+            });
         }
         selecting.insert(node.name.as_str(), sel);
     }
-    let groups = duplicates::detect(inputs.pods);
-    for group in &groups {
+    memo.end();
+
+    // 4. The duplicate pod IPs, after every node's own findings.
+    for group in groups.iter() {
         let Some(node) = nodes.get(group.node.as_str()) else {
             continue;
         };
         let sel = selecting.get(group.node.as_str()).map(Vec::as_slice);
-        if let Some(owner) = policies.owner(sel.unwrap_or_default(), Check::DuplicatePodIp, None) {
-            work.push(Work {
-                node,
-                finding: &group.finding,
-                owner,
-                report: reports.get(group.node.as_str()).copied(),
-                duplicate: Some(group),
-            });
-        }
-    }
-
-    // 4. Decide each finding, node by node.
-    for item in &work {
-        let policy = &policies.sorted[item.owner];
-        let disposition = pass.dispose(policy, item);
-        let action = item.finding.action.or_else(|| item.finding.check.remedy());
-        let finding = || PolicyFinding {
-            id: item.finding.id.clone(),
-            node: item.node.name.clone(),
-            check: item.finding.check,
-            target: item.finding.target.clone(),
-            observed: item.finding.observed.clone(),
-            desired: item.finding.desired.clone(),
-            proposed_action: action,
-            disposition: Some(disposition.to_string()),
+        let Some(owner) = policies.owner(sel.unwrap_or_default(), Check::DuplicatePodIp, None)
+        else {
+            continue;
         };
-        if let Some(view) = pass.decision.node_views.get_mut(&item.node.name) {
+        let item = Work {
+            node,
+            finding: &group.finding,
+            report: reports.get(group.node.as_str()).map(|r| r.as_ref()),
+            duplicate: Some(group),
+        };
+        let policy = &policies.sorted[owner];
+        let (why, _) = pass.dispose(policy, &item);
+        let finding = || policy_finding(node, &group.finding, &why);
+        if let Some(view) = pass.decision.node_views.get_mut(&node.name) {
             view.findings.push((name(policy).to_string(), finding()));
         }
         if let Some(outcome) = pass.decision.policies.get_mut(name(policy)) {
-            outcome.count_finding(&item.node.name, item.finding.check, finding);
+            outcome.count_finding(group.finding.check, finding);
         }
     }
 
@@ -298,17 +324,120 @@ pub fn decide(inputs: &Inputs<'_>) -> Decision {
     pass.decision
 }
 
+/// A finding as a policy's status lists it, with its disposition.
+fn policy_finding(node: &NodeInfo, finding: &Finding, why: &Why) -> PolicyFinding {
+    PolicyFinding {
+        id: finding.id.clone(),
+        node: node.name.clone(),
+        check: finding.check,
+        target: finding.target.clone(),
+        observed: finding.observed.clone(),
+        desired: finding.desired.clone(),
+        proposed_action: finding.action.or_else(|| finding.check.remedy()),
+        disposition: Some(why.to_string()),
+    }
+}
+
 impl Pass<'_> {
-    /// The disposition of one finding; approves it (an order or a cluster action) when every
-    /// limit allows.
-    fn dispose(&mut self, policy: &NetworkHealthPolicy, item: &Work<'_>) -> Why {
-        match self.gate(policy, item) {
-            Ok(action) => Why::Text(self.approve(policy, item, action)),
-            Err(why) => why,
+    /// True when nothing about `node` depends on the time or on other nodes: no order out,
+    /// nothing in the ledger, not in flight.
+    fn quiet(&self, node: &str) -> bool {
+        !self.in_flight.contains(node)
+            && self.open_orders.get(node).is_none_or(Vec::is_empty)
+            && self.ledger.pending(node).is_empty()
+            && self.ledger.for_node(node).next().is_none()
+            && self.ledger.withdrawn(node).next().is_none()
+    }
+
+    /// Decide every finding of `node`'s report that a policy owns. The flag is true when
+    /// each was decided by the node's own gates alone (see [`memo`]).
+    fn decide_node(
+        &mut self,
+        policies: &Policies,
+        node: &NodeInfo,
+        sel: &[usize],
+        report: Option<&NodeNetworkReport>,
+    ) -> (NodeDecisions, bool) {
+        let mut decided = NodeDecisions::default();
+        let mut local = true;
+        let findings = report
+            .and_then(|r| r.status.as_ref())
+            .map(|s| s.findings.as_slice())
+            .unwrap_or_default();
+        for (index, finding) in findings.iter().enumerate() {
+            let Some(owner) = policies.owner(sel, finding.check, finding.policy.as_deref()) else {
+                continue;
+            };
+            let item = Work {
+                node,
+                finding,
+                report,
+                duplicate: None,
+            };
+            let (why, by_node_alone) = self.dispose(&policies.sorted[owner], &item);
+            local &= by_node_alone;
+            decided.push(owner, finding.check, index, why);
+        }
+        (decided, local)
+    }
+
+    /// Count `node`'s decided findings into its policies' outcomes (and its view).
+    fn count_node(
+        &mut self,
+        policies: &Policies,
+        node: &NodeInfo,
+        report: Option<&NodeNetworkReport>,
+        decided: &NodeDecisions,
+    ) {
+        let findings = report
+            .and_then(|r| r.status.as_ref())
+            .map(|s| s.findings.as_slice())
+            .unwrap_or_default();
+        if let Some(view) = self.decision.node_views.get_mut(&node.name) {
+            for (owner, index, why) in &decided.items {
+                if let Some(finding) = findings.get(*index) {
+                    let policy = name(&policies.sorted[*owner]).to_string();
+                    view.findings
+                        .push((policy, policy_finding(node, finding, why)));
+                }
+            }
+        }
+        for (owner, by_check) in &decided.counts {
+            let Some(outcome) = self
+                .decision
+                .policies
+                .get_mut(name(&policies.sorted[*owner]))
+            else {
+                continue;
+            };
+            outcome.count_findings(by_check);
+            for (_, index, why) in decided.items.iter().filter(|(o, _, _)| o == owner) {
+                if !outcome.keeps_more() {
+                    break;
+                }
+                if let Some(finding) = findings.get(*index) {
+                    outcome.findings.push(policy_finding(node, finding, why));
+                }
+            }
         }
     }
 
-    /// The checks every action goes through, in order. `Ok(action)` when it may proceed.
+    /// The disposition of one finding; approves it (an order or a cluster action) when every
+    /// limit allows. The flag is true when the node's own gates decided it, without a
+    /// cluster-wide limit.
+    fn dispose(&mut self, policy: &NetworkHealthPolicy, item: &Work<'_>) -> (Why, bool) {
+        let action = match self.gate(policy, item) {
+            Ok(action) => action,
+            Err(why) => return (why, true),
+        };
+        match self.cluster_gate(policy, item, action) {
+            Ok(()) => (Why::Text(self.approve(policy, item, action)), false),
+            Err(why) => (why, false),
+        }
+    }
+
+    /// The checks of the node itself every action goes through, in order. `Ok(action)` when
+    /// it may proceed to the cluster-wide ones.
     fn gate(&mut self, policy: &NetworkHealthPolicy, item: &Work<'_>) -> Result<Action, Why> {
         let finding = item.finding;
         let node = item.node.name.as_str();
@@ -384,6 +513,18 @@ impl Pass<'_> {
         if policy.spec.mode == Mode::DryRun {
             return Err(Why::DryRun(action));
         }
+        Ok(action)
+    }
+
+    /// The cluster-wide limits: one CNI agent restart at a time, `maxConcurrentNodes`.
+    fn cluster_gate(
+        &self,
+        policy: &NetworkHealthPolicy,
+        item: &Work<'_>,
+        action: Action,
+    ) -> Result<(), Why> {
+        let node = item.node.name.as_str();
+        let remediation = &policy.spec.remediation;
         if action == Action::RestartCniPod {
             self.cni_gate(node)?;
         }
@@ -394,7 +535,7 @@ impl Pass<'_> {
                 max,
             });
         }
-        Ok(action)
+        Ok(())
     }
 
     /// One CNI agent restart at a time, cluster-wide.

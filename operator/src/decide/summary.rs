@@ -3,7 +3,7 @@
 
 use netheal_crds::policy::MAX_POLICY_FINDINGS;
 use netheal_crds::{Check, PolicyFinding};
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeMap;
 
 /// A flapping finding: a fixed finding that keeps coming back.
 #[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord)]
@@ -42,10 +42,6 @@ pub struct PolicyOutcome {
     pub open_by_check: BTreeMap<Check, u32>,
     /// Flapping findings.
     pub flapping: Vec<Flap>,
-    /// Nodes with findings (internal, for the healthy count).
-    pub(crate) unhealthy: BTreeSet<String>,
-    /// Reporting selected nodes (internal, for the healthy count).
-    pub(crate) reporting: BTreeSet<String>,
 }
 
 impl PolicyOutcome {
@@ -56,32 +52,40 @@ impl PolicyOutcome {
 
     /// Count a finding this policy owns on `node`, keeping it in full while there is room
     /// (`finding` is only built then).
-    pub fn count_finding(
-        &mut self,
-        node: &str,
-        check: Check,
-        finding: impl FnOnce() -> PolicyFinding,
-    ) {
-        *self.open_by_check.entry(check).or_default() += 1;
-        self.total_findings = self.total_findings.saturating_add(1);
-        if !self.unhealthy.contains(node) {
-            self.unhealthy.insert(node.to_string());
-        }
+    pub fn count_finding(&mut self, check: Check, finding: impl FnOnce() -> PolicyFinding) {
+        self.count_findings(&[(check, 1)]);
         if self.keeps_more() {
             self.findings.push(finding());
         }
     }
 
+    /// Count findings per check this policy owns, without keeping any.
+    pub fn count_findings(&mut self, by_check: &[(Check, u32)]) {
+        for &(check, n) in by_check {
+            *self.open_by_check.entry(check).or_default() += n;
+            self.total_findings = self.total_findings.saturating_add(n);
+        }
+    }
+
+    /// Count a node this policy selects: whether node-fixer reports from it, and whether
+    /// any finding this policy owns is on it.
+    pub fn count_node(&mut self, reporting: bool, has_findings: bool) {
+        self.nodes_selected = self.nodes_selected.saturating_add(1);
+        if reporting {
+            self.nodes_reporting = self.nodes_reporting.saturating_add(1);
+            if !has_findings {
+                self.nodes_healthy = self.nodes_healthy.saturating_add(1);
+            }
+        }
+    }
+
     /// Count a finding this policy owns.
     pub fn add_finding(&mut self, finding: PolicyFinding) {
-        let node = finding.node.clone();
-        self.count_finding(&node, finding.check, || finding);
+        self.count_finding(finding.check, || finding);
     }
 
     /// Finish the counters once every finding is in.
     pub fn finish(&mut self) {
-        self.nodes_reporting = count(self.reporting.len());
-        self.nodes_healthy = count(self.reporting.difference(&self.unhealthy).count());
         // Stable and adaptive: the findings arrive node by node, so this is nearly linear.
         self.findings.sort_by(|a, b| a.node.cmp(&b.node));
         self.flapping.sort();
@@ -91,8 +95,4 @@ impl PolicyOutcome {
     pub fn open_findings(&self) -> u32 {
         self.total_findings
     }
-}
-
-fn count(n: usize) -> u32 {
-    u32::try_from(n).unwrap_or(u32::MAX)
 }

@@ -951,3 +951,115 @@ fn an_order_id_is_never_reused_within_one_second() {
     assert_eq!(d.orders["n1"].len(), 1);
     assert_eq!(d.orders["n1"][0].id, format!("{first}-1"));
 }
+
+/// Decide with `memo` and without; the two must agree in everything but the reuse count.
+fn decide_both(w: &World, now: i64, memo: &mut Memo) -> Decision {
+    let inputs = Inputs {
+        policies: &w.policies,
+        reports: &w.reports,
+        nodes: &w.nodes,
+        pods: &w.pods,
+        ledger: &w.ledger,
+        now: at(now),
+        node_views: true,
+    };
+    let full = decide(&inputs);
+    let mut with_memo = decide_with(&inputs, memo);
+    assert_eq!(full.reused_nodes, 0);
+    let reused = std::mem::take(&mut with_memo.reused_nodes);
+    assert_eq!(
+        format!("{with_memo:?}"),
+        format!("{full:?}"),
+        "at t={now}, {reused} nodes reused"
+    );
+    with_memo.reused_nodes = reused;
+    with_memo
+}
+
+#[test]
+fn decisions_with_the_memo_equal_full_decisions_pass_after_pass() {
+    let mut w = World::new()
+        .with_node("n1", vec![arp("net.ipv4.conf.all.arp_ignore")])
+        .with_node(
+            "n2",
+            vec![
+                finding(Check::ProxyArpOff, "net.ipv4.conf.eth0.proxy_arp"),
+                arp("net.ipv4.conf.eth0.arp_ignore"),
+            ],
+        )
+        .with_node("n3", vec![arp("net.ipv4.conf.all.arp_ignore")])
+        .with_node(
+            "n4",
+            vec![finding(Check::ProxyArpOff, "net.ipv4.conf.eth1.proxy_arp")],
+        );
+    w.nodes[2].paused = true;
+    let mut memo = Memo::default();
+
+    // n1 is approved (one node at a time), n2 waits for the limit: neither is kept. n3 is
+    // paused and n4 report-only: kept, and reused while nothing changes.
+    let d = decide_both(&w, 200, &mut memo);
+    assert_eq!(d.reused_nodes, 0);
+    w.ledger.apply(&d);
+    let orders = d.orders["n1"].clone();
+    assert_eq!(memo.kept_nodes(), 2);
+    let d = decide_both(&w, 201, &mut memo);
+    assert_eq!(d.reused_nodes, 2);
+    w.ledger.apply(&d);
+
+    // A changed report and a resumed node are decided again.
+    w.rescan(
+        "n4",
+        202,
+        vec![finding(Check::ProxyArpOff, "net.ipv4.conf.eth2.proxy_arp")],
+    );
+    w.nodes[2].paused = false;
+    let d = decide_both(&w, 202, &mut memo);
+    assert_eq!(d.reused_nodes, 0);
+    assert!(
+        disposition(&d, "p", "n4")
+            .iter()
+            .all(|s| s.starts_with("report-only"))
+    );
+    w.ledger.apply(&d);
+
+    // n1's order is answered: it leaves flight, the next node is approved; n1 stays out of
+    // the memo while its fix is in the ledger.
+    w.answer_all("n1", &orders, Outcome::Applied, 203);
+    w.rescan("n1", 204, Vec::new());
+    let d = decide_both(&w, 205, &mut memo);
+    w.ledger.apply(&d);
+    for now in [206, 300, 4000] {
+        let d = decide_both(&w, now, &mut memo);
+        w.ledger.apply(&d);
+    }
+
+    // Duplicate pod IPs, then the same pods again.
+    w.pods = vec![
+        pod("default", "a", "n4", "10.0.0.9", 1),
+        pod("default", "b", "n4", "10.0.0.9", 2),
+    ];
+    for now in [4001, 4002] {
+        let d = decide_both(&w, now, &mut memo);
+        w.ledger.apply(&d);
+    }
+
+    // A policy change decides every node again; under DryRun every node is kept.
+    w.policy().spec.mode = Mode::DryRun;
+    let d = decide_both(&w, 4003, &mut memo);
+    assert_eq!(d.reused_nodes, 0);
+    w.ledger.apply(&d);
+    let d = decide_both(&w, 4004, &mut memo);
+    assert!(d.reused_nodes >= 2, "{} reused", d.reused_nodes);
+    // A label that the policy's selector no longer matches.
+    w.policy().spec.node_selector = Some(
+        k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelector {
+            match_labels: Some(BTreeMap::from([("pool".into(), "a".into())])),
+            ..Default::default()
+        },
+    );
+    w.nodes[3].labels.insert("pool".into(), "a".into());
+    for now in [4005, 4006] {
+        let d = decide_both(&w, now, &mut memo);
+        w.ledger.apply(&d);
+    }
+}

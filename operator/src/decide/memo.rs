@@ -1,0 +1,158 @@
+//! What one pass keeps for the next, so that a change on one node costs that node's decisions,
+//! not the cluster's. Kept per node: its findings' dispositions, as long as nothing outside
+//! the node entered them, that is while
+//! - the node is quiet: no order out, no answer or action in the ledger, not in flight (so no
+//!   cooldown, flapping window or "fixed, waiting for the next scan" depends on the time);
+//! - every finding was decided by the node's own gates (report-only, paused, not approved,
+//!   DryRun), never by a cluster-wide one (the in-flight limit, one CNI restart at a time) nor
+//!   approved;
+//! - the policies are the same (any change of any policy decides every node again), the
+//!   Node's labels and pause are the same, and its report is the same object (the store
+//!   replaces a report's `Arc` on every change, and the memo holds the old one, so the
+//!   pointer cannot be reused).
+//!
+//! The duplicate pod IPs are kept while the pod list is the same objects in the same order.
+//! The memo is an optimisation only: [`super::decide`] with an empty memo decides everything,
+//! and a decision with the memo equals the one without (tested).
+
+use super::disposition::Why;
+use super::duplicates::{self, DuplicateGroup};
+use crate::model::{NodeInfo, SlimPod};
+use netheal_crds::{Check, NetworkHealthPolicy, NodeNetworkReport};
+use std::sync::Arc;
+
+/// The decisions a pass may reuse.
+pub struct Memo {
+    /// The policies the kept decisions were made under: name and spec, serialized.
+    policies: Vec<(String, String)>,
+    /// Per quiet node, kept by this pass, in the pass's order (by name).
+    nodes: Vec<NodeMemo>,
+    /// Per quiet node, kept by the last pass, in reverse order (while a pass runs: the pass
+    /// walks the nodes by name and takes from the end).
+    previous: Vec<NodeMemo>,
+    /// The pod list the duplicate groups were found in.
+    pods: Vec<Arc<SlimPod>>,
+    groups: Arc<[DuplicateGroup]>,
+}
+
+/// One node's kept decisions.
+pub(super) struct NodeMemo {
+    /// The Node they were decided for.
+    pub(super) node: NodeInfo,
+    /// The report they were decided from.
+    pub(super) report: Arc<NodeNetworkReport>,
+    /// The decisions.
+    pub(super) decided: NodeDecisions,
+}
+
+/// A node's decided findings, in the order decided.
+#[derive(Default)]
+pub(super) struct NodeDecisions {
+    /// `(owner, index of the finding in the report, disposition)`.
+    pub(super) items: Vec<(usize, usize, Why)>,
+    /// Per owner: the open findings per check.
+    pub(super) counts: Vec<(usize, Vec<(Check, u32)>)>,
+}
+
+impl NodeDecisions {
+    /// Add the disposition of finding `index` (of `check`), owned by policy `owner`.
+    pub(super) fn push(&mut self, owner: usize, check: Check, index: usize, why: Why) {
+        self.items.push((owner, index, why));
+        let at = match self.counts.iter().position(|(o, _)| *o == owner) {
+            Some(at) => at,
+            None => {
+                self.counts.push((owner, Vec::new()));
+                self.counts.len() - 1
+            }
+        };
+        let by_check = &mut self.counts[at].1;
+        match by_check.iter_mut().find(|(c, _)| *c == check) {
+            Some((_, n)) => *n += 1,
+            None => by_check.push((check, 1)),
+        }
+    }
+}
+
+impl Default for Memo {
+    fn default() -> Self {
+        Self {
+            policies: Vec::new(),
+            nodes: Vec::new(),
+            previous: Vec::new(),
+            pods: Vec::new(),
+            groups: Arc::new([]),
+        }
+    }
+}
+
+impl Memo {
+    /// Start a pass under the policies `sorted`: the last pass's nodes become reusable,
+    /// unless the policies differ from the ones they were decided under.
+    pub(super) fn begin(&mut self, sorted: &[Arc<NetworkHealthPolicy>]) {
+        let capacity = self.nodes.len();
+        self.previous = std::mem::replace(&mut self.nodes, Vec::with_capacity(capacity));
+        self.previous.reverse();
+        let key: Vec<(String, String)> = sorted
+            .iter()
+            .map(|p| {
+                (
+                    super::ownership::name(p).to_string(),
+                    serde_json::to_string(&(&p.spec, p.metadata.deletion_timestamp.is_some()))
+                        .unwrap_or_default(),
+                )
+            })
+            .collect();
+        if key != self.policies {
+            self.previous.clear();
+            self.policies = key;
+        }
+    }
+
+    /// The last pass's decisions of `node`, when they may be reused for `report`. The pass
+    /// asks for its nodes by name, in order.
+    pub(super) fn take(
+        &mut self,
+        node: &NodeInfo,
+        report: Option<&Arc<NodeNetworkReport>>,
+    ) -> Option<NodeMemo> {
+        while self
+            .previous
+            .last()
+            .is_some_and(|kept| kept.node.name < node.name)
+        {
+            self.previous.pop();
+        }
+        if self.previous.last()?.node.name != node.name {
+            return None;
+        }
+        let kept = self.previous.pop()?;
+        let same_report = report.is_some_and(|r| Arc::ptr_eq(r, &kept.report));
+        (same_report && kept.node == *node).then_some(kept)
+    }
+
+    /// Keep this pass's decisions of a quiet node for the next pass (in the pass's order).
+    pub(super) fn keep(&mut self, kept: NodeMemo) {
+        self.nodes.push(kept);
+    }
+
+    /// End the pass: what was not reused is dropped.
+    pub(super) fn end(&mut self) {
+        self.previous.clear();
+    }
+
+    /// The duplicate pod IPs among `pods`: the kept groups when the list is the same objects.
+    pub(super) fn duplicates(&mut self, pods: &[Arc<SlimPod>]) -> Arc<[DuplicateGroup]> {
+        let same = self.pods.len() == pods.len()
+            && self.pods.iter().zip(pods).all(|(a, b)| Arc::ptr_eq(a, b));
+        if !same {
+            self.groups = duplicates::detect(pods).into();
+            self.pods = pods.to_vec();
+        }
+        Arc::clone(&self.groups)
+    }
+
+    /// How many nodes' decisions are kept.
+    pub fn kept_nodes(&self) -> usize {
+        self.nodes.len()
+    }
+}
