@@ -99,7 +99,7 @@ cluster-down: ## Stop a cluster-up (control plane, netheal) and remove the clust
 	target/debug/netheal-demo down --name $(CLUSTER_NAME)
 	target/debug/netheal-cluster down --name $(CLUSTER_NAME)
 
-.PHONY: demo bench bench-e2e fuzz
+.PHONY: demo bench bench-e2e bench-scale fuzz
 
 demo: ## The demo (root): a 3-node cluster-in-a-box on a real control plane, the seed faults, the dry-run report, then Enforce and the healing, live; tears down at the end
 	$(CARGO) build --locked -q -p netheal-e2e --bins -p node-fixer -p netheal-operator
@@ -112,6 +112,10 @@ bench: ## Benchmarks: node-fixer scan cost and memory, agent detection latency a
 
 fuzz: ## Fuzz the parsers of outside input (iptables-save, policies, sysctls, orders), FUZZ_SECONDS each (60); corpus in fuzz/corpus
 	hack/fuzz.sh
+
+bench-scale: controlplane ## The release operator against 5,000 Nodes, 150,000 pods and 5,000 reports x 10 findings on the real API server: first pass, steady pass, RSS, requests and writes (NETHEAL_SCALE_NODES, NETHEAL_SCALE_PODS)
+	$(CARGO) build --locked -q --release -p netheal-operator
+	$(CARGO) bench --locked -p netheal-e2e --bench scale
 
 bench-e2e: ## Time to repair on the cluster-in-a-box: injection to working ping, p50/p95 per check (root)
 	$(CARGO) build --locked -q -p node-fixer -p netheal-operator

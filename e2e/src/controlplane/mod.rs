@@ -152,9 +152,35 @@ pub fn reap_stale(root: &Path) {
     }
 }
 
+/// What to run besides etcd and kube-apiserver.
+#[derive(Clone, Debug)]
+pub struct Options {
+    /// Also run kube-controller-manager ([`CONTROLLERS`]) and kube-scheduler.
+    pub controllers: bool,
+    /// An audit policy (YAML) for the API server; its log is `audit.log` in the folder.
+    pub audit_policy: Option<String>,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Self {
+            controllers: true,
+            audit_policy: None,
+        }
+    }
+}
+
+/// The API server's audit log in a control plane's folder (with [`Options::audit_policy`]).
+pub const AUDIT_LOG: &str = "audit.log";
+
 impl ControlPlane {
     /// Start a control plane with its files and logs in `dir` (emptied first).
     pub async fn start(dir: &Path) -> Result<Self, ControlPlaneError> {
+        Self::start_with(dir, &Options::default()).await
+    }
+
+    /// [`Self::start`] with `options`.
+    pub async fn start_with(dir: &Path, options: &Options) -> Result<Self, ControlPlaneError> {
         let begin = Instant::now();
         if let Some(root) = dir.parent().and_then(Path::parent) {
             reap_stale(root);
@@ -188,7 +214,7 @@ impl ControlPlane {
             &[],
             &dir.join("etcd.log"),
         )?;
-        let apiserver_args: Vec<String> = vec![
+        let mut apiserver_args: Vec<String> = vec![
             format!("--etcd-servers={etcd_url}"),
             "--bind-address=127.0.0.1".into(),
             "--advertise-address=127.0.0.1".into(),
@@ -211,6 +237,13 @@ impl ControlPlane {
             "--event-ttl=1h".into(),
             "--v=1".into(),
         ];
+        if let Some(policy) = &options.audit_policy {
+            let path = dir.join("audit-policy.yaml");
+            write_file(&path, policy)?;
+            apiserver_args.push(format!("--audit-policy-file={}", path.display()));
+            apiserver_args.push(format!("--audit-log-path={}", d(AUDIT_LOG)));
+            apiserver_args.push("--audit-log-format=json".into());
+        }
         let apiserver = ChildProcess::spawn(
             "kube-apiserver",
             &bin_dir.join("kube-apiserver"),
@@ -244,6 +277,11 @@ impl ControlPlane {
         };
         cp.write_pids()?;
         cp.wait_apiserver_ready().await?;
+        if !options.controllers {
+            cp.started_in = begin.elapsed();
+            tracing::info!(server = %cp.server, started_in = ?cp.started_in, "API server ready");
+            return Ok(cp);
+        }
 
         let kcm_cert = cp.pki.controller_manager.clone();
         cp.controller_manager = Some(cp.spawn_client_component(

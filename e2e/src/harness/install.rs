@@ -90,11 +90,17 @@ fn wait_admission_policy(
 /// A token of ServiceAccount `NAMESPACE/sa`, bound to `pod` (the API server puts the pod's
 /// node name in it, which the ValidatingAdmissionPolicy checks).
 pub async fn pod_bound_token(client: &Client, sa: &str, pod: &Pod) -> Result<String, HarnessError> {
+    token(client, sa, Some(pod)).await
+}
+
+/// A token of ServiceAccount `sa` in [`NAMESPACE`], bound to `pod` when given (it stops
+/// working when the pod is deleted).
+pub async fn token(client: &Client, sa: &str, pod: Option<&Pod>) -> Result<String, HarnessError> {
     let request = TokenRequest {
         spec: TokenRequestSpec {
             audiences: Vec::new(),
             expiration_seconds: Some(TOKEN_SECONDS),
-            bound_object_ref: Some(BoundObjectReference {
+            bound_object_ref: pod.map(|pod| BoundObjectReference {
                 api_version: Some("v1".into()),
                 kind: Some("Pod".into()),
                 name: pod.metadata.name.clone(),
