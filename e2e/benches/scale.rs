@@ -135,6 +135,23 @@ fn findings(i: usize, variant: usize) -> Value {
     })
 }
 
+/// Write node `i`'s report status with [`findings`] `variant`.
+async fn set_findings(
+    reports: &Api<NodeNetworkReport>,
+    i: usize,
+    variant: usize,
+) -> Result<(), kube::Error> {
+    let status = json!({"status": findings(i, variant)});
+    reports
+        .patch_status(
+            &node_name(i),
+            &PatchParams::default(),
+            &Patch::Merge(status),
+        )
+        .await
+        .map(drop)
+}
+
 fn pod_object(i: usize, nodes: usize) -> Result<(Pod, Value), serde_json::Error> {
     let node = i % nodes;
     let agent = i < nodes;
@@ -226,13 +243,7 @@ async fn populate(client: &Client, nodes: usize, pods: usize) -> anyhow::Result<
             node_api.create(&pp, &node_object(i)?).await?;
             let report = NodeNetworkReport::new(&node_name(i), Default::default());
             reports.create(&pp, &report).await?;
-            reports
-                .patch_status(
-                    &node_name(i),
-                    &PatchParams::default(),
-                    &Patch::Merge(json!({"status": findings(i, 0)})),
-                )
-                .await?;
+            set_findings(&reports, i, 0).await?;
             Ok(())
         }
     })
@@ -544,13 +555,7 @@ async fn measure(
         round += 1;
         for k in 0..per_second {
             let i = (round * per_second + k) % nodes;
-            reports
-                .patch_status(
-                    &node_name(i),
-                    &PatchParams::default(),
-                    &Patch::Merge(json!({"status": findings(i, round)})),
-                )
-                .await?;
+            set_findings(&reports, i, round).await?;
             changed += 1;
         }
         tokio::time::sleep(Duration::from_secs(1).saturating_sub(tick.elapsed())).await;
@@ -584,13 +589,7 @@ async fn measure(
 
     // One node changes, from the state the reports were created in.
     for i in (per_second..(round + 1) * per_second).map(|i| i % nodes) {
-        reports
-            .patch_status(
-                &node_name(i),
-                &PatchParams::default(),
-                &Patch::Merge(json!({"status": findings(i, 0)})),
-            )
-            .await?;
+        set_findings(&reports, i, 0).await?;
     }
     tokio::time::sleep(Duration::from_secs(3)).await;
     let mut one_decide = Vec::new();
@@ -600,13 +599,7 @@ async fn measure(
         let from = file_len(log);
         let changed_at = Instant::now();
         let i = (r * 7919) % nodes;
-        reports
-            .patch_status(
-                &node_name(i),
-                &PatchParams::default(),
-                &Patch::Merge(json!({"status": findings(i, 1001 + 2 * r)})),
-            )
-            .await?;
+        set_findings(&reports, i, 1001 + 2 * r).await?;
         // The first decision that has the change (one finding fewer on that node).
         let decided = wait_event(log, from, "decided", Duration::from_secs(30), |e| {
             e["findings"].as_u64() == Some(total - 1)
@@ -624,13 +617,7 @@ async fn measure(
         }
         to_status.push(changed_at.elapsed().as_secs_f64());
         // Put the node back and let that pass go by.
-        reports
-            .patch_status(
-                &node_name(i),
-                &PatchParams::default(),
-                &Patch::Merge(json!({"status": findings(i, 0)})),
-            )
-            .await?;
+        set_findings(&reports, i, 0).await?;
         tokio::time::sleep(Duration::from_secs(1)).await;
     }
     figure("scale.one_node_change", percentile(&one_decide, 50.0), "ms");

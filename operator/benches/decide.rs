@@ -21,6 +21,7 @@ use netheal_operator::ledger::Ledger;
 use netheal_operator::model::{NodeInfo, SlimPod};
 use netheal_operator::watch::{strip_node, strip_pod, strip_report};
 use serde_json::json;
+use std::sync::Arc;
 use std::time::Instant;
 
 const NODES: usize = 5_000;
@@ -146,6 +147,26 @@ fn pod_json(i: usize, nodes: usize) -> serde_json::Value {
     })
 }
 
+/// The decision's inputs, without per-node views.
+fn inputs<'a>(
+    policies: &'a [Arc<NetworkHealthPolicy>],
+    reports: &'a [Arc<NodeNetworkReport>],
+    nodes: &'a [NodeInfo],
+    pods: &'a [Arc<SlimPod>],
+    ledger: &'a Ledger,
+    now: Timestamp,
+) -> Inputs<'a> {
+    Inputs {
+        policies,
+        reports,
+        nodes,
+        pods,
+        ledger,
+        now,
+        node_views: false,
+    }
+}
+
 fn main() {
     // `cargo bench` passes `--bench`; `cargo test --benches` runs this too: keep it quick then.
     let quick = !std::env::args().any(|a| a == "--bench");
@@ -202,15 +223,14 @@ fn main() {
     let mut last = None;
     for _ in 0..if quick { 2 } else { 15 } {
         let t = Instant::now();
-        let d = decide(&Inputs {
-            policies: &policies,
-            reports: &reports,
-            nodes: &node_infos,
-            pods: &pods,
-            ledger: &ledger,
+        let d = decide(&inputs(
+            &policies,
+            &reports,
+            &node_infos,
+            &pods,
+            &ledger,
             now,
-            node_views: false,
-        });
+        ));
         times.push(t.elapsed());
         last = Some(d);
     }
@@ -267,7 +287,7 @@ fn main() {
     // keeps every unchanged node's decisions.
     let mut dry_run = policies[0].as_ref().clone();
     dry_run.spec.mode = netheal_crds::Mode::DryRun;
-    let policies = vec![std::sync::Arc::new(dry_run)];
+    let policies = vec![Arc::new(dry_run)];
     let mut reports = reports;
     let mut memo = Memo::default();
     let mut one = Vec::new();
@@ -278,18 +298,10 @@ fn main() {
         if let Some(status) = changed.status.as_mut() {
             status.findings.pop();
         }
-        reports[i] = std::sync::Arc::new(changed);
+        reports[i] = Arc::new(changed);
         let t = Instant::now();
         let d = decide_with(
-            &Inputs {
-                policies: &policies,
-                reports: &reports,
-                nodes: &node_infos,
-                pods: &pods,
-                ledger: &ledger,
-                now,
-                node_views: false,
-            },
+            &inputs(&policies, &reports, &node_infos, &pods, &ledger, now),
             &mut memo,
         );
         // The first pass fills the memo.
