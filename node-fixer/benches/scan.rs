@@ -8,7 +8,9 @@
 //! `iptables-save` runs), the real `node-fixer scan --output json` (the CLI an SRE runs,
 //! printing every finding), and `ip -4 neigh show`. Reports the best wall time of a few runs
 //! and the peak RSS (`VmHWM` of the scanning child; max RSS of the `node-fixer` and `ip`
-//! processes), and prints each figure as `figure: scan.<shape>.<what> <value> <unit>`.
+//! processes), and prints each figure as `figure: scan.<shape>.<what> <value> <unit>`. On the
+//! 10%-stale shape it also times the DeleteNeighbour fix, 1,000 stale entries one at a time
+//! (`figure: fix.<shape>.delete_neighbour`, per fix).
 
 // A benchmark harness: a failed setup step is reported by panicking with its error.
 #![allow(clippy::unwrap_used)]
@@ -222,5 +224,40 @@ fn main() {
                 _ => {}
             }
         }
+        if shape.stale > 0 && shape.stale < shape.neighbours {
+            fix_cost(shape);
+        }
     }
+}
+
+/// The DeleteNeighbour fix, one stale neighbour at a time, on the full table: what an order
+/// costs on a node with `shape.neighbours` entries.
+fn fix_cost(shape: &Shape) {
+    const FIXES: usize = 1_000;
+    let path = netns::netns_path(NS);
+    let fixes = FIXES.min(shape.stale);
+    let took = netns::run_in(Some(&path), move || {
+        let start = Instant::now();
+        for i in 0..fixes {
+            let (a, b, c) = ((i >> 8) & 0xff, i & 0xff, i >> 16);
+            let target = node_fixer::fix::neighbour::Target::Neighbour {
+                ip: std::net::Ipv4Addr::new(11, c as u8, a as u8, b as u8),
+                interface: "calibench0".into(),
+                lladdr: None,
+            };
+            let done = node_fixer::fix::neighbour::delete_here(&target, false, &[]);
+            assert_eq!(done.outcome, netheal_crds::Outcome::Applied, "{done:?}");
+        }
+        start.elapsed()
+    })
+    .unwrap();
+    let per_fix = took.as_secs_f64() * 1e3 / fixes as f64;
+    println!(
+        "{:<22} {:<32} {per_fix:>10.3} ms a fix ({fixes} fixes)",
+        shape.name, "DeleteNeighbour, one at a time"
+    );
+    println!(
+        "figure: fix.{}.delete_neighbour {per_fix:.3} ms",
+        shape.name
+    );
 }

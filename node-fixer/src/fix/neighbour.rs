@@ -78,12 +78,10 @@ fn delete_neighbour(
         }
         Err(e) => return FixOutcome::failed("", e),
     };
-    let neighbours = match neigh::dump_neighbours(rtnl) {
-        Ok(n) => n,
-        Err(e) => return FixOutcome::failed("", format!("neighbour dump: {e}")),
-    };
-    let Some(current) = neighbours.iter().find(|n| n.ip == ip && n.ifindex == index) else {
-        return FixOutcome::no_change("absent", None);
+    let current = match neigh::get_neighbour(rtnl, ip, index) {
+        Ok(Some(n)) => n,
+        Ok(None) => return FixOutcome::no_change("absent", None),
+        Err(e) => return FixOutcome::failed("", format!("neighbour {ip} dev {interface}: {e}")),
     };
     let describe = |n: &crate::snapshot::Neighbour| {
         format!(
@@ -93,7 +91,7 @@ fn delete_neighbour(
             state_name(n.state)
         )
     };
-    let before = describe(current);
+    let before = describe(&current);
     if !current.is_permanent() || (lladdr.is_some() && current.lladdr != lladdr) {
         return FixOutcome::no_change(
             before,

@@ -25,6 +25,25 @@ pub fn dump_neighbours(rtnl: &mut Rtnl) -> Result<Vec<Neighbour>, RtnlError> {
     dump(rtnl, AddressFamily::Inet, neighbour_from)
 }
 
+/// The IPv4 neighbour `ip` on interface `ifindex`, asked for alone (`RTM_GETNEIGH` without a
+/// dump, Linux 5.0+): one fix on a table of 100k entries reads one entry, not the table.
+pub fn get_neighbour(
+    rtnl: &mut Rtnl,
+    ip: Ipv4Addr,
+    ifindex: u32,
+) -> Result<Option<Neighbour>, RtnlError> {
+    let mut request = NeighbourMessage::default();
+    request.header.family = AddressFamily::Inet;
+    request.header.ifindex = ifindex;
+    request
+        .attributes
+        .push(NeighbourAttribute::Destination(NeighbourAddress::Inet(ip)));
+    rtnl.get(RouteNetlinkMessage::GetNeighbour(request), |m| match m {
+        RouteNetlinkMessage::NewNeighbour(msg) => neighbour_from(&msg),
+        _ => None,
+    })
+}
+
 /// Decode one IPv4 neighbour message.
 pub fn neighbour_from(msg: &NeighbourMessage) -> Option<Neighbour> {
     let mut ip = None;

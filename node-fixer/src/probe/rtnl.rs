@@ -67,6 +67,26 @@ impl Rtnl {
         Ok(out)
     }
 
+    /// Ask for one object with `request` (not a dump): what `decode` makes of the answer, or
+    /// `None` when the kernel has no such object (`ENOENT`).
+    pub fn get<T>(
+        &mut self,
+        request: RouteNetlinkMessage,
+        mut decode: impl FnMut(RouteNetlinkMessage) -> Option<T>,
+    ) -> Result<Option<T>, RtnlError> {
+        let mut out = None;
+        self.send(request, NLM_F_REQUEST | NLM_F_ACK)?;
+        match self.receive(|m| {
+            if out.is_none() {
+                out = decode(m);
+            }
+        }) {
+            Ok(()) => Ok(out),
+            Err(RtnlError::Kernel(e)) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+
     /// Send one request (a delete, an add) and wait for the kernel's acknowledgement.
     pub fn execute(&mut self, request: RouteNetlinkMessage) -> Result<(), RtnlError> {
         self.send(request, NLM_F_REQUEST | NLM_F_ACK)?;
