@@ -282,11 +282,9 @@ impl Request {
     }
 }
 
-/// The operator's requests in the audit log after byte `from` (one per audit ID), and the
-/// log's length.
-fn requests_since(audit: &Path, from: u64) -> anyhow::Result<(Vec<Request>, u64)> {
+/// The operator's requests in the audit log after byte `from` (one per audit ID).
+fn requests_since(audit: &Path, from: u64) -> anyhow::Result<Vec<Request>> {
     let text = std::fs::read(audit).with_context(|| format!("reading {}", audit.display()))?;
-    let len = text.len() as u64;
     let start = usize::try_from(from).unwrap_or(usize::MAX).min(text.len());
     let mut seen = HashSet::new();
     let mut requests = Vec::new();
@@ -311,11 +309,7 @@ fn requests_since(audit: &Path, from: u64) -> anyhow::Result<(Vec<Request>, u64)
             });
         }
     }
-    Ok((requests, len))
-}
-
-fn audit_len(audit: &Path) -> u64 {
-    std::fs::metadata(audit).map(|m| m.len()).unwrap_or(0)
+    Ok(requests)
 }
 
 /// The operator's JSON log events named `message` after byte `from`.
@@ -375,16 +369,6 @@ fn operator_binary() -> anyhow::Result<PathBuf> {
 
 fn proc_status_kib(pid: u32, field: &str) -> u64 {
     netheal_e2e::procfs::status_kib(&pid.to_string(), field)
-}
-
-/// User plus system CPU time of `pid`, in clock ticks.
-fn cpu_ticks(pid: u32) -> u64 {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
-    let after = stat.rsplit_once(')').map(|(_, rest)| rest).unwrap_or("");
-    let fields: Vec<&str> = after.split_whitespace().collect();
-    // After the command: state is field 3, utime 14, stime 15 (1-based, man proc).
-    let tick = |n: usize| fields.get(n - 3).and_then(|v| v.parse::<u64>().ok());
-    tick(14).unwrap_or(0) + tick(15).unwrap_or(0)
 }
 
 #[tokio::main]
@@ -497,21 +481,17 @@ async fn measure(
 
     // Nothing changes.
     tokio::time::sleep(Duration::from_secs(5)).await;
-    let (log_from, audit_from, cpu_from) = (file_len(log), audit_len(audit), cpu_ticks(pid));
+    let (log_from, audit_from, cpu_from) = (
+        file_len(log),
+        file_len(audit),
+        netheal_e2e::procfs::cpu_ticks(pid).0,
+    );
     tokio::time::sleep(IDLE_WINDOW).await;
-    let (idle, _) = requests_since(audit, audit_from)?;
-    let ticks = cpu_ticks(pid).saturating_sub(cpu_from) as f64;
-    let clock = std::process::Command::new("getconf")
-        .arg("CLK_TCK")
-        .output()
-        .ok()
-        .and_then(|o| {
-            String::from_utf8_lossy(&o.stdout)
-                .trim()
-                .parse::<f64>()
-                .ok()
-        })
-        .unwrap_or(100.0);
+    let idle = requests_since(audit, audit_from)?;
+    let ticks = netheal_e2e::procfs::cpu_ticks(pid)
+        .0
+        .saturating_sub(cpu_from) as f64;
+    let clock = netheal_e2e::procfs::clock_ticks_per_second();
     let passes = log_events(log, log_from, "pass finished");
     let pass_ms = field_ms(&passes, "total_ms");
     let decide_ms = field_ms(&log_events(log, log_from, "decided"), "decide_ms");
@@ -546,7 +526,7 @@ async fn measure(
 
     // 1% of the nodes change every second.
     let per_second = (nodes / 100).max(1);
-    let (log_from, audit_from) = (file_len(log), audit_len(audit));
+    let (log_from, audit_from) = (file_len(log), file_len(audit));
     let churn_started = Instant::now();
     let mut changed = 0usize;
     let mut round = 0usize;
@@ -563,7 +543,7 @@ async fn measure(
     let churn_secs = churn_started.elapsed().as_secs_f64();
     // The last changes' pass.
     tokio::time::sleep(Duration::from_secs(2)).await;
-    let (churn, _) = requests_since(audit, audit_from)?;
+    let churn = requests_since(audit, audit_from)?;
     let writes = churn.iter().filter(|r| r.is_write()).count();
     let churn_passes = log_events(log, log_from, "pass finished");
     println!(

@@ -50,22 +50,6 @@ fn proc_field(pid: u32, file: &str, key: &str) -> u64 {
         .unwrap_or(0)
 }
 
-/// (utime + stime, cutime + cstime) of `pid`, in clock ticks: the agent's own threads, and
-/// its waited-for children (`iptables-save`).
-fn cpu_ticks(pid: u32) -> (u64, u64) {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
-    // Fields after the command name (which may contain spaces) start after ") ".
-    let rest = stat.rsplit_once(") ").map(|(_, r)| r).unwrap_or("");
-    let f: Vec<&str> = rest.split_whitespace().collect();
-    // rest[0] is field 3 (state): utime is field 14, stime 15, cutime 16, cstime 17.
-    let get = |i: usize| {
-        f.get(i - 3)
-            .and_then(|v| v.parse::<u64>().ok())
-            .unwrap_or(0)
-    };
-    (get(14) + get(15), get(16) + get(17))
-}
-
 fn targets(r: &NodeNetworkReport) -> Vec<String> {
     r.status
         .as_ref()
@@ -339,7 +323,7 @@ async fn bench() {
     ns_ip(&["-batch", batch_file.to_str().unwrap()]);
     tokio::time::sleep(Duration::from_secs(12)).await;
     let rv_before = reports.get(NS).await.unwrap().metadata.resource_version;
-    let (own_before, children_before) = cpu_ticks(pid);
+    let (own_before, children_before) = netheal_e2e::procfs::cpu_ticks(pid);
     let idle = Duration::from_secs(60);
     let start = Instant::now();
     // Every report write changes its resourceVersion; the agent writes far less than once a
@@ -354,11 +338,9 @@ async fn bench() {
             last_rv = rv;
         }
     }
-    let (own, children) = cpu_ticks(pid);
+    let (own, children) = netheal_e2e::procfs::cpu_ticks(pid);
     let secs = start.elapsed().as_secs_f64();
-    let hz = command_output("getconf", &["CLK_TCK"])
-        .parse::<u64>()
-        .unwrap_or(100) as f64;
+    let hz = netheal_e2e::procfs::clock_ticks_per_second();
     let pct = |ticks: u64| ticks as f64 / hz / secs * 100.0;
     let rv_after = reports.get(NS).await.unwrap().metadata.resource_version;
     println!(

@@ -258,7 +258,7 @@ pub fn decide_with(inputs: &Inputs<'_>, memo: &mut Memo) -> Decision {
                 (decided, (quiet && local).then(|| (*node).clone()))
             }
         };
-        pass.count_node(&policies, node, report.map(AsRef::as_ref), &decided);
+        pass.count_decided(&policies, node, report.map(AsRef::as_ref), &decided);
         // The node's standing with each selecting policy; a duplicate pod IP found on it
         // (decided below) counts against the policy that will own it.
         let duplicate_owner = if duplicate_nodes.contains(node.name.as_str()) {
@@ -382,7 +382,7 @@ impl Pass<'_> {
     }
 
     /// Count `node`'s decided findings into its policies' outcomes (and its view).
-    fn count_node(
+    fn count_decided(
         &mut self,
         policies: &Policies,
         node: &NodeInfo,
