@@ -1,7 +1,7 @@
 //! The engine: scan a node (probe → check) and execute one approved order (fix). Blocking
 //! functions; async callers run them on `tokio::task::spawn_blocking`.
 
-use crate::checks::{self, Input, peers::peers};
+use crate::checks::{self, Findings, Input, peers::peers};
 use crate::error::{OrderError, ProbeError};
 use crate::fix::{self, FixOutcome, neighbour::Target, param};
 use crate::netns::{self, netns_path};
@@ -12,6 +12,7 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use netheal_crds::{
     Action, Finding, NetworkHealthPolicySpec, Outcome, RemediationOrder, RemediationResult,
 };
+use std::borrow::Borrow;
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
@@ -79,7 +80,7 @@ pub fn default_policy() -> NetworkHealthPolicySpec {
 #[derive(Clone, Debug, Default)]
 pub struct ScanOutput {
     /// Every finding, sorted by (check, target).
-    pub findings: Vec<Finding>,
+    pub findings: Findings,
     /// The iptables backend the host's rules live in (`nft` or `legacy`), when known.
     pub iptables_backend: Option<String>,
     /// Probes that failed (findings may be partial).
@@ -368,14 +369,19 @@ fn remove_reject_rule(
 
 /// Orders for every finding of `scan` whose action is node-local and approved by `policy`
 /// (what `node-fixer fix` applies). Ids are the finding ids.
-pub fn orders_for(
-    findings: &[Finding],
+pub fn orders_for<I>(
+    findings: I,
     policy: &NetworkHealthPolicySpec,
     dry_run: bool,
-) -> Vec<RemediationOrder> {
+) -> Vec<RemediationOrder>
+where
+    I: IntoIterator,
+    I::Item: Borrow<Finding>,
+{
     findings
-        .iter()
+        .into_iter()
         .filter_map(|f| {
+            let f = f.borrow();
             let action = f.action?;
             (action.is_node_local() && policy.remediation.actions.contains(&action)).then(|| {
                 RemediationOrder {

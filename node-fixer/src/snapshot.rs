@@ -39,10 +39,26 @@ impl Mac {
     }
 }
 
+impl Mac {
+    /// `aa:bb:cc:dd:ee:ff`, written without the formatting machinery (a scan prints one per
+    /// stale neighbour).
+    pub fn text(&self) -> String {
+        const HEX: &[u8; 16] = b"0123456789abcdef";
+        let mut out = String::with_capacity(17);
+        for (i, b) in self.0.iter().enumerate() {
+            if i > 0 {
+                out.push(':');
+            }
+            out.push(char::from(HEX[usize::from(b >> 4)]));
+            out.push(char::from(HEX[usize::from(b & 0xf)]));
+        }
+        out
+    }
+}
+
 impl fmt::Display for Mac {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let [a, b, c, d, e, g] = self.0;
-        write!(f, "{a:02x}:{b:02x}:{c:02x}:{d:02x}:{e:02x}:{g:02x}")
+        f.write_str(&self.text())
     }
 }
 

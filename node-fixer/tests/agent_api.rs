@@ -254,9 +254,9 @@ impl Engine for FakeEngine {
         *self.seen_policy.lock().unwrap() = Some(policy.clone());
         ScanOutput {
             findings: if self.broken.load(Ordering::SeqCst) {
-                vec![ip_forward_finding()]
+                vec![ip_forward_finding()].into()
             } else {
-                vec![]
+                Default::default()
             },
             iptables_backend: Some("nft".into()),
             errors: vec![],

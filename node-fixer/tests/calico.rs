@@ -66,7 +66,7 @@ fn permanent_pod_ip_on_the_wrong_cali_veths_is_deleted_and_the_right_one_stays()
             .iter()
             .all(|f| f.check == Check::StaleNeighbour)
     );
-    let msg = scan.findings[0].message.clone().unwrap();
+    let msg = scan.findings.to_vec()[0].message.clone().unwrap();
     assert!(msg.contains("goes through calidup0"), "{msg}");
 
     let results = fix_all(&policy, &config, false);

@@ -14,6 +14,7 @@ fn mtu_findings(ns: &Netns, tag: &str) -> Vec<Finding> {
     let scan = engine::scan(&policy(), &config);
     assert!(scan.errors.is_empty(), "{:?}", scan.errors);
     scan.findings
+        .to_vec()
         .into_iter()
         .filter(|f| f.check == Check::Mtu)
         .collect()

@@ -305,7 +305,10 @@ fn a_narrow_administrator_reject_stays_unless_the_scope_is_all_unowned() {
         targets(&scan.findings),
         ["filter INPUT -j REJECT --reject-with icmp-host-prohibited"]
     );
-    let message = scan.findings[0].message.clone().unwrap_or_default();
+    let message = scan.findings.to_vec()[0]
+        .message
+        .clone()
+        .unwrap_or_default();
     assert!(
         message.contains("drops the cluster's traffic: VXLAN overlay (udp/8472)"),
         "the finding says which cluster traffic the rule drops: {message}"

@@ -169,8 +169,11 @@ fn stale_vtep_mac_is_deleted_with_its_fdb_entry_and_the_gap_is_reported() {
     // What is left is the gap the CNI agent must refill (a cluster action, not done here).
     let after = engine::scan(&policy, &config);
     assert_eq!(targets(&after.findings), ["neigh 10.244.2.0 dev flannel.1"]);
-    assert_eq!(after.findings[0].check, Check::VtepMissing);
-    assert_eq!(after.findings[0].action, Some(Action::RestartCniPod));
+    assert_eq!(after.findings.to_vec()[0].check, Check::VtepMissing);
+    assert_eq!(
+        after.findings.to_vec()[0].action,
+        Some(Action::RestartCniPod)
+    );
     assert!(engine::orders_for(&after.findings, &policy, false).is_empty());
 
     // The restarted agent reprograms the entry; traffic flows again and the scan is clean.
@@ -251,9 +254,9 @@ fn missing_vtep_entries_and_peer_route_are_reported_and_left_to_the_cni() {
     let scan = engine::scan(&policy, &config);
     assert_eq!(targets(&scan.findings), ["neigh 10.244.2.0 dev flannel.1"]);
     assert!(
-        ["INCOMPLETE", "FAILED", "missing"].contains(&scan.findings[0].observed.as_str()),
+        ["INCOMPLETE", "FAILED", "missing"].contains(&scan.findings.to_vec()[0].observed.as_str()),
         "{:?}",
-        scan.findings[0]
+        scan.findings.to_vec()[0]
     );
 }
 

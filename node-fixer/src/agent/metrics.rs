@@ -1,6 +1,7 @@
 //! The agent's Prometheus metrics (names of the team contract).
 
-use netheal_crds::{Check, Finding, RemediationResult};
+use crate::checks::Findings;
+use netheal_crds::{Check, RemediationResult};
 use prometheus_client::encoding::text::encode;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
@@ -84,10 +85,10 @@ impl Metrics {
     }
 
     /// Record one scan: its duration and the open findings per check.
-    pub fn scanned(&self, duration: Duration, findings: &[Finding]) {
+    pub fn scanned(&self, duration: Duration, findings: &Findings) {
         self.scan_duration.observe(duration.as_secs_f64());
         for check in Check::ALL {
-            let n = findings.iter().filter(|f| f.check == check).count();
+            let n = findings.count(check);
             self.findings
                 .get_or_create(&check_labels(check))
                 .set(i64::try_from(n).unwrap_or(i64::MAX));
@@ -149,7 +150,7 @@ mod tests {
             "IPv4 forwarding is off".into(),
             Default::default(),
         );
-        m.scanned(Duration::from_millis(3), &[f]);
+        m.scanned(Duration::from_millis(3), &vec![f].into());
         m.fixed(&RemediationResult {
             id: "o".into(),
             action: Action::SetSysctl,

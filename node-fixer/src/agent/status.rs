@@ -6,12 +6,14 @@
 //! interval (a heartbeat that tells the operator the agent is alive).
 
 use super::policy_select::Effective;
+use crate::checks::Findings;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use netheal_crds::bounded::{keep_first, truncate_oldest};
 use netheal_crds::report::{MAX_REPORT_FINDINGS, MAX_REPORT_RESULTS};
 use netheal_crds::{
     Finding, NodeNetworkReportStatus, RemediationOrder, RemediationResult, finding_id,
 };
+use std::borrow::Cow;
 use std::collections::{BTreeMap, HashSet};
 use std::time::Duration;
 
@@ -31,7 +33,7 @@ pub fn now_seconds(now: jiff::Timestamp) -> Time {
 #[derive(Clone, Debug, Default)]
 pub struct ScanFacts {
     /// The engine's findings (policy, firstSeen, lastSeen unset).
-    pub findings: Vec<Finding>,
+    pub findings: Findings,
     /// `nft` or `legacy`.
     pub iptables_backend: Option<String>,
     /// Probe errors, policy errors, "no policy selects this node".
@@ -44,7 +46,7 @@ pub struct ScanFacts {
 /// from `previous` for the same id) and lastSeen (`now`). Findings not in `current` are gone.
 pub fn merge_findings(
     previous: &[Finding],
-    current: Vec<Finding>,
+    current: impl IntoIterator<Item = Finding>,
     effective: Option<&Effective>,
     now: &Time,
 ) -> Vec<Finding> {
@@ -124,8 +126,15 @@ pub fn build_status(
     orders: &[RemediationOrder],
     now: &Time,
 ) -> NodeNetworkReportStatus {
-    let mut findings = merge_findings(previous_findings, scan.findings, effective, now);
-    let findings_truncated = keep_first(&mut findings, MAX_REPORT_FINDINGS);
+    // Only the findings the report keeps are built (the engine's ids are unique).
+    let observed = scan.findings.len();
+    let kept = scan
+        .findings
+        .iter()
+        .take(MAX_REPORT_FINDINGS)
+        .map(Cow::into_owned);
+    let findings = merge_findings(previous_findings, kept, effective, now);
+    let findings_truncated = u64::try_from(observed.saturating_sub(findings.len())).unwrap_or(0);
     let mut errors = scan.errors;
     errors.dedup();
     keep_first(&mut errors, MAX_REPORT_ERRORS);
@@ -378,7 +387,7 @@ mod tests {
             })
             .collect();
         let facts = ScanFacts {
-            findings: many,
+            findings: many.into(),
             ..Default::default()
         };
         let s = build_status(&[], facts, Some(&effective()), vec![], &[], &t(0));
@@ -419,7 +428,7 @@ mod tests {
         // the answer `answer` recorded.
         let scan = |previous: &[Finding], answer: &RemediationResult, at: i64| {
             let facts = ScanFacts {
-                findings: vec![finding(Check::IpForward, "net.ipv4.ip_forward")],
+                findings: vec![finding(Check::IpForward, "net.ipv4.ip_forward")].into(),
                 ..Default::default()
             };
             build_status(
@@ -463,7 +472,7 @@ mod tests {
     fn only_volatile_changes_are_not_written_until_the_refresh_interval() {
         let eff = effective();
         let facts = |d| ScanFacts {
-            findings: vec![finding(Check::IpForward, "net.ipv4.ip_forward")],
+            findings: vec![finding(Check::IpForward, "net.ipv4.ip_forward")].into(),
             iptables_backend: Some("nft".into()),
             errors: vec![],
             duration: Duration::from_millis(d),
@@ -486,7 +495,7 @@ mod tests {
         );
         // A cleared finding is a change.
         let healthy = ScanFacts {
-            findings: vec![],
+            findings: Findings::default(),
             ..facts(1)
         };
         let c = build_status(&b.findings, healthy, Some(&eff), vec![], &[], &t(6));

@@ -17,6 +17,7 @@ use netheal_crds::{
     Finding, NetworkHealthPolicy, NetworkHealthPolicySpec, NodeNetworkReport,
     NodeNetworkReportStatus, RemediationOrder, RemediationResult, finding_id,
 };
+use std::borrow::Cow;
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -252,17 +253,24 @@ impl Worker {
         let mut new_results = Vec::new();
         if self.stores.reports_ready.load(Ordering::Acquire) && !orders.is_empty() {
             let answered: HashSet<String> = recorded.iter().map(|r| r.id.clone()).collect();
-            let open: HashMap<String, &netheal_crds::Finding> = scan
+            // The findings the orders name, as this scan observed them (the rest, possibly
+            // 100k stale neighbours, are not kept).
+            let named: HashSet<&str> = orders.iter().map(|o| o.finding_id.as_str()).collect();
+            let observed: HashMap<String, Cow<'_, netheal_crds::Finding>> = scan
                 .findings
                 .iter()
-                .map(|f| {
+                .filter_map(|f| {
                     let id = if f.id.is_empty() {
                         finding_id(f.check, &f.target)
                     } else {
                         f.id.clone()
                     };
-                    (id, f)
+                    named.contains(id.as_str()).then_some((id, f))
                 })
+                .collect();
+            let open: HashMap<String, &netheal_crds::Finding> = observed
+                .iter()
+                .map(|(id, f)| (id.clone(), f.as_ref()))
                 .collect();
             let now = now_seconds(jiff::Timestamp::now());
             let mut fixed = false;

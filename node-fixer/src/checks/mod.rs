@@ -2,6 +2,7 @@
 //! No I/O here.
 
 pub mod arp_ignore;
+pub mod findings;
 pub mod ip_forward;
 pub mod mtu;
 pub mod neighbours;
@@ -13,6 +14,7 @@ pub mod report_only;
 
 use crate::engine::ClusterFacts;
 use crate::snapshot::Snapshot;
+pub use findings::Findings;
 use netheal_crds::patterns::InterfacePatterns;
 use netheal_crds::{Check, Finding, NetworkHealthPolicySpec, finding_id};
 use std::collections::BTreeMap;
@@ -63,42 +65,32 @@ pub fn patterns(field: &str, list: &[String]) -> InterfacePatterns {
 }
 
 /// Run every enabled check and return the findings sorted by (check, target).
-pub fn run_all(input: &Input<'_>) -> Vec<Finding> {
+pub fn run_all(input: &Input<'_>) -> Findings {
     let checks = &input.policy.checks;
     let mut out = Vec::new();
+    let mut pending = Vec::new();
     if checks.is_enabled(Check::ArpIgnore) {
-        add(&mut out, arp_ignore::check(input));
+        out.extend(arp_ignore::check(input));
     }
     if checks.is_enabled(Check::IpForward) {
-        add(&mut out, ip_forward::check(input));
+        out.extend(ip_forward::check(input));
     }
     if checks.is_enabled(Check::StaleNeighbour) {
-        add(&mut out, neighbours::check(input));
+        let (built, stale) = neighbours::check(input);
+        out.extend(built);
+        pending = stale;
     }
     if checks.is_enabled(Check::VtepMissing) {
-        add(&mut out, overlay::check(input));
+        out.extend(overlay::check(input));
     }
     if checks.is_enabled(Check::RejectRule) {
-        add(&mut out, reject::check(input));
+        out.extend(reject::check(input));
     }
-    add(&mut out, report_only::check(input));
+    out.extend(report_only::check(input));
     if checks.is_enabled(Check::Mtu) {
-        add(&mut out, mtu::check(input));
+        out.extend(mtu::check(input));
     }
-    // Equal (check, target) means equal id: the unstable sort (no buffer) is enough for dedup.
-    out.sort_unstable_by(|a, b| (a.check, &a.target).cmp(&(b.check, &b.target)));
-    out.dedup_by(|a, b| a.id == b.id);
-    out.shrink_to_fit();
-    out
-}
-
-/// Move `more` into `out` by copying the shorter list into the longer one: 100k stale
-/// neighbours are never held twice.
-fn add(out: &mut Vec<Finding>, mut more: Vec<Finding>) {
-    if more.len() > out.len() {
-        std::mem::swap(out, &mut more);
-    }
-    out.append(&mut more);
+    Findings::new(out, pending)
 }
 
 #[cfg(test)]

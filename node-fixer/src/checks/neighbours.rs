@@ -3,11 +3,14 @@
 //! this one. flannel VTEPs: the MAC differs from the owner Node's VtepMAC, or no Node owns the
 //! subnet any more.
 
+use super::findings::PendingNeighbour;
 use super::peers::{Peer, peers};
 use super::{Input, details, finding, patterns};
 use crate::snapshot::{FdbEntry, Mac, Neighbour, NsSnapshot, state_name};
 use netheal_crds::{Check, Finding};
+use std::collections::HashMap;
 use std::net::Ipv4Addr;
+use std::sync::Arc;
 
 /// The main routing table.
 const RT_TABLE_MAIN: u32 = 254;
@@ -17,8 +20,9 @@ pub fn is_vtep(name: &str) -> bool {
     name.starts_with("flannel.")
 }
 
-/// All stale neighbours and fdb entries on the audited interfaces.
-pub fn check(input: &Input<'_>) -> Vec<Finding> {
+/// All stale neighbours and fdb entries on the audited interfaces: those on VTEPs and the fdb
+/// entries built, those on veths (one per pod IP, possibly 100k) left to build when read.
+pub fn check(input: &Input<'_>) -> (Vec<Finding>, Vec<PendingNeighbour>) {
     let host = &input.snapshot.host;
     let pats = patterns(
         "spec.checks.staleNeighbours.interfaces",
@@ -26,6 +30,8 @@ pub fn check(input: &Input<'_>) -> Vec<Finding> {
     );
     let peers = peers(input.cluster);
     let mut out = Vec::new();
+    let mut pending = Vec::new();
+    let mut names: HashMap<u32, Arc<str>> = HashMap::new();
     for n in host.neighbours.iter().filter(|n| n.is_permanent()) {
         let Some(iface) = host.link_name(n.ifindex) else {
             continue;
@@ -33,16 +39,20 @@ pub fn check(input: &Input<'_>) -> Vec<Finding> {
         if !pats.matches(iface) {
             continue;
         }
-        let why = if is_vtep(iface) {
+        if is_vtep(iface) {
             if peers.is_empty() {
                 continue; // without Node objects there is no truth to compare with
             }
-            vtep_problem(n, &peers)
-        } else {
-            route_problem(host, n, iface)
-        };
-        if let Some(why) = why {
-            out.push(neighbour_finding(n, iface, why));
+            if let Some(why) = vtep_problem(n, &peers) {
+                out.push(neighbour_finding(n, iface, &why));
+            }
+        } else if let Some(why) = route_problem(host, n, iface) {
+            let interface = names.entry(n.ifindex).or_insert_with(|| Arc::from(iface));
+            pending.push(PendingNeighbour {
+                neighbour: *n,
+                interface: Arc::clone(interface),
+                why: why.into_boxed_str(),
+            });
         }
     }
     if !peers.is_empty() {
@@ -58,7 +68,7 @@ pub fn check(input: &Input<'_>) -> Vec<Finding> {
             }
         }
     }
-    out
+    (out, pending)
 }
 
 /// Why a PERMANENT neighbour on a veth is stale, if it is: the longest-prefix route to its IP
@@ -118,23 +128,34 @@ pub fn fdb_problem(e: &FdbEntry, peers: &[Peer]) -> Option<String> {
     }
 }
 
-fn neighbour_finding(n: &Neighbour, iface: &str, why: String) -> Finding {
-    let lladdr = n.lladdr.map(|m| m.to_string()).unwrap_or_default();
+/// The finding of a stale neighbour. Built by concatenation: a scan may build 100k of them.
+pub fn neighbour_finding(n: &Neighbour, iface: &str, why: &str) -> Finding {
+    let ip = n.ip.to_string();
+    let lladdr = n.lladdr.map(|m| m.text()).unwrap_or_default();
     let state = state_name(n.state);
     finding(
         Check::StaleNeighbour,
-        neigh_target(n.ip, iface),
-        format!("lladdr {lladdr} {state}"),
+        concat(&["neigh ", &ip, " dev ", iface]),
+        concat(&["lladdr ", &lladdr, " ", state]),
         "absent".to_string(),
-        format!("stale PERMANENT neighbour: {why}"),
+        concat(&["stale PERMANENT neighbour: ", why]),
         details([
             ("netns", String::new()),
-            ("ip", n.ip.to_string()),
+            ("ip", ip),
             ("interface", iface.to_string()),
             ("lladdr", lladdr),
             ("state", state.to_string()),
         ]),
     )
+}
+
+/// The pieces, one after the other, in a string of the right size.
+fn concat(parts: &[&str]) -> String {
+    let mut out = String::with_capacity(parts.iter().map(|p| p.len()).sum());
+    for p in parts {
+        out.push_str(p);
+    }
+    out
 }
 
 fn fdb_finding(e: &FdbEntry, iface: &str, why: String) -> Finding {
@@ -157,7 +178,7 @@ fn fdb_finding(e: &FdbEntry, iface: &str, why: String) -> Finding {
 
 /// `neigh 10.244.1.0 dev flannel.1`.
 pub fn neigh_target(ip: Ipv4Addr, iface: &str) -> String {
-    format!("neigh {ip} dev {iface}")
+    concat(&["neigh ", &ip.to_string(), " dev ", iface])
 }
 
 /// `fdb aa:..:ff dev flannel.1 dst 172.18.0.3`.

@@ -130,6 +130,7 @@ fn run(s: &Snapshot, policy: &NetworkHealthPolicySpec, c: &ClusterFacts) -> Vec<
         policy,
         cluster: c,
     })
+    .to_vec()
 }
 
 fn targets(f: &[Finding]) -> Vec<&str> {

@@ -1,7 +1,9 @@
 //! Printing scan and fix results: a table for people, JSON for scripts.
 
+use crate::checks::Findings;
 use netheal_crds::{Action, Check, Finding, Outcome, RemediationResult};
 use serde::Serialize;
+use std::borrow::Cow;
 use std::collections::BTreeMap;
 use std::fmt::Write;
 
@@ -33,12 +35,22 @@ impl<'a> From<&'a Finding> for FindingJson<'a> {
     }
 }
 
-/// Findings serialized one by one as the document is written (never copied into a tree).
-pub struct FindingsJson<'a>(pub &'a [Finding]);
+/// Findings serialized one by one as the document is written (never copied into a tree; a
+/// pending one is built, written and dropped).
+pub struct FindingsJson<'a>(pub &'a Findings);
 
 impl Serialize for FindingsJson<'_> {
     fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        serializer.collect_seq(self.0.iter().map(FindingJson::from))
+        serializer.collect_seq(self.0.iter().map(OneFinding))
+    }
+}
+
+/// One finding, borrowed or built for the moment.
+struct OneFinding<'a>(Cow<'a, Finding>);
+
+impl Serialize for OneFinding<'_> {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        FindingJson::from(self.0.as_ref()).serialize(serializer)
     }
 }
 
@@ -83,7 +95,7 @@ fn cell(text: &str, width: usize) -> String {
 }
 
 /// The findings table: one line per finding, then nothing (the caller prints the summary).
-pub fn findings_table(findings: &[Finding]) -> String {
+pub fn findings_table(findings: &Findings) -> String {
     let mut out = String::new();
     if findings.is_empty() {
         return out;
@@ -143,7 +155,7 @@ pub fn results_table(results: &[RemediationResult]) -> String {
 }
 
 /// The one-line summary of `fix`.
-pub fn fix_summary(node: &str, results: &[RemediationResult], remaining: &[Finding]) -> String {
+pub fn fix_summary(node: &str, results: &[RemediationResult], remaining: &Findings) -> String {
     let count = |o: Outcome| results.iter().filter(|r| r.outcome == o).count();
     let dry = results.iter().any(|r| r.dry_run);
     let state = if remaining.is_empty() {
@@ -152,10 +164,7 @@ pub fn fix_summary(node: &str, results: &[RemediationResult], remaining: &[Findi
         format!(
             "{} finding(s) remain ({} report-only or cluster actions)",
             remaining.len(),
-            remaining
-                .iter()
-                .filter(|f| !f.action.is_some_and(|a| a.is_node_local()))
-                .count()
+            remaining.len() - remaining.fixable_here()
         )
     };
     format!(
@@ -173,11 +182,8 @@ pub fn fix_summary(node: &str, results: &[RemediationResult], remaining: &[Findi
 }
 
 /// The one-line summary.
-pub fn summary(node: &str, findings: &[Finding], backend: Option<&str>, millis: u128) -> String {
-    let fixable = findings
-        .iter()
-        .filter(|f| f.action.is_some_and(|a| a.is_node_local()))
-        .count();
+pub fn summary(node: &str, findings: &Findings, backend: Option<&str>, millis: u128) -> String {
+    let fixable = findings.fixable_here();
     if findings.is_empty() {
         format!(
             "{node}: healthy (iptables backend {}, scan {millis} ms)",

@@ -74,8 +74,16 @@ pub fn policy() -> NetworkHealthPolicySpec {
 }
 
 /// The targets of findings, sorted.
-pub fn targets(findings: &[Finding]) -> Vec<String> {
-    let mut t: Vec<String> = findings.iter().map(|f| f.target.clone()).collect();
+pub fn targets<I>(findings: I) -> Vec<String>
+where
+    I: IntoIterator,
+    I::Item: std::borrow::Borrow<Finding>,
+{
+    use std::borrow::Borrow;
+    let mut t: Vec<String> = findings
+        .into_iter()
+        .map(|f| f.borrow().target.clone())
+        .collect();
     t.sort();
     t
 }
