@@ -4,6 +4,7 @@
 
 pub mod bounded;
 pub mod conditions;
+pub mod details;
 pub mod finding_id;
 pub mod load;
 pub mod openreports;
@@ -13,6 +14,7 @@ pub mod report;
 pub mod selector;
 pub mod vocabulary;
 
+pub use details::Details;
 pub use finding_id::finding_id;
 pub use load::{PolicyError, parse_policy, validate_policy};
 pub use policy::{

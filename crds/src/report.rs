@@ -1,6 +1,7 @@
 //! `NodeNetworkReport` (short name `nnr`): one per node, named after it. node-fixer writes the
 //! status (findings, results); the operator writes the spec (approved remediation orders).
 
+use crate::details::Details;
 use crate::vocabulary::{Action, Check, Outcome};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use kube::{CustomResource, KubeSchema};
@@ -174,8 +175,9 @@ pub struct Finding {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub action: Option<Action>,
     /// The structured target, passed on as an order's `parameters`.
-    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
-    pub details: BTreeMap<String, String>,
+    #[serde(default, skip_serializing_if = "Details::is_empty")]
+    #[schemars(with = "BTreeMap<String, String>")]
+    pub details: Details,
     /// The policy whose check raised it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub policy: Option<String>,

@@ -390,7 +390,7 @@ where
                     finding_id: f.id.clone(),
                     check: f.check,
                     target: f.target.clone(),
-                    parameters: f.details.clone(),
+                    parameters: f.details.to_map(),
                     policy: "local".to_string(),
                     dry_run,
                     approved_at: Time(jiff::Timestamp::now()),

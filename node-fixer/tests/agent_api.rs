@@ -340,7 +340,7 @@ fn order(id: &str) -> RemediationOrder {
         finding_id: finding_id(Check::IpForward, "net.ipv4.ip_forward"),
         check: Check::IpForward,
         target: "net.ipv4.ip_forward".into(),
-        parameters: ip_forward_finding().details,
+        parameters: ip_forward_finding().details.to_map(),
         policy: "default".into(),
         dry_run: false,
         approved_at: t(0),

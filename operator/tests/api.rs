@@ -203,7 +203,7 @@ fn arp_finding() -> Finding {
         observed: "2".into(),
         desired: "0".into(),
         action: Some(Action::SetSysctl),
-        details: BTreeMap::from([
+        details: netheal_crds::Details::from([
             ("netns".into(), String::new()),
             ("sysctl".into(), "net/ipv4/conf/all/arp_ignore".into()),
             ("value".into(), "0".into()),
@@ -351,7 +351,7 @@ async fn an_answered_order_is_recorded_with_events_then_leaves_the_spec() {
         finding_id: finding.id.clone(),
         check: Check::ArpIgnore,
         target: finding.target.clone(),
-        parameters: finding.details.clone(),
+        parameters: finding.details.to_map(),
         policy: "p".into(),
         dry_run: false,
         approved_at: Time(Timestamp::from_second(900).unwrap()),

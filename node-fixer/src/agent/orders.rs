@@ -116,7 +116,7 @@ pub fn plan(
                 order: RemediationOrder {
                     check: finding.check,
                     target: finding.target.clone(),
-                    parameters: finding.details.clone(),
+                    parameters: finding.details.to_map(),
                     ..o.clone()
                 },
                 policy: Box::new(policy.spec.clone()),
@@ -148,7 +148,7 @@ fn difference(order: &RemediationOrder, finding: &Finding) -> Option<String> {
         let keys: Vec<&str> = order
             .parameters
             .iter()
-            .filter(|(k, v)| finding.details.get(*k) != Some(v))
+            .filter(|(k, v)| finding.details.get(k) != Some(v))
             .map(|(k, _)| k.as_str())
             .chain(
                 finding
@@ -235,7 +235,7 @@ mod tests {
         observed.details.insert("value".into(), "1".into());
         let honest = {
             let mut o = order("o0", Action::SetSysctl, "f1", "p");
-            o.parameters = observed.details.clone();
+            o.parameters = observed.details.to_map();
             o
         };
         let mut forged_key = honest.clone();

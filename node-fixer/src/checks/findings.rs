@@ -195,7 +195,6 @@ mod tests {
     use super::*;
     use crate::checks::finding;
     use crate::snapshot::{Mac, NUD_PERMANENT, Neighbour};
-    use std::collections::BTreeMap;
     use std::net::Ipv4Addr;
 
     fn built(check: Check, target: &str) -> Finding {
@@ -205,7 +204,7 @@ mod tests {
             "seen".into(),
             "wanted".into(),
             "why".into(),
-            BTreeMap::new(),
+            netheal_crds::Details::new(),
         )
     }
 

@@ -16,8 +16,7 @@ use crate::engine::ClusterFacts;
 use crate::snapshot::Snapshot;
 pub use findings::Findings;
 use netheal_crds::patterns::InterfacePatterns;
-use netheal_crds::{Check, Finding, NetworkHealthPolicySpec, finding_id};
-use std::collections::BTreeMap;
+use netheal_crds::{Check, Details, Finding, NetworkHealthPolicySpec, finding_id};
 
 /// Everything a check reads.
 pub struct Input<'a> {
@@ -36,7 +35,7 @@ pub fn finding(
     observed: String,
     desired: String,
     message: String,
-    details: BTreeMap<String, String>,
+    details: Details,
 ) -> Finding {
     Finding {
         id: finding_id(check, &target),
@@ -54,7 +53,7 @@ pub fn finding(
 }
 
 /// A details map from pairs.
-pub fn details<const N: usize>(pairs: [(&str, String); N]) -> BTreeMap<String, String> {
+pub fn details<const N: usize>(pairs: [(&str, String); N]) -> Details {
     pairs.into_iter().map(|(k, v)| (k.to_string(), v)).collect()
 }
 

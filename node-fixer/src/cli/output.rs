@@ -1,10 +1,9 @@
 //! Printing scan and fix results: a table for people, JSON for scripts.
 
 use crate::checks::Findings;
-use netheal_crds::{Action, Check, Finding, Outcome, RemediationResult};
+use netheal_crds::{Action, Check, Details, Finding, Outcome, RemediationResult};
 use serde::Serialize;
 use std::borrow::Cow;
-use std::collections::BTreeMap;
 use std::fmt::Write;
 
 /// The JSON shape of one finding (the report's fields a script needs; no policy or times).
@@ -16,7 +15,7 @@ pub struct FindingJson<'a> {
     observed: &'a str,
     desired: &'a str,
     action: Option<Action>,
-    details: &'a BTreeMap<String, String>,
+    details: &'a Details,
     message: Option<&'a str>,
 }
 

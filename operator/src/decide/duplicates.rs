@@ -3,7 +3,6 @@
 
 use crate::model::SlimPod;
 use netheal_crds::{Check, Finding, NodeNetworkReport, finding_id};
-use std::collections::BTreeMap;
 use std::net::IpAddr;
 use std::sync::Arc;
 
@@ -72,10 +71,12 @@ fn group(ip: &str, pods: Vec<&Arc<SlimPod>>) -> DuplicateGroup {
         observed: format!("{} pods hold {ip}", pods.len()),
         desired: "one pod per IP".into(),
         action: Check::DuplicatePodIp.remedy(),
-        details: BTreeMap::from([
+        details: [
             ("ip".to_string(), ip.to_string()),
             ("pods".to_string(), listing.join(",")),
-        ]),
+        ]
+        .into_iter()
+        .collect(),
         policy: None,
         message: Some(format!(
             "{} running pods share {ip}: {}",

@@ -174,7 +174,7 @@ pub fn new_order(finding: &Finding, policy: &str, now: Timestamp) -> Option<Reme
         finding_id: finding.id.clone(),
         check: finding.check,
         target: finding.target.clone(),
-        parameters: finding.details.clone(),
+        parameters: finding.details.to_map(),
         policy: policy.to_string(),
         dry_run: false,
         approved_at: Time(now),

@@ -45,7 +45,7 @@ pub fn finding(check: Check, target: &str) -> Finding {
         observed: "2".into(),
         desired: "0".into(),
         action: check.remedy(),
-        details: BTreeMap::from([
+        details: netheal_crds::Details::from([
             ("netns".to_string(), String::new()),
             ("sysctl".to_string(), target.replace('.', "/")),
             ("value".to_string(), "0".to_string()),
