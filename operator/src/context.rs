@@ -67,6 +67,8 @@ pub struct State {
     /// The decisions kept for the next pass, and when the memo was last emptied (every
     /// [`crate::reconcile::FULL_DECISION_INTERVAL`] one pass decides everything again).
     pub memo: (crate::decide::memo::Memo, Option<Instant>),
+    /// What the decisions know of each Node, read again only for the Nodes that changed.
+    pub nodes: crate::model::NodeInfos,
 }
 
 /// Shared by every reconcile.

@@ -11,6 +11,7 @@ use serde::{Deserialize, Serialize};
 use std::borrow::Cow;
 use std::collections::BTreeMap;
 use std::net::IpAddr;
+use std::sync::Arc;
 
 /// A Pod with only the fields netheal reads.
 #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
@@ -239,5 +240,70 @@ impl NodeInfo {
             labels: node.metadata.labels.clone().unwrap_or_default(),
             paused,
         }
+    }
+}
+
+/// The [`NodeInfo`] of every Node in the store, kept between passes: a Node object the store
+/// still holds at the same place (the same `Arc`: the store replaces it on every change) is not
+/// read again.
+#[derive(Default)]
+pub struct NodeInfos {
+    read_from: Vec<Arc<Node>>,
+    infos: Vec<NodeInfo>,
+}
+
+impl NodeInfos {
+    /// The infos of `nodes` (the store's list), in its order.
+    pub fn read(&mut self, nodes: Vec<Arc<Node>>) -> &[NodeInfo] {
+        let unchanged = |i: usize, node: &Arc<Node>| {
+            self.read_from
+                .get(i)
+                .is_some_and(|old| Arc::ptr_eq(old, node))
+        };
+        let infos: Vec<NodeInfo> = nodes
+            .iter()
+            .enumerate()
+            .map(|(i, node)| match self.infos.get_mut(i) {
+                Some(info) if unchanged(i, node) => std::mem::take(info),
+                _ => NodeInfo::from_node(node),
+            })
+            .collect();
+        self.infos = infos;
+        self.read_from = nodes;
+        &self.infos
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn node(name: &str, zone: &str) -> Arc<Node> {
+        let mut n = Node::default();
+        n.metadata.name = Some(name.into());
+        n.metadata.labels = Some(BTreeMap::from([("zone".to_string(), zone.to_string())]));
+        Arc::new(n)
+    }
+
+    #[test]
+    fn node_infos_follow_every_change_of_the_store() {
+        let mut infos = NodeInfos::default();
+        let (a, b) = (node("a", "1"), node("b", "1"));
+        let read = |infos: &mut NodeInfos, nodes: &[Arc<Node>]| infos.read(nodes.to_vec()).to_vec();
+        let fresh = |nodes: &[Arc<Node>]| -> Vec<NodeInfo> {
+            nodes.iter().map(|n| NodeInfo::from_node(n)).collect()
+        };
+        let list = [a.clone(), b.clone()];
+        assert_eq!(read(&mut infos, &list), fresh(&list));
+        assert_eq!(read(&mut infos, &list), fresh(&list), "kept");
+        // b relabelled (a new object), then the order changes, then a node goes.
+        let list = [a.clone(), node("b", "2")];
+        assert_eq!(read(&mut infos, &list), fresh(&list));
+        assert_eq!(infos.infos[1].labels["zone"], "2");
+        let list = [list[1].clone(), a.clone()];
+        assert_eq!(read(&mut infos, &list), fresh(&list));
+        let list = [a.clone()];
+        assert_eq!(read(&mut infos, &list), fresh(&list));
+        assert!(read(&mut infos, &[]).is_empty());
     }
 }

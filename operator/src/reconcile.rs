@@ -12,7 +12,6 @@ use crate::decide::cluster_actions::ClusterAction;
 use crate::decide::memo::Memo;
 use crate::decide::{self, Decision, Inputs};
 use crate::ledger::{Entry, Ledger};
-use crate::model::NodeInfo;
 use crate::record;
 use crate::status;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
@@ -103,13 +102,7 @@ pub async fn run_pass(ctx: &Context, force: bool) -> Result<PassReport, Error> {
 async fn pass(ctx: &Context, state: &mut State) -> Result<PassReport, Error> {
     let policies = ctx.stores.policies.state();
     let reports = ctx.stores.reports.state();
-    let nodes: Vec<NodeInfo> = ctx
-        .stores
-        .nodes
-        .state()
-        .iter()
-        .map(|n| NodeInfo::from_node(n))
-        .collect();
+    let nodes = state.nodes.read(ctx.stores.nodes.state());
     let pods = ctx.stores.pods.state();
     let now = Timestamp::from_second(Timestamp::now().as_second()).unwrap_or(Timestamp::UNIX_EPOCH);
     let node_views = state.openreports.served(ctx).await;
@@ -132,7 +125,7 @@ async fn pass(ctx: &Context, state: &mut State) -> Result<PassReport, Error> {
         &Inputs {
             policies: &policies,
             reports: &reports,
-            nodes: &nodes,
+            nodes,
             pods: &pods,
             ledger,
             now,

@@ -30,6 +30,8 @@ pub struct Memo {
     /// Per quiet node, kept by the last pass, in reverse order (while a pass runs: the pass
     /// walks the nodes by name and takes from the end).
     previous: Vec<NodeMemo>,
+    /// The order of the last pass's nodes by name (indices into its node list).
+    order: Vec<usize>,
     /// The pod list the duplicate groups were found in.
     pods: Vec<Arc<SlimPod>>,
     groups: Arc<[DuplicateGroup]>,
@@ -79,6 +81,7 @@ impl Default for Memo {
             policies: Vec::new(),
             nodes: Vec::new(),
             previous: Vec::new(),
+            order: Vec::new(),
             pods: Vec::new(),
             groups: Arc::new([]),
         }
@@ -151,8 +154,57 @@ impl Memo {
         Arc::clone(&self.groups)
     }
 
+    /// `nodes` by name. The last pass's order is kept when it still sorts them (the store
+    /// lists them in the same order while none is added or removed): one comparison per node
+    /// instead of a sort. Strictly increasing names over as many indices as nodes can only be
+    /// the sorted order.
+    pub(super) fn sorted_nodes<'a>(&mut self, nodes: &'a [NodeInfo]) -> Vec<&'a NodeInfo> {
+        let still_sorted = self.order.len() == nodes.len()
+            && self.order.iter().all(|&i| i < nodes.len())
+            && self
+                .order
+                .windows(2)
+                .all(|w| nodes[w[0]].name < nodes[w[1]].name);
+        if !still_sorted {
+            self.order = (0..nodes.len()).collect();
+            self.order
+                .sort_by(|&a, &b| nodes[a].name.cmp(&nodes[b].name));
+        }
+        self.order.iter().map(|&i| &nodes[i]).collect()
+    }
+
     /// How many nodes' decisions are kept.
     pub fn kept_nodes(&self) -> usize {
         self.nodes.len()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::decide::testkit::node;
+
+    fn names(nodes: &[&NodeInfo]) -> Vec<String> {
+        nodes.iter().map(|n| n.name.clone()).collect()
+    }
+
+    #[test]
+    fn the_node_order_is_kept_only_while_it_still_sorts_the_nodes() {
+        let mut memo = Memo::default();
+        let first = vec![node("b"), node("c"), node("a")];
+        assert_eq!(names(&memo.sorted_nodes(&first)), ["a", "b", "c"]);
+        assert_eq!(memo.order, [2, 0, 1]);
+        // The same list: the kept order.
+        assert_eq!(names(&memo.sorted_nodes(&first)), ["a", "b", "c"]);
+        // As many nodes, other names: sorted again.
+        let renamed = vec![node("b"), node("c"), node("0")];
+        assert_eq!(names(&memo.sorted_nodes(&renamed)), ["0", "b", "c"]);
+        let shuffled = vec![node("c"), node("0"), node("b")];
+        assert_eq!(names(&memo.sorted_nodes(&shuffled)), ["0", "b", "c"]);
+        // One more node, one less.
+        let more = vec![node("c"), node("0"), node("b"), node("a")];
+        assert_eq!(names(&memo.sorted_nodes(&more)), ["0", "a", "b", "c"]);
+        assert_eq!(names(&memo.sorted_nodes(&first[..2])), ["b", "c"]);
+        assert!(memo.sorted_nodes(&[]).is_empty());
     }
 }

@@ -38,6 +38,10 @@ use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::sync::Arc;
 use summary::{Flap, PolicyOutcome};
 
+/// A hash map with foldhash's fast hasher: the per-pass maps over every node are keyed by
+/// names from the API, not by anything an attacker picks to collide.
+type FastMap<K, V> = HashMap<K, V, foldhash::fast::RandomState>;
+
 /// Everything a decision is computed from.
 pub struct Inputs<'a> {
     /// Every policy.
@@ -116,10 +120,17 @@ pub fn decide_with(inputs: &Inputs<'_>, memo: &mut Memo) -> Decision {
         .iter()
         .map(|p| (name(p), p.as_ref()))
         .collect();
-    let mut nodes: HashMap<&str, &NodeInfo> = HashMap::with_capacity(inputs.nodes.len());
-    nodes.extend(inputs.nodes.iter().map(|n| (n.name.as_str(), n)));
-    let mut reports: HashMap<&str, &Arc<NodeNetworkReport>> =
-        HashMap::with_capacity(inputs.reports.len());
+    // By name: the nodes sorted (the order kept from the last pass while it still holds), the
+    // reports hashed with foldhash (a pass looks up every node's report).
+    let sorted_nodes = memo.sorted_nodes(inputs.nodes);
+    let node_named = |name: &str| -> Option<&NodeInfo> {
+        sorted_nodes
+            .binary_search_by(|n| n.name.as_str().cmp(name))
+            .ok()
+            .map(|i| sorted_nodes[i])
+    };
+    let mut reports: FastMap<&str, &Arc<NodeNetworkReport>> =
+        FastMap::with_capacity_and_hasher(inputs.reports.len(), Default::default());
     reports.extend(
         inputs
             .reports
@@ -160,7 +171,7 @@ pub fn decide_with(inputs: &Inputs<'_>, memo: &mut Memo) -> Decision {
     );
     order_nodes.extend(inputs.ledger.withdrawn_nodes());
     for node in order_nodes {
-        let info = nodes.get(node).copied();
+        let info = node_named(node);
         let report = reports.get(node).map(|r| r.as_ref());
         let withdraw = |order: &RemediationOrder| match (info, by_name.get(order.policy.as_str())) {
             (None, _) => Some(Withdraw::NodeDeleted),
@@ -212,7 +223,7 @@ pub fn decide_with(inputs: &Inputs<'_>, memo: &mut Memo) -> Decision {
         &pass.ledger,
         &by_name,
         &agent_pods,
-        |n| nodes.contains_key(n),
+        |n| node_named(n).is_some(),
         now,
     ) {
         pass.in_flight.insert(node.clone());
@@ -222,9 +233,8 @@ pub fn decide_with(inputs: &Inputs<'_>, memo: &mut Memo) -> Decision {
     // 3. Each node's findings, decided in node order with their owning policy; a quiet node
     //    unchanged since the last pass reuses that pass's decisions (see `memo`).
     memo.begin(&policies.sorted);
-    let mut sorted_nodes: Vec<&NodeInfo> = inputs.nodes.iter().collect();
-    sorted_nodes.sort_by(|a, b| a.name.cmp(&b.name));
-    let mut selecting: HashMap<&str, Vec<usize>> = HashMap::with_capacity(sorted_nodes.len());
+    // The policies selecting each node with a duplicate pod IP (decided in step 4).
+    let mut selecting: HashMap<&str, Vec<usize>> = HashMap::new();
     let groups = memo.duplicates(inputs.pods);
     let duplicate_nodes: HashSet<&str> = groups.iter().map(|g| g.node.as_str()).collect();
     for node in &sorted_nodes {
@@ -280,13 +290,15 @@ pub fn decide_with(inputs: &Inputs<'_>, memo: &mut Memo) -> Decision {
                 decided,
             });
         }
-        selecting.insert(node.name.as_str(), sel);
+        if duplicate_nodes.contains(node.name.as_str()) {
+            selecting.insert(node.name.as_str(), sel);
+        }
     }
     memo.end();
 
     // 4. The duplicate pod IPs, after every node's own findings.
     for group in groups.iter() {
-        let Some(node) = nodes.get(group.node.as_str()) else {
+        let Some(node) = node_named(&group.node) else {
             continue;
         };
         let sel = selecting.get(group.node.as_str()).map(Vec::as_slice);
