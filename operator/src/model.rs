@@ -12,6 +12,7 @@ use std::borrow::Cow;
 use std::collections::BTreeMap;
 use std::net::IpAddr;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 /// A Pod with only the fields netheal reads.
 #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq)]
@@ -224,6 +225,21 @@ pub struct NodeInfo {
     pub labels: BTreeMap<String, String>,
     /// `netheal.io/paused: "true"`.
     pub paused: bool,
+    /// Which reading of the Node this is: a number [`NodeInfos`] gives each info it reads, never
+    /// twice in a process (0: read elsewhere). Two infos of the same non-zero version are equal.
+    pub version: u64,
+}
+
+impl NodeInfo {
+    /// Whether `self` and `other` are the same: by version when both come from [`NodeInfos`]
+    /// (no label compared), else field by field.
+    pub fn same_as(&self, other: &NodeInfo) -> bool {
+        if self.version != 0 && other.version != 0 {
+            self.version == other.version
+        } else {
+            self.name == other.name && self.labels == other.labels && self.paused == other.paused
+        }
+    }
 }
 
 impl NodeInfo {
@@ -239,13 +255,17 @@ impl NodeInfo {
             name: node.metadata.name.clone().unwrap_or_default(),
             labels: node.metadata.labels.clone().unwrap_or_default(),
             paused,
+            version: 0,
         }
     }
 }
 
+/// The next [`NodeInfo::version`] (process-wide, from 1).
+static NEXT_VERSION: AtomicU64 = AtomicU64::new(1);
+
 /// The [`NodeInfo`] of every Node in the store, kept between passes: a Node object the store
 /// still holds at the same place (the same `Arc`: the store replaces it on every change) is not
-/// read again.
+/// read again, and keeps its version.
 #[derive(Default)]
 pub struct NodeInfos {
     read_from: Vec<Arc<Node>>,
@@ -265,7 +285,10 @@ impl NodeInfos {
             .enumerate()
             .map(|(i, node)| match self.infos.get_mut(i) {
                 Some(info) if unchanged(i, node) => std::mem::take(info),
-                _ => NodeInfo::from_node(node),
+                _ => NodeInfo {
+                    version: NEXT_VERSION.fetch_add(1, Ordering::Relaxed),
+                    ..NodeInfo::from_node(node)
+                },
             })
             .collect();
         self.infos = infos;
@@ -290,20 +313,48 @@ mod tests {
         let mut infos = NodeInfos::default();
         let (a, b) = (node("a", "1"), node("b", "1"));
         let read = |infos: &mut NodeInfos, nodes: &[Arc<Node>]| infos.read(nodes.to_vec()).to_vec();
-        let fresh = |nodes: &[Arc<Node>]| -> Vec<NodeInfo> {
-            nodes.iter().map(|n| NodeInfo::from_node(n)).collect()
+        // What the store says now, and the version each info carries.
+        let check = |got: &[NodeInfo], nodes: &[Arc<Node>]| -> Vec<u64> {
+            assert_eq!(got.len(), nodes.len());
+            for (info, node) in got.iter().zip(nodes) {
+                let fresh = NodeInfo::from_node(node);
+                assert!(info.same_as(&fresh), "{info:?} against {fresh:?}");
+                assert_eq!((&info.name, &info.labels), (&fresh.name, &fresh.labels));
+                assert_ne!(info.version, 0);
+            }
+            got.iter().map(|i| i.version).collect()
         };
         let list = [a.clone(), b.clone()];
-        assert_eq!(read(&mut infos, &list), fresh(&list));
-        assert_eq!(read(&mut infos, &list), fresh(&list), "kept");
-        // b relabelled (a new object), then the order changes, then a node goes.
+        let first = check(&read(&mut infos, &list), &list);
+        assert_ne!(first[0], first[1]);
+        assert_eq!(check(&read(&mut infos, &list), &list), first, "kept");
+        // b relabelled (a new object): read again, under a new version.
         let list = [a.clone(), node("b", "2")];
-        assert_eq!(read(&mut infos, &list), fresh(&list));
+        let relabelled = check(&read(&mut infos, &list), &list);
+        assert_eq!(relabelled[0], first[0]);
+        assert!(!first.contains(&relabelled[1]));
         assert_eq!(infos.infos[1].labels["zone"], "2");
+        // The order changes, then a node goes.
         let list = [list[1].clone(), a.clone()];
-        assert_eq!(read(&mut infos, &list), fresh(&list));
+        check(&read(&mut infos, &list), &list);
         let list = [a.clone()];
-        assert_eq!(read(&mut infos, &list), fresh(&list));
+        check(&read(&mut infos, &list), &list);
         assert!(read(&mut infos, &[]).is_empty());
+    }
+
+    #[test]
+    fn infos_of_one_version_are_the_same_and_others_compare_by_field() {
+        let info = NodeInfo::from_node(&node("a", "1"));
+        let relabelled = NodeInfo::from_node(&node("a", "2"));
+        assert!(info.same_as(&info.clone()));
+        assert!(!info.same_as(&relabelled));
+        let v = |info: &NodeInfo, version| NodeInfo {
+            version,
+            ..info.clone()
+        };
+        assert!(v(&info, 7).same_as(&v(&info, 7)));
+        assert!(!v(&info, 7).same_as(&v(&info, 8)));
+        assert!(v(&info, 7).same_as(&info), "version 0 compares by field");
+        assert!(!v(&relabelled, 7).same_as(&info));
     }
 }

@@ -43,6 +43,11 @@ pub(super) struct NodeMemo {
     pub(super) node: NodeInfo,
     /// The report they were decided from.
     pub(super) report: Arc<NodeNetworkReport>,
+    /// Whether that report has a status (the node's agent reports).
+    pub(super) reporting: bool,
+    /// The policies selecting the node (indices into the sorted policies), evaluated without
+    /// a selector error.
+    pub(super) sel: Vec<usize>,
     /// The decisions.
     pub(super) decided: NodeDecisions,
 }
@@ -130,7 +135,7 @@ impl Memo {
         }
         let kept = self.previous.pop()?;
         let same_report = report.is_some_and(|r| Arc::ptr_eq(r, &kept.report));
-        (same_report && kept.node == *node).then_some(kept)
+        (same_report && kept.node.same_as(node)).then_some(kept)
     }
 
     /// Keep this pass's decisions of a quiet node for the next pass (in the pass's order).

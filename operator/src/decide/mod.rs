@@ -41,6 +41,8 @@ use summary::{Flap, PolicyOutcome};
 /// A hash map with foldhash's fast hasher: the per-pass maps over every node are keyed by
 /// names from the API, not by anything an attacker picks to collide.
 type FastMap<K, V> = HashMap<K, V, foldhash::fast::RandomState>;
+/// A hash set with foldhash's fast hasher.
+type FastSet<K> = HashSet<K, foldhash::fast::RandomState>;
 
 /// Everything a decision is computed from.
 pub struct Inputs<'a> {
@@ -236,12 +238,32 @@ pub fn decide_with(inputs: &Inputs<'_>, memo: &mut Memo) -> Decision {
     // The policies selecting each node with a duplicate pod IP (decided in step 4).
     let mut selecting: HashMap<&str, Vec<usize>> = HashMap::new();
     let groups = memo.duplicates(inputs.pods);
-    let duplicate_nodes: HashSet<&str> = groups.iter().map(|g| g.node.as_str()).collect();
+    let duplicate_nodes: FastSet<&str> = groups.iter().map(|g| g.node.as_str()).collect();
     for node in &sorted_nodes {
-        let sel = policies.selecting(&node.labels);
         let report = reports.get(node.name.as_str()).copied();
-        let status = report.and_then(|r| r.status.as_ref());
+        let quiet = pass.quiet(&node.name);
+        // The selecting policies and the decisions, and the Node to keep them under for the
+        // next pass.
+        let (sel, decided, reporting, keep_as) = match memo.take(node, report).filter(|_| quiet) {
+            Some(kept) => {
+                pass.decision.reused_nodes += 1;
+                (kept.sel, kept.decided, kept.reporting, Some(kept.node))
+            }
+            None => {
+                let (sel, clean) = policies.selecting_checked(&node.labels);
+                let report = report.map(AsRef::as_ref);
+                let (decided, local) = pass.decide_node(&policies, node, &sel, report);
+                let reporting = report.is_some_and(|r| r.status.is_some());
+                (
+                    sel,
+                    decided,
+                    reporting,
+                    (quiet && local && clean).then(|| (*node).clone()),
+                )
+            }
+        };
         if inputs.node_views {
+            let status = report.and_then(|r| r.status.as_ref());
             pass.decision.node_views.insert(
                 node.name.clone(),
                 NodeView {
@@ -255,19 +277,6 @@ pub fn decide_with(inputs: &Inputs<'_>, memo: &mut Memo) -> Decision {
                 },
             );
         }
-        let quiet = pass.quiet(&node.name);
-        // The decisions, and the Node to keep them under for the next pass.
-        let (decided, keep_as) = match memo.take(node, report).filter(|_| quiet) {
-            Some(kept) => {
-                pass.decision.reused_nodes += 1;
-                (kept.decided, Some(kept.node))
-            }
-            None => {
-                let (decided, local) =
-                    pass.decide_node(&policies, node, &sel, report.map(AsRef::as_ref));
-                (decided, (quiet && local).then(|| (*node).clone()))
-            }
-        };
         pass.count_decided(&policies, node, report.map(AsRef::as_ref), &decided);
         // The node's standing with each selecting policy; a duplicate pod IP found on it
         // (decided below) counts against the policy that will own it.
@@ -280,17 +289,21 @@ pub fn decide_with(inputs: &Inputs<'_>, memo: &mut Memo) -> Decision {
             let has_findings =
                 duplicate_owner == Some(i) || decided.counts.iter().any(|(owner, _)| *owner == i);
             if let Some(outcome) = pass.decision.policies.get_mut(name(&policies.sorted[i])) {
-                outcome.count_node(status.is_some(), has_findings);
+                outcome.count_node(reporting, has_findings);
             }
         }
         if let (Some(kept_node), Some(report)) = (keep_as, report) {
+            if duplicate_nodes.contains(node.name.as_str()) {
+                selecting.insert(node.name.as_str(), sel.clone());
+            }
             memo.keep(NodeMemo {
                 node: kept_node,
                 report: Arc::clone(report),
+                reporting,
+                sel,
                 decided,
             });
-        }
-        if duplicate_nodes.contains(node.name.as_str()) {
+        } else if duplicate_nodes.contains(node.name.as_str()) {
             selecting.insert(node.name.as_str(), sel);
         }
     }
@@ -401,13 +414,16 @@ impl Pass<'_> {
         report: Option<&NodeNetworkReport>,
         decided: &NodeDecisions,
     ) {
-        let findings = report
-            .and_then(|r| r.status.as_ref())
-            .map(|s| s.findings.as_slice())
-            .unwrap_or_default();
+        // Read only when a finding is listed (a pass lists at most 200 per policy).
+        let findings = || {
+            report
+                .and_then(|r| r.status.as_ref())
+                .map(|s| s.findings.as_slice())
+                .unwrap_or_default()
+        };
         if let Some(view) = self.decision.node_views.get_mut(&node.name) {
             for (owner, index, why) in &decided.items {
-                if let Some(finding) = findings.get(*index) {
+                if let Some(finding) = findings().get(*index) {
                     let policy = name(&policies.sorted[*owner]).to_string();
                     view.findings
                         .push((policy, policy_finding(node, finding, why)));
@@ -427,7 +443,7 @@ impl Pass<'_> {
                 if !outcome.keeps_more() {
                     break;
                 }
-                if let Some(finding) = findings.get(*index) {
+                if let Some(finding) = findings().get(*index) {
                     outcome.findings.push(policy_finding(node, finding, why));
                 }
             }

@@ -28,19 +28,28 @@ impl Policies {
     /// The indices (into `sorted`) of the policies selecting a node with `labels`. A policy
     /// whose selector is malformed selects nothing, and its error is kept.
     pub fn selecting(&mut self, labels: &BTreeMap<String, String>) -> Vec<usize> {
+        self.selecting_checked(labels).0
+    }
+
+    /// [`Self::selecting`], and whether every selector could be evaluated on `labels` (a
+    /// selector error is recorded for its policy, and a selection that met one is never kept
+    /// for a later pass, which would not record it).
+    pub fn selecting_checked(&mut self, labels: &BTreeMap<String, String>) -> (Vec<usize>, bool) {
         let mut out = Vec::new();
+        let mut clean = true;
         for (i, policy) in self.sorted.iter().enumerate() {
             match selector::selects(policy.spec.node_selector.as_ref(), labels) {
                 Ok(true) => out.push(i),
                 Ok(false) => {}
                 Err(err) => {
+                    clean = false;
                     self.selector_errors
                         .entry(name(policy).to_string())
                         .or_insert_with(|| err.to_string());
                 }
             }
         }
-        out
+        (out, clean)
     }
 
     /// The owner of a finding of `check` on a node selected by `selecting`, preferring

@@ -34,6 +34,7 @@ pub fn node(name: &str) -> NodeInfo {
         name: name.into(),
         labels: BTreeMap::new(),
         paused: false,
+        version: 0,
     }
 }
 

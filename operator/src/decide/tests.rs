@@ -1062,4 +1062,23 @@ fn decisions_with_the_memo_equal_full_decisions_pass_after_pass() {
         let d = decide_both(&w, now, &mut memo);
         w.ledger.apply(&d);
     }
+    // A selector that cannot be evaluated on the labelled node (`In` without values): the
+    // error is reported in every pass, so that node's selection is never kept.
+    w.policy().spec.node_selector = Some(
+        k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelector {
+            match_labels: Some(BTreeMap::from([("pool".into(), "a".into())])),
+            match_expressions: Some(vec![
+                k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelectorRequirement {
+                    key: "zone".into(),
+                    operator: "In".into(),
+                    values: Some(Vec::new()),
+                },
+            ]),
+        },
+    );
+    for now in [4007, 4008, 4009] {
+        let d = decide_both(&w, now, &mut memo);
+        assert!(d.policies["p"].selector_error.is_some(), "at t={now}");
+        w.ledger.apply(&d);
+    }
 }
