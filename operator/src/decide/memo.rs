@@ -30,8 +30,10 @@ pub struct Memo {
     /// Per quiet node, kept by the last pass, in reverse order (while a pass runs: the pass
     /// walks the nodes by name and takes from the end).
     previous: Vec<NodeMemo>,
-    /// The order of the last pass's nodes by name (indices into its node list).
+    /// The order of the last pass's nodes by name (indices into its node list), and their
+    /// versions in that list.
     order: Vec<usize>,
+    versions: Vec<u64>,
     /// The pod list the duplicate groups were found in.
     pods: Vec<Arc<SlimPod>>,
     groups: Arc<[DuplicateGroup]>,
@@ -43,6 +45,8 @@ pub(super) struct NodeMemo {
     pub(super) node: NodeInfo,
     /// The report they were decided from.
     pub(super) report: Arc<NodeNetworkReport>,
+    /// Where it was in the pass's list of reports.
+    pub(super) report_at: usize,
     /// Whether that report has a status (the node's agent reports).
     pub(super) reporting: bool,
     /// The policies selecting the node (indices into the sorted policies), evaluated without
@@ -87,6 +91,7 @@ impl Default for Memo {
             nodes: Vec::new(),
             previous: Vec::new(),
             order: Vec::new(),
+            versions: Vec::new(),
             pods: Vec::new(),
             groups: Arc::new([]),
         }
@@ -123,6 +128,32 @@ impl Memo {
         node: &NodeInfo,
         report: Option<&Arc<NodeNetworkReport>>,
     ) -> Option<NodeMemo> {
+        self.skip_to(node);
+        if self.previous.last()?.node.name != node.name {
+            return None;
+        }
+        let kept = self.previous.pop()?;
+        let same_report = report.is_some_and(|r| Arc::ptr_eq(r, &kept.report));
+        (same_report && kept.node.same_as(node)).then_some(kept)
+    }
+
+    /// Where in `reports` the report of `node` is, when it is still the object the last pass
+    /// kept for it at the same place.
+    pub(super) fn kept_report(
+        &mut self,
+        node: &NodeInfo,
+        reports: &[Arc<NodeNetworkReport>],
+    ) -> Option<usize> {
+        self.skip_to(node);
+        let kept = self.previous.last().filter(|k| k.node.name == node.name)?;
+        reports
+            .get(kept.report_at)
+            .filter(|r| Arc::ptr_eq(r, &kept.report))
+            .map(|_| kept.report_at)
+    }
+
+    /// Drop the kept nodes before `node` (the pass has passed them).
+    fn skip_to(&mut self, node: &NodeInfo) {
         while self
             .previous
             .last()
@@ -130,12 +161,6 @@ impl Memo {
         {
             self.previous.pop();
         }
-        if self.previous.last()?.node.name != node.name {
-            return None;
-        }
-        let kept = self.previous.pop()?;
-        let same_report = report.is_some_and(|r| Arc::ptr_eq(r, &kept.report));
-        (same_report && kept.node.same_as(node)).then_some(kept)
     }
 
     /// Keep this pass's decisions of a quiet node for the next pass (in the pass's order).
@@ -164,17 +189,26 @@ impl Memo {
     /// instead of a sort. Strictly increasing names over as many indices as nodes can only be
     /// the sorted order.
     pub(super) fn sorted_nodes<'a>(&mut self, nodes: &'a [NodeInfo]) -> Vec<&'a NodeInfo> {
-        let still_sorted = self.order.len() == nodes.len()
-            && self.order.iter().all(|&i| i < nodes.len())
-            && self
-                .order
-                .windows(2)
-                .all(|w| nodes[w[0]].name < nodes[w[1]].name);
+        // The same infos in the same places (by version, no name read) are still sorted.
+        let same_infos = self.versions.len() == nodes.len()
+            && nodes
+                .iter()
+                .zip(&self.versions)
+                .all(|(n, &v)| v != 0 && n.version == v);
+        let still_sorted = same_infos
+            || (self.order.len() == nodes.len()
+                && self.order.iter().all(|&i| i < nodes.len())
+                && self
+                    .order
+                    .windows(2)
+                    .all(|w| nodes[w[0]].name < nodes[w[1]].name));
         if !still_sorted {
             self.order = (0..nodes.len()).collect();
             self.order
                 .sort_by(|&a, &b| nodes[a].name.cmp(&nodes[b].name));
         }
+        self.versions.clear();
+        self.versions.extend(nodes.iter().map(|n| n.version));
         self.order.iter().map(|&i| &nodes[i]).collect()
     }
 
@@ -211,5 +245,18 @@ mod tests {
         assert_eq!(names(&memo.sorted_nodes(&more)), ["0", "a", "b", "c"]);
         assert_eq!(names(&memo.sorted_nodes(&first[..2])), ["b", "c"]);
         assert!(memo.sorted_nodes(&[]).is_empty());
+        // Infos read by NodeInfos: the same versions in the same places keep the order without
+        // reading a name; a new reading at one place is checked by name again.
+        let versioned = |names: &[(&str, u64)]| -> Vec<NodeInfo> {
+            names
+                .iter()
+                .map(|&(n, version)| NodeInfo { version, ..node(n) })
+                .collect()
+        };
+        let read = versioned(&[("b", 1), ("c", 2), ("a", 3)]);
+        assert_eq!(names(&memo.sorted_nodes(&read)), ["a", "b", "c"]);
+        assert_eq!(names(&memo.sorted_nodes(&read)), ["a", "b", "c"]);
+        let reread = versioned(&[("d", 4), ("c", 2), ("a", 3)]);
+        assert_eq!(names(&memo.sorted_nodes(&reread)), ["a", "c", "d"]);
     }
 }

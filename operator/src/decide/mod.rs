@@ -41,6 +41,45 @@ use summary::{Flap, PolicyOutcome};
 /// A hash map with foldhash's fast hasher: the per-pass maps over every node are keyed by
 /// names from the API, not by anything an attacker picks to collide.
 type FastMap<K, V> = HashMap<K, V, foldhash::fast::RandomState>;
+/// The reports by node name (unique, as a store lists them), indexed on the first lookup: a
+/// pass that finds every node's report where the memo saw it hashes no name.
+struct ReportsByName<'a> {
+    reports: &'a [Arc<NodeNetworkReport>],
+    by_name: std::cell::OnceCell<FastMap<&'a str, usize>>,
+}
+
+impl<'a> ReportsByName<'a> {
+    fn new(reports: &'a [Arc<NodeNetworkReport>]) -> Self {
+        Self {
+            reports,
+            by_name: std::cell::OnceCell::new(),
+        }
+    }
+
+    /// Where the report of `node` is in the list.
+    fn index(&self, node: &str) -> Option<usize> {
+        self.by_name
+            .get_or_init(|| {
+                let mut map =
+                    FastMap::with_capacity_and_hasher(self.reports.len(), Default::default());
+                map.extend(
+                    self.reports
+                        .iter()
+                        .enumerate()
+                        .filter_map(|(i, r)| Some((r.metadata.name.as_deref()?, i))),
+                );
+                map
+            })
+            .get(node)
+            .copied()
+    }
+
+    /// The report of `node`.
+    fn get(&self, node: &str) -> Option<&'a Arc<NodeNetworkReport>> {
+        self.index(node).and_then(|i| self.reports.get(i))
+    }
+}
+
 /// A hash set with foldhash's fast hasher.
 type FastSet<K> = HashSet<K, foldhash::fast::RandomState>;
 
@@ -131,14 +170,7 @@ pub fn decide_with(inputs: &Inputs<'_>, memo: &mut Memo) -> Decision {
             .ok()
             .map(|i| sorted_nodes[i])
     };
-    let mut reports: FastMap<&str, &Arc<NodeNetworkReport>> =
-        FastMap::with_capacity_and_hasher(inputs.reports.len(), Default::default());
-    reports.extend(
-        inputs
-            .reports
-            .iter()
-            .filter_map(|r| Some((r.metadata.name.as_deref()?, r))),
-    );
+    let reports = ReportsByName::new(inputs.reports);
 
     let mut pass = Pass {
         inputs,
@@ -166,10 +198,11 @@ pub fn decide_with(inputs: &Inputs<'_>, memo: &mut Memo) -> Decision {
     // 1. The orders out: answered, withdrawn or still open.
     let mut order_nodes: BTreeSet<&str> = inputs.ledger.pending_nodes().map(|(n, _)| n).collect();
     order_nodes.extend(
-        reports
+        inputs
+            .reports
             .iter()
-            .filter(|(_, r)| !r.spec.remediations.is_empty())
-            .map(|(n, _)| *n),
+            .filter(|r| !r.spec.remediations.is_empty())
+            .filter_map(|r| r.metadata.name.as_deref()),
     );
     order_nodes.extend(inputs.ledger.withdrawn_nodes());
     for node in order_nodes {
@@ -240,7 +273,12 @@ pub fn decide_with(inputs: &Inputs<'_>, memo: &mut Memo) -> Decision {
     let groups = memo.duplicates(inputs.pods);
     let duplicate_nodes: FastSet<&str> = groups.iter().map(|g| g.node.as_str()).collect();
     for node in &sorted_nodes {
-        let report = reports.get(node.name.as_str()).copied();
+        // The report where the memo saw it (the store lists its objects in the same places
+        // while none is added or removed), else by name.
+        let report_at = memo
+            .kept_report(node, inputs.reports)
+            .or_else(|| reports.index(&node.name));
+        let report = report_at.and_then(|i| inputs.reports.get(i));
         let quiet = pass.quiet(&node.name);
         // The selecting policies and the decisions, and the Node to keep them under for the
         // next pass.
@@ -292,13 +330,14 @@ pub fn decide_with(inputs: &Inputs<'_>, memo: &mut Memo) -> Decision {
                 outcome.count_node(reporting, has_findings);
             }
         }
-        if let (Some(kept_node), Some(report)) = (keep_as, report) {
+        if let (Some(kept_node), Some(report), Some(report_at)) = (keep_as, report, report_at) {
             if duplicate_nodes.contains(node.name.as_str()) {
                 selecting.insert(node.name.as_str(), sel.clone());
             }
             memo.keep(NodeMemo {
                 node: kept_node,
                 report: Arc::clone(report),
+                report_at,
                 reporting,
                 sel,
                 decided,

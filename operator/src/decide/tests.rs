@@ -1081,4 +1081,10 @@ fn decisions_with_the_memo_equal_full_decisions_pass_after_pass() {
         assert!(d.policies["p"].selector_error.is_some(), "at t={now}");
         w.ledger.apply(&d);
     }
+    // The same reports listed in another order: each node still finds its own.
+    w.policy().spec.node_selector = None;
+    decide_both(&w, 4010, &mut memo);
+    w.reports.reverse();
+    let d = decide_both(&w, 4011, &mut memo);
+    assert!(d.reused_nodes >= 2, "{} reused", d.reused_nodes);
 }
