@@ -41,6 +41,9 @@ use summary::{Flap, PolicyOutcome};
 /// A hash map with foldhash's fast hasher: the per-pass maps over every node are keyed by
 /// names from the API, not by anything an attacker picks to collide.
 type FastMap<K, V> = HashMap<K, V, foldhash::fast::RandomState>;
+/// A hash set with foldhash's fast hasher.
+type FastSet<K> = HashSet<K, foldhash::fast::RandomState>;
+
 /// The reports by node name (unique, as a store lists them), indexed on the first lookup: a
 /// pass that finds every node's report where the memo saw it hashes no name.
 struct ReportsByName<'a> {
@@ -79,9 +82,6 @@ impl<'a> ReportsByName<'a> {
         self.index(node).and_then(|i| self.reports.get(i))
     }
 }
-
-/// A hash set with foldhash's fast hasher.
-type FastSet<K> = HashSet<K, foldhash::fast::RandomState>;
 
 /// Everything a decision is computed from.
 pub struct Inputs<'a> {
@@ -162,7 +162,7 @@ pub fn decide_with(inputs: &Inputs<'_>, memo: &mut Memo) -> Decision {
         .map(|p| (name(p), p.as_ref()))
         .collect();
     // By name: the nodes sorted (the order kept from the last pass while it still holds), the
-    // reports hashed with foldhash (a pass looks up every node's report).
+    // reports indexed when one is not where the memo saw it.
     let sorted_nodes = memo.sorted_nodes(inputs.nodes);
     let node_named = |name: &str| -> Option<&NodeInfo> {
         sorted_nodes
