@@ -288,7 +288,7 @@ pub fn decide_with(inputs: &Inputs<'_>, memo: &mut Memo) -> Decision {
                 (kept.sel, kept.decided, kept.reporting, Some(kept.node))
             }
             None => {
-                let (sel, clean) = policies.selecting_checked(&node.labels);
+                let (sel, clean) = policies.selecting(&node.labels);
                 let report = report.map(AsRef::as_ref);
                 let (decided, local) = pass.decide_node(&policies, node, &sel, report);
                 let reporting = report.is_some_and(|r| r.status.is_some());

@@ -25,16 +25,11 @@ impl Policies {
         }
     }
 
-    /// The indices (into `sorted`) of the policies selecting a node with `labels`. A policy
-    /// whose selector is malformed selects nothing, and its error is kept.
-    pub fn selecting(&mut self, labels: &BTreeMap<String, String>) -> Vec<usize> {
-        self.selecting_checked(labels).0
-    }
-
-    /// [`Self::selecting`], and whether every selector could be evaluated on `labels` (a
-    /// selector error is recorded for its policy, and a selection that met one is never kept
-    /// for a later pass, which would not record it).
-    pub fn selecting_checked(&mut self, labels: &BTreeMap<String, String>) -> (Vec<usize>, bool) {
+    /// The indices (into `sorted`) of the policies selecting a node with `labels`, and whether
+    /// every selector could be evaluated on them. A policy whose selector is malformed selects
+    /// nothing, and its error is kept; a selection that met one is never kept for a later pass,
+    /// which would not record it.
+    pub fn selecting(&mut self, labels: &BTreeMap<String, String>) -> (Vec<usize>, bool) {
         let mut out = Vec::new();
         let mut clean = true;
         for (i, policy) in self.sorted.iter().enumerate() {
@@ -90,7 +85,7 @@ mod tests {
         Arc::make_mut(&mut a).spec.checks.ip_forward.enabled = false;
         let c = policy("c-policy");
         let mut policies = Policies::new(&[c, b, a]);
-        let selecting = policies.selecting(&BTreeMap::new());
+        let selecting = policies.selecting(&BTreeMap::new()).0;
         assert_eq!(selecting.len(), 3);
         let owner = |named| {
             policies
@@ -120,7 +115,7 @@ mod tests {
             },
         );
         let mut policies = Policies::new(&[bad]);
-        assert!(policies.selecting(&BTreeMap::new()).is_empty());
+        assert!(policies.selecting(&BTreeMap::new()).0.is_empty());
         assert!(policies.selector_errors["bad"].contains("operator"));
     }
 }
