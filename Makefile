@@ -26,9 +26,11 @@ test: controlplane images helm ## Run every test, as root: unit, API, kernel (ne
 	@if grep -E '^ *Summary .* [1-9][0-9]* skipped' target/nextest.log; then echo "some tests were skipped: every test must run" >&2; exit 1; fi
 	$(CARGO) test --workspace --locked --doc
 
-lint: ## rustfmt and clippy, warnings are errors
+lint: ## rustfmt and clippy, warnings are errors (the workspace and the fuzz targets)
 	$(CARGO) fmt --all -- --check
 	$(CARGO) clippy --workspace --all-targets --locked -- -D warnings
+	$(CARGO) fmt --manifest-path fuzz/Cargo.toml --all -- --check
+	$(CARGO) clippy --manifest-path fuzz/Cargo.toml --all-targets --locked -- -D warnings
 
 fmt: ## Format the code
 	$(CARGO) fmt --all

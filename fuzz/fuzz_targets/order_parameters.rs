@@ -37,7 +37,8 @@ fn findings() -> Vec<Finding> {
             ("netns".into(), String::new()),
             ("sysctl".into(), key.into()),
             ("value".into(), "1".into()),
-        ]),
+        ])
+        .into(),
         policy: None,
         message: None,
         first_seen: None,
@@ -60,7 +61,8 @@ fn findings() -> Vec<Finding> {
                 ("table".into(), "filter".into()),
                 ("backend".into(), "nft".into()),
                 ("netns".into(), String::new()),
-            ]),
+            ])
+            .into(),
             ..sysctl("x", "y")
         },
     ]
