@@ -179,6 +179,11 @@ impl Ledger {
             .filter_map(|&i| self.entries.get(i))
     }
 
+    /// Every node with an entry.
+    pub fn nodes(&self) -> impl Iterator<Item = &str> {
+        self.by_node.keys().map(String::as_str)
+    }
+
     /// Every entry, oldest first.
     pub fn entries(&self) -> &[Entry] {
         &self.entries

@@ -136,6 +136,7 @@ async fn pass(ctx: &Context, state: &mut State) -> Result<PassReport, Error> {
     tracing::debug!(
         decide_ms = deciding.elapsed().as_secs_f64() * 1e3,
         full,
+        delta = memo.last_was_delta(),
         reused_nodes = decision.reused_nodes,
         findings = decision
             .policies

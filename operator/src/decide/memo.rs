@@ -6,29 +6,48 @@
 //! - every finding was decided by the node's own gates (report-only, paused, not approved,
 //!   DryRun), never by a cluster-wide one (the in-flight limit, one CNI restart at a time) nor
 //!   approved;
+//! - no duplicate pod IP is on the node (decided after every node, against the pod list);
 //! - the policies are the same (any change of any policy decides every node again), the
 //!   Node's labels and pause are the same, and its report is the same object (the store
 //!   replaces a report's `Arc` on every change, and the memo holds the old one, so the
 //!   pointer cannot be reused).
 //!
+//! The kept nodes are also counted: per policy, the sum of what they add to its counters
+//! ([`Totals`]). A pass over the same nodes under the same policies (a *delta*) then visits only
+//! the nodes whose kept decisions no longer hold, takes their part out of the sums, decides them
+//! and adds back what is kept; the others cost a pointer comparison. Any other pass (a *walk*)
+//! visits every node by name and counts from zero.
+//!
 //! The duplicate pod IPs are kept while the pod list is the same objects in the same order.
 //! The memo is an optimisation only: [`super::decide`] with an empty memo decides everything,
-//! and a decision with the memo equals the one without (tested).
+//! and a decision with the memo equals the one without (tested, for deltas and walks).
 
 use super::disposition::Why;
 use super::duplicates::{self, DuplicateGroup};
 use crate::model::{NodeInfo, SlimPod};
 use netheal_crds::{Check, NetworkHealthPolicy, NodeNetworkReport};
+use std::collections::BTreeMap;
 use std::sync::Arc;
 
 /// The decisions a pass may reuse.
 pub struct Memo {
     /// The policies the kept decisions were made under: name and spec, serialized.
     policies: Vec<(String, String)>,
-    /// Per quiet node, kept by this pass, in the pass's order (by name).
-    nodes: Vec<NodeMemo>,
-    /// Per quiet node, kept by the last pass, in reverse order (while a pass runs: the pass
-    /// walks the nodes by name and takes from the end).
+    /// Per node, by its place in the pass's order (by name): the decisions kept for it.
+    slots: Vec<Option<NodeMemo>>,
+    /// Per place: where the report of the node there was in the last pass's list (a hint,
+    /// checked by name).
+    report_hints: Vec<Option<usize>>,
+    /// How many slots hold decisions.
+    kept: usize,
+    /// Per policy (by its place in the sorted policies): what the kept nodes add up to.
+    totals: Vec<Totals>,
+    /// The slots and totals are the ones a whole pass left.
+    complete: bool,
+    /// The last pass was a delta.
+    delta: bool,
+    /// While a walk runs: the last pass's kept nodes in reverse order (the walk visits the
+    /// nodes by name and takes from the end).
     previous: Vec<NodeMemo>,
     /// The order of the last pass's nodes by name (indices into its node list), and their
     /// versions in that list.
@@ -54,6 +73,71 @@ pub(super) struct NodeMemo {
     pub(super) sel: Vec<usize>,
     /// The decisions.
     pub(super) decided: NodeDecisions,
+}
+
+impl NodeMemo {
+    /// Whether these decisions still hold for `node` with `report` (the caller knows whether
+    /// the node is quiet).
+    pub(super) fn holds_for(
+        &self,
+        node: &NodeInfo,
+        report: Option<&Arc<NodeNetworkReport>>,
+    ) -> bool {
+        report.is_some_and(|r| Arc::ptr_eq(r, &self.report)) && self.node.same_as(node)
+    }
+}
+
+/// What a delta learns from the kept decisions before it decides anything.
+pub(super) struct Unchanged {
+    /// The places (in the pass's order) whose kept decisions may no longer hold: nothing
+    /// kept, another Node, or another object where its report was.
+    pub(super) changed: Vec<usize>,
+    /// Per report (by its place in the list): whether it is the very object a kept node was
+    /// decided from. Such a report carries no order: a node whose report carries one is never
+    /// quiet (the order is open, in the ledger, or recorded in the same pass).
+    pub(super) kept_reports: Vec<bool>,
+}
+
+/// What the kept nodes add to one policy's counters.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub(super) struct Totals {
+    /// Kept nodes the policy selects.
+    pub(super) selected: u32,
+    /// Of those, with a report status.
+    pub(super) reporting: u32,
+    /// Of those, without a finding the policy owns.
+    pub(super) healthy: u32,
+    /// Findings the policy owns on them, per check (a check may be at 0).
+    pub(super) by_check: BTreeMap<Check, u32>,
+}
+
+/// Add (or take out) what one kept node adds to its policies' counters.
+fn tally(totals: &mut [Totals], kept: &NodeMemo, add: bool) {
+    let step = |n: &mut u32, by: u32| {
+        *n = if add {
+            n.wrapping_add(by)
+        } else {
+            n.wrapping_sub(by)
+        }
+    };
+    for &i in &kept.sel {
+        let Some(t) = totals.get_mut(i) else { continue };
+        step(&mut t.selected, 1);
+        if kept.reporting {
+            step(&mut t.reporting, 1);
+            if !kept.decided.counts.iter().any(|(owner, _)| *owner == i) {
+                step(&mut t.healthy, 1);
+            }
+        }
+    }
+    for (owner, by_check) in &kept.decided.counts {
+        let Some(t) = totals.get_mut(*owner) else {
+            continue;
+        };
+        for &(check, n) in by_check {
+            step(t.by_check.entry(check).or_default(), n);
+        }
+    }
 }
 
 /// A node's decided findings, in the order decided.
@@ -88,7 +172,12 @@ impl Default for Memo {
     fn default() -> Self {
         Self {
             policies: Vec::new(),
-            nodes: Vec::new(),
+            slots: Vec::new(),
+            report_hints: Vec::new(),
+            kept: 0,
+            totals: Vec::new(),
+            complete: false,
+            delta: false,
             previous: Vec::new(),
             order: Vec::new(),
             versions: Vec::new(),
@@ -99,12 +188,16 @@ impl Default for Memo {
 }
 
 impl Memo {
-    /// Start a pass under the policies `sorted`: the last pass's nodes become reusable,
-    /// unless the policies differ from the ones they were decided under.
-    pub(super) fn begin(&mut self, sorted: &[Arc<NetworkHealthPolicy>]) {
-        let capacity = self.nodes.len();
-        self.previous = std::mem::replace(&mut self.nodes, Vec::with_capacity(capacity));
-        self.previous.reverse();
+    /// Start a pass under the policies `sorted` over `nodes` nodes. True when it may be a
+    /// delta (`wanted`, the same policies and as many nodes as the last whole pass); else a
+    /// walk starts, which may reuse the last pass's nodes by name while the policies are the
+    /// same.
+    pub(super) fn begin(
+        &mut self,
+        sorted: &[Arc<NetworkHealthPolicy>],
+        nodes: usize,
+        wanted: bool,
+    ) -> bool {
         let key: Vec<(String, String)> = sorted
             .iter()
             .map(|p| {
@@ -115,62 +208,133 @@ impl Memo {
                 )
             })
             .collect();
-        if key != self.policies {
-            self.previous.clear();
-            self.policies = key;
+        let same_policies = key == self.policies;
+        self.delta = wanted
+            && same_policies
+            && self.complete
+            && self.slots.len() == nodes
+            && self.totals.len() == sorted.len();
+        self.complete = false;
+        if self.delta {
+            return true;
         }
+        self.previous = if same_policies {
+            self.slots.drain(..).flatten().rev().collect()
+        } else {
+            Vec::new()
+        };
+        self.policies = key;
+        self.slots.clear();
+        self.slots.resize_with(nodes, || None);
+        self.report_hints.resize(nodes, None);
+        self.kept = 0;
+        self.totals = vec![Totals::default(); sorted.len()];
+        false
     }
 
-    /// The last pass's decisions of `node`, when they may be reused for `report`. The pass
-    /// asks for its nodes by name, in order.
-    pub(super) fn take(
-        &mut self,
-        node: &NodeInfo,
-        report: Option<&Arc<NodeNetworkReport>>,
-    ) -> Option<NodeMemo> {
-        self.skip_to(node);
-        if self.previous.last()?.node.name != node.name {
-            return None;
+    /// In a delta: which kept decisions may no longer hold (see [`Unchanged`]).
+    pub(super) fn look(
+        &self,
+        nodes: &[&NodeInfo],
+        reports: &[Arc<NodeNetworkReport>],
+    ) -> Unchanged {
+        let mut look = Unchanged {
+            changed: Vec::new(),
+            kept_reports: vec![false; reports.len()],
+        };
+        for (at, (slot, node)) in self.slots.iter().zip(nodes).enumerate() {
+            let holds = slot.as_ref().is_some_and(|kept| {
+                kept.node.same_as(node)
+                    && reports
+                        .get(kept.report_at)
+                        .is_some_and(|r| Arc::ptr_eq(r, &kept.report))
+            });
+            match slot {
+                Some(kept) if holds => look.kept_reports[kept.report_at] = true,
+                _ => look.changed.push(at),
+            }
         }
-        let kept = self.previous.pop()?;
-        let same_report = report.is_some_and(|r| Arc::ptr_eq(r, &kept.report));
-        (same_report && kept.node.same_as(node)).then_some(kept)
+        look
     }
 
-    /// Where in `reports` the report of `node` is, when it is still the object the last pass
-    /// kept for it at the same place.
-    pub(super) fn kept_report(
-        &mut self,
-        node: &NodeInfo,
+    /// Where the report of `node`, at `at` in the pass's order, is in `reports`, when it is
+    /// where it was in the last pass (the store lists its objects in the same places while
+    /// none is added or removed, and replaces a changed one in place).
+    pub(super) fn report_at(
+        &self,
+        at: usize,
+        node: &str,
         reports: &[Arc<NodeNetworkReport>],
     ) -> Option<usize> {
-        self.skip_to(node);
-        let kept = self.previous.last().filter(|k| k.node.name == node.name)?;
-        reports
-            .get(kept.report_at)
-            .filter(|r| Arc::ptr_eq(r, &kept.report))
-            .map(|_| kept.report_at)
+        let i = (*self.report_hints.get(at)?)?;
+        (reports.get(i)?.metadata.name.as_deref() == Some(node)).then_some(i)
     }
 
-    /// Drop the kept nodes before `node` (the pass has passed them).
-    fn skip_to(&mut self, node: &NodeInfo) {
+    /// Remember where the report of the node at `at` is.
+    pub(super) fn hint_report(&mut self, at: usize, report_at: Option<usize>) {
+        if let Some(hint) = self.report_hints.get_mut(at) {
+            *hint = report_at;
+        }
+    }
+
+    /// In a delta: take the decisions kept at `at` out of the counts (to decide it again).
+    pub(super) fn untally(&mut self, at: usize) -> Option<NodeMemo> {
+        let kept = self.slots.get_mut(at)?.take()?;
+        self.kept -= 1;
+        tally(&mut self.totals, &kept, false);
+        Some(kept)
+    }
+
+    /// In a walk: the last pass's decisions of the node named `node`. The walk asks for its
+    /// nodes by name, in order.
+    pub(super) fn take_previous(&mut self, node: &str) -> Option<NodeMemo> {
         while self
             .previous
             .last()
-            .is_some_and(|kept| kept.node.name < node.name)
+            .is_some_and(|kept| kept.node.name.as_str() < node)
         {
             self.previous.pop();
         }
+        if self.previous.last()?.node.name != node {
+            return None;
+        }
+        self.previous.pop()
     }
 
-    /// Keep this pass's decisions of a quiet node for the next pass (in the pass's order).
-    pub(super) fn keep(&mut self, kept: NodeMemo) {
-        self.nodes.push(kept);
+    /// Keep this pass's decisions of a quiet node at `at` for the next pass, and count them.
+    pub(super) fn keep(&mut self, at: usize, kept: NodeMemo) {
+        let Some(slot) = self.slots.get_mut(at) else {
+            return;
+        };
+        if let Some(old) = slot.replace(kept) {
+            tally(&mut self.totals, &old, false);
+        } else {
+            self.kept += 1;
+        }
+        if let Some(kept) = slot.as_ref() {
+            tally(&mut self.totals, kept, true);
+        }
     }
 
     /// End the pass: what was not reused is dropped.
     pub(super) fn end(&mut self) {
         self.previous.clear();
+        self.complete = true;
+    }
+
+    /// The decisions kept at `at`.
+    pub(super) fn slot(&self, at: usize) -> Option<&NodeMemo> {
+        self.slots.get(at).and_then(Option::as_ref)
+    }
+
+    /// Per policy: what the kept nodes add up to.
+    pub(super) fn totals(&self) -> &[Totals] {
+        &self.totals
+    }
+
+    /// Whether the last pass was a delta.
+    pub fn last_was_delta(&self) -> bool {
+        self.delta
     }
 
     /// The duplicate pod IPs among `pods`: the kept groups when the list is the same objects.
@@ -214,7 +378,7 @@ impl Memo {
 
     /// How many nodes' decisions are kept.
     pub fn kept_nodes(&self) -> usize {
-        self.nodes.len()
+        self.kept
     }
 }
 

@@ -76,11 +76,6 @@ impl<'a> ReportsByName<'a> {
             .get(node)
             .copied()
     }
-
-    /// The report of `node`.
-    fn get(&self, node: &str) -> Option<&'a Arc<NodeNetworkReport>> {
-        self.index(node).and_then(|i| self.reports.get(i))
-    }
 }
 
 /// Everything a decision is computed from.
@@ -164,12 +159,12 @@ pub fn decide_with(inputs: &Inputs<'_>, memo: &mut Memo) -> Decision {
     // By name: the nodes sorted (the order kept from the last pass while it still holds), the
     // reports indexed when one is not where the memo saw it.
     let sorted_nodes = memo.sorted_nodes(inputs.nodes);
-    let node_named = |name: &str| -> Option<&NodeInfo> {
+    let place = |name: &str| {
         sorted_nodes
             .binary_search_by(|n| n.name.as_str().cmp(name))
             .ok()
-            .map(|i| sorted_nodes[i])
     };
+    let node_named = |name: &str| -> Option<&NodeInfo> { place(name).map(|i| sorted_nodes[i]) };
     let reports = ReportsByName::new(inputs.reports);
 
     let mut pass = Pass {
@@ -195,19 +190,34 @@ pub fn decide_with(inputs: &Inputs<'_>, memo: &mut Memo) -> Decision {
         );
     }
 
+    // A quiet node unchanged since the last pass keeps that pass's decisions and counts (see
+    // `memo`); a delta visits only the nodes where that may not hold.
+    let delta = memo.begin(&policies.sorted, sorted_nodes.len(), !inputs.node_views);
+    let unchanged = delta.then(|| memo.look(&sorted_nodes, inputs.reports));
+    // The report of a node: where it was in the last pass, else by name.
+    let report_of = |memo: &Memo, node: &str| -> Option<usize> {
+        place(node)
+            .and_then(|at| memo.report_at(at, node, inputs.reports))
+            .or_else(|| reports.index(node))
+    };
+
     // 1. The orders out: answered, withdrawn or still open.
     let mut order_nodes: BTreeSet<&str> = inputs.ledger.pending_nodes().map(|(n, _)| n).collect();
     order_nodes.extend(
         inputs
             .reports
             .iter()
-            .filter(|r| !r.spec.remediations.is_empty())
-            .filter_map(|r| r.metadata.name.as_deref()),
+            .enumerate()
+            .filter(|(i, _)| !unchanged.as_ref().is_some_and(|u| u.kept_reports[*i]))
+            .filter(|(_, r)| !r.spec.remediations.is_empty())
+            .filter_map(|(_, r)| r.metadata.name.as_deref()),
     );
     order_nodes.extend(inputs.ledger.withdrawn_nodes());
     for node in order_nodes {
         let info = node_named(node);
-        let report = reports.get(node).map(|r| r.as_ref());
+        let report = report_of(&*memo, node)
+            .and_then(|i| inputs.reports.get(i))
+            .map(|r| r.as_ref());
         let withdraw = |order: &RemediationOrder| match (info, by_name.get(order.policy.as_str())) {
             (None, _) => Some(Withdraw::NodeDeleted),
             _ if report.is_none() => Some(Withdraw::ReportMissing),
@@ -265,24 +275,43 @@ pub fn decide_with(inputs: &Inputs<'_>, memo: &mut Memo) -> Decision {
         pass.cni_busy = Some(node);
     }
 
-    // 3. Each node's findings, decided in node order with their owning policy; a quiet node
-    //    unchanged since the last pass reuses that pass's decisions (see `memo`).
-    memo.begin(&policies.sorted);
-    // The policies selecting each node with a duplicate pod IP (decided in step 4).
-    let mut selecting: HashMap<&str, Vec<usize>> = HashMap::new();
+    // 3. Each node's findings, decided in node order with their owning policy (in a delta,
+    //    only the nodes whose kept decisions may not hold).
     let groups = memo.duplicates(inputs.pods);
     let duplicate_nodes: FastSet<&str> = groups.iter().map(|g| g.node.as_str()).collect();
-    for node in &sorted_nodes {
-        // The report where the memo saw it (the store lists its objects in the same places
-        // while none is added or removed), else by name.
-        let report_at = memo
-            .kept_report(node, inputs.reports)
-            .or_else(|| reports.index(&node.name));
+    let visit: Vec<usize> = if let Some(unchanged) = unchanged {
+        let mut visit = unchanged.changed;
+        visit.extend(pass.unquiet_nodes().filter_map(place));
+        visit.extend(duplicate_nodes.iter().filter_map(|n| place(n)));
+        visit.sort_unstable();
+        visit.dedup();
+        let visited_kept = visit.iter().filter(|&&at| memo.slot(at).is_some()).count();
+        pass.decision.reused_nodes = memo.kept_nodes() - visited_kept;
+        visit
+    } else {
+        (0..sorted_nodes.len()).collect()
+    };
+    // The policies selecting each node with a duplicate pod IP (decided in step 4).
+    let mut selecting: HashMap<&str, Vec<usize>> = HashMap::new();
+    // The decisions of the visited nodes not kept, by place (listed below).
+    let mut unkept: Vec<(usize, Option<usize>, NodeDecisions)> = Vec::new();
+    for at in visit {
+        let node = sorted_nodes[at];
+        let previous = if delta {
+            memo.untally(at)
+        } else {
+            memo.take_previous(&node.name)
+        }
+        .filter(|kept| kept.node.name == node.name);
+        let report_at = report_of(&*memo, &node.name);
+        memo.hint_report(at, report_at);
         let report = report_at.and_then(|i| inputs.reports.get(i));
         let quiet = pass.quiet(&node.name);
+        let duplicate = duplicate_nodes.contains(node.name.as_str());
         // The selecting policies and the decisions, and the Node to keep them under for the
         // next pass.
-        let (sel, decided, reporting, keep_as) = match memo.take(node, report).filter(|_| quiet) {
+        let reusable = previous.filter(|kept| quiet && kept.holds_for(node, report));
+        let (sel, decided, reporting, keep_as) = match reusable {
             Some(kept) => {
                 pass.decision.reused_nodes += 1;
                 (kept.sel, kept.decided, kept.reporting, Some(kept.node))
@@ -301,52 +330,43 @@ pub fn decide_with(inputs: &Inputs<'_>, memo: &mut Memo) -> Decision {
             }
         };
         if inputs.node_views {
-            let status = report.and_then(|r| r.status.as_ref());
-            pass.decision.node_views.insert(
-                node.name.clone(),
-                NodeView {
-                    policies: sel
-                        .iter()
-                        .map(|&i| name(&policies.sorted[i]).to_string())
-                        .collect(),
-                    reporting: status.is_some(),
-                    scan_errors: status.map(|s| s.errors.clone()).unwrap_or_default(),
-                    findings: Vec::new(),
+            pass.view_node(&policies, node, report.map(AsRef::as_ref), &sel, &decided);
+        }
+        if duplicate {
+            selecting.insert(node.name.as_str(), sel.clone());
+        }
+        match (keep_as, report, report_at) {
+            (Some(kept_node), Some(report), Some(report_at)) if !duplicate => memo.keep(
+                at,
+                NodeMemo {
+                    node: kept_node,
+                    report: Arc::clone(report),
+                    report_at,
+                    reporting,
+                    sel,
+                    decided,
                 },
-            );
-        }
-        pass.count_decided(&policies, node, report.map(AsRef::as_ref), &decided);
-        // The node's standing with each selecting policy; a duplicate pod IP found on it
-        // (decided below) counts against the policy that will own it.
-        let duplicate_owner = if duplicate_nodes.contains(node.name.as_str()) {
-            policies.owner(&sel, Check::DuplicatePodIp, None)
-        } else {
-            None
-        };
-        for &i in &sel {
-            let has_findings =
-                duplicate_owner == Some(i) || decided.counts.iter().any(|(owner, _)| *owner == i);
-            if let Some(outcome) = pass.decision.policies.get_mut(name(&policies.sorted[i])) {
-                outcome.count_node(reporting, has_findings);
+            ),
+            _ => {
+                // A duplicate pod IP found on the node (decided below) counts against the
+                // policy that will own it.
+                let duplicate_owner = duplicate
+                    .then(|| policies.owner(&sel, Check::DuplicatePodIp, None))
+                    .flatten();
+                pass.count_node(&policies, &sel, reporting, &decided, duplicate_owner);
+                if !decided.items.is_empty() {
+                    unkept.push((at, report_at, decided));
+                }
             }
-        }
-        if let (Some(kept_node), Some(report), Some(report_at)) = (keep_as, report, report_at) {
-            if duplicate_nodes.contains(node.name.as_str()) {
-                selecting.insert(node.name.as_str(), sel.clone());
-            }
-            memo.keep(NodeMemo {
-                node: kept_node,
-                report: Arc::clone(report),
-                report_at,
-                reporting,
-                sel,
-                decided,
-            });
-        } else if duplicate_nodes.contains(node.name.as_str()) {
-            selecting.insert(node.name.as_str(), sel);
         }
     }
     memo.end();
+    for (policy, totals) in policies.sorted.iter().zip(memo.totals()) {
+        if let Some(outcome) = pass.decision.policies.get_mut(name(policy)) {
+            add_totals(outcome, totals);
+        }
+    }
+    pass.list_findings(&policies, &sorted_nodes, memo, &unkept);
 
     // 4. The duplicate pod IPs, after every node's own findings.
     for group in groups.iter() {
@@ -361,7 +381,9 @@ pub fn decide_with(inputs: &Inputs<'_>, memo: &mut Memo) -> Decision {
         let item = Work {
             node,
             finding: &group.finding,
-            report: reports.get(group.node.as_str()).map(|r| r.as_ref()),
+            report: report_of(&*memo, &group.node)
+                .and_then(|i| inputs.reports.get(i))
+                .map(|r| r.as_ref()),
             duplicate: Some(group),
         };
         let policy = &policies.sorted[owner];
@@ -386,6 +408,20 @@ pub fn decide_with(inputs: &Inputs<'_>, memo: &mut Memo) -> Decision {
     pass.decision.orders = pass.open_orders;
     pass.decision.nodes_in_flight = pass.in_flight;
     pass.decision
+}
+
+/// Add what the kept nodes add up to (see [`memo::Totals`]) to a policy's counters.
+fn add_totals(outcome: &mut PolicyOutcome, totals: &memo::Totals) {
+    outcome.nodes_selected = outcome.nodes_selected.saturating_add(totals.selected);
+    outcome.nodes_reporting = outcome.nodes_reporting.saturating_add(totals.reporting);
+    outcome.nodes_healthy = outcome.nodes_healthy.saturating_add(totals.healthy);
+    let by_check: Vec<(Check, u32)> = totals
+        .by_check
+        .iter()
+        .filter(|&(_, &n)| n > 0)
+        .map(|(&check, &n)| (check, n))
+        .collect();
+    outcome.count_findings(&by_check);
 }
 
 /// A finding as a policy's status lists it, with its disposition.
@@ -445,45 +481,130 @@ impl Pass<'_> {
         (decided, local)
     }
 
-    /// Count `node`'s decided findings into its policies' outcomes (and its view).
-    fn count_decided(
+    /// Every node with something that depends on the time or on other nodes (see
+    /// [`Pass::quiet`]).
+    fn unquiet_nodes(&self) -> impl Iterator<Item = &str> {
+        self.in_flight
+            .iter()
+            .map(String::as_str)
+            .chain(self.open_orders.keys().map(String::as_str))
+            .chain(self.ledger.pending_nodes().map(|(node, _)| node))
+            .chain(self.ledger.nodes())
+            .chain(self.ledger.withdrawn_nodes())
+    }
+
+    /// The view of `node`: its policies and every finding decided on it.
+    fn view_node(
         &mut self,
         policies: &Policies,
         node: &NodeInfo,
         report: Option<&NodeNetworkReport>,
+        sel: &[usize],
         decided: &NodeDecisions,
     ) {
-        // Read only when a finding is listed (a pass lists at most 200 per policy).
-        let findings = || {
-            report
-                .and_then(|r| r.status.as_ref())
-                .map(|s| s.findings.as_slice())
-                .unwrap_or_default()
-        };
-        if let Some(view) = self.decision.node_views.get_mut(&node.name) {
-            for (owner, index, why) in &decided.items {
-                if let Some(finding) = findings().get(*index) {
+        let status = report.and_then(|r| r.status.as_ref());
+        let findings = status.map(|s| s.findings.as_slice()).unwrap_or_default();
+        let view = NodeView {
+            policies: sel
+                .iter()
+                .map(|&i| name(&policies.sorted[i]).to_string())
+                .collect(),
+            reporting: status.is_some(),
+            scan_errors: status.map(|s| s.errors.clone()).unwrap_or_default(),
+            findings: decided
+                .items
+                .iter()
+                .filter_map(|(owner, index, why)| {
+                    let finding = findings.get(*index)?;
                     let policy = name(&policies.sorted[*owner]).to_string();
-                    view.findings
-                        .push((policy, policy_finding(node, finding, why)));
-                }
+                    Some((policy, policy_finding(node, finding, why)))
+                })
+                .collect(),
+        };
+        self.decision.node_views.insert(node.name.clone(), view);
+    }
+
+    /// Count a node that is not kept into its policies' counters: the node for each selecting
+    /// policy, its findings for each owner.
+    fn count_node(
+        &mut self,
+        policies: &Policies,
+        sel: &[usize],
+        reporting: bool,
+        decided: &NodeDecisions,
+        duplicate_owner: Option<usize>,
+    ) {
+        for &i in sel {
+            let has_findings =
+                duplicate_owner == Some(i) || decided.counts.iter().any(|(owner, _)| *owner == i);
+            if let Some(outcome) = self.decision.policies.get_mut(name(&policies.sorted[i])) {
+                outcome.count_node(reporting, has_findings);
             }
         }
         for (owner, by_check) in &decided.counts {
-            let Some(outcome) = self
+            if let Some(outcome) = self
                 .decision
                 .policies
                 .get_mut(name(&policies.sorted[*owner]))
-            else {
-                continue;
+            {
+                outcome.count_findings(by_check);
+            }
+        }
+    }
+
+    /// List each policy's first findings in node order (the status keeps
+    /// [`netheal_crds::policy::MAX_POLICY_FINDINGS`]), from the kept decisions and the
+    /// `unkept` ones (by place), stopping once every policy has all it keeps.
+    fn list_findings(
+        &mut self,
+        policies: &Policies,
+        nodes: &[&NodeInfo],
+        memo: &Memo,
+        unkept: &[(usize, Option<usize>, NodeDecisions)],
+    ) {
+        let mut wanted: usize = self
+            .decision
+            .policies
+            .values()
+            .map(|o| (o.total_findings as usize).min(netheal_crds::policy::MAX_POLICY_FINDINGS))
+            .sum();
+        let mut unkept = unkept.iter().peekable();
+        for (at, node) in nodes.iter().enumerate() {
+            if wanted == 0 {
+                break;
+            }
+            let (report, decided) = match memo.slot(at) {
+                Some(kept) => (Some(kept.report.as_ref()), &kept.decided),
+                None => match unkept.next_if(|(place, _, _)| *place == at) {
+                    Some((_, report_at, decided)) => (
+                        report_at
+                            .and_then(|i| self.inputs.reports.get(i))
+                            .map(AsRef::as_ref),
+                        decided,
+                    ),
+                    None => continue,
+                },
             };
-            outcome.count_findings(by_check);
-            for (_, index, why) in decided.items.iter().filter(|(o, _, _)| o == owner) {
-                if !outcome.keeps_more() {
-                    break;
-                }
-                if let Some(finding) = findings().get(*index) {
-                    outcome.findings.push(policy_finding(node, finding, why));
+            let findings = report
+                .and_then(|r| r.status.as_ref())
+                .map(|s| s.findings.as_slice())
+                .unwrap_or_default();
+            for (owner, _) in &decided.counts {
+                let Some(outcome) = self
+                    .decision
+                    .policies
+                    .get_mut(name(&policies.sorted[*owner]))
+                else {
+                    continue;
+                };
+                for (_, index, why) in decided.items.iter().filter(|(o, _, _)| o == owner) {
+                    if !outcome.keeps_more() {
+                        break;
+                    }
+                    if let Some(finding) = findings.get(*index) {
+                        outcome.findings.push(policy_finding(node, finding, why));
+                        wanted = wanted.saturating_sub(1);
+                    }
                 }
             }
         }

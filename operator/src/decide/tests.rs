@@ -953,7 +953,8 @@ fn an_order_id_is_never_reused_within_one_second() {
 }
 
 /// Decide with `memo` and without; the two must agree in everything but the reuse count.
-fn decide_both(w: &World, now: i64, memo: &mut Memo) -> Decision {
+/// Without node views the memo may decide by delta.
+fn decide_both(w: &World, now: i64, memo: &mut Memo, node_views: bool) -> Decision {
     let inputs = Inputs {
         policies: &w.policies,
         reports: &w.reports,
@@ -961,7 +962,7 @@ fn decide_both(w: &World, now: i64, memo: &mut Memo) -> Decision {
         pods: &w.pods,
         ledger: &w.ledger,
         now: at(now),
-        node_views: true,
+        node_views,
     };
     let full = decide(&inputs);
     let mut with_memo = decide_with(&inputs, memo);
@@ -970,7 +971,8 @@ fn decide_both(w: &World, now: i64, memo: &mut Memo) -> Decision {
     assert_eq!(
         format!("{with_memo:?}"),
         format!("{full:?}"),
-        "at t={now}, {reused} nodes reused"
+        "at t={now}, {reused} nodes reused, delta: {}",
+        memo.last_was_delta()
     );
     with_memo.reused_nodes = reused;
     with_memo
@@ -978,6 +980,17 @@ fn decide_both(w: &World, now: i64, memo: &mut Memo) -> Decision {
 
 #[test]
 fn decisions_with_the_memo_equal_full_decisions_pass_after_pass() {
+    memo_scenario(true);
+}
+
+#[test]
+fn delta_decisions_equal_full_decisions_pass_after_pass() {
+    memo_scenario(false);
+}
+
+/// The same changes, pass after pass, decided with a memo and without (with node views, every
+/// pass walks the nodes; without, a pass over the same nodes and policies is a delta).
+fn memo_scenario(node_views: bool) {
     let mut w = World::new()
         .with_node("n1", vec![arp("net.ipv4.conf.all.arp_ignore")])
         .with_node(
@@ -993,6 +1006,16 @@ fn decisions_with_the_memo_equal_full_decisions_pass_after_pass() {
             vec![finding(Check::ProxyArpOff, "net.ipv4.conf.eth1.proxy_arp")],
         );
     w.nodes[2].paused = true;
+    let decide_both = |w: &World, now: i64, memo: &mut Memo| {
+        let d = decide_both(w, now, memo, node_views);
+        // Only the first pass and the ones after a change of policy walk without node views.
+        if node_views || now == 200 || now == 4003 || now == 4005 || now == 4007 || now == 4010 {
+            assert!(!memo.last_was_delta(), "at t={now}");
+        } else {
+            assert!(memo.last_was_delta(), "at t={now}");
+        }
+        d
+    };
     let mut memo = Memo::default();
 
     // n1 is approved (one node at a time), n2 waits for the limit: neither is kept. n3 is
@@ -1043,13 +1066,14 @@ fn decisions_with_the_memo_equal_full_decisions_pass_after_pass() {
         w.ledger.apply(&d);
     }
 
-    // A policy change decides every node again; under DryRun every node is kept.
+    // A policy change decides every node again; under DryRun every quiet node is kept but
+    // n4, which holds a duplicate pod IP (decided against the pods in every pass).
     w.policy().spec.mode = Mode::DryRun;
     let d = decide_both(&w, 4003, &mut memo);
     assert_eq!(d.reused_nodes, 0);
     w.ledger.apply(&d);
     let d = decide_both(&w, 4004, &mut memo);
-    assert!(d.reused_nodes >= 2, "{} reused", d.reused_nodes);
+    assert_eq!(d.reused_nodes, 1, "n3 reused");
     // A label that the policy's selector no longer matches.
     w.policy().spec.node_selector = Some(
         k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelector {
@@ -1086,5 +1110,247 @@ fn decisions_with_the_memo_equal_full_decisions_pass_after_pass() {
     decide_both(&w, 4010, &mut memo);
     w.reports.reverse();
     let d = decide_both(&w, 4011, &mut memo);
-    assert!(d.reused_nodes >= 2, "{} reused", d.reused_nodes);
+    assert_eq!(d.reused_nodes, 1, "n3 reused");
+}
+
+#[test]
+fn a_delta_lists_a_policys_first_findings_in_node_order_as_a_full_pass_does() {
+    // 30 nodes of 10 findings each under DryRun: the status keeps the first 200, by node.
+    let many = |node: usize, round: usize| -> Vec<Finding> {
+        (0..10)
+            .map(|i| arp(&format!("net.ipv4.conf.veth{node}x{i}x{round}.arp_ignore")))
+            .collect()
+    };
+    let mut w = World::new();
+    w.policy().spec.mode = Mode::DryRun;
+    for n in 0..30 {
+        w = w.with_node(&format!("n{n:02}"), many(n, 0));
+    }
+    let mut memo = Memo::default();
+    decide_both(&w, 1000, &mut memo, false);
+    // One node changes at a time: before the cut, at it, after it; one loses its findings.
+    for (round, node) in [(1, 3), (2, 19), (3, 20), (4, 25), (5, 0)] {
+        let findings = if round == 5 {
+            Vec::new()
+        } else {
+            many(node, round)
+        };
+        w.rescan(&format!("n{node:02}"), 1000 + round as i64, findings);
+        let d = decide_both(&w, 1000 + round as i64, &mut memo, false);
+        assert!(memo.last_was_delta(), "round {round}");
+        assert_eq!(d.reused_nodes, 29, "round {round}");
+        let outcome = &d.policies["p"];
+        assert_eq!(outcome.findings.len(), 200);
+        assert_eq!(outcome.total_findings, if round == 5 { 290 } else { 300 });
+    }
+}
+
+mod memo_properties {
+    use super::*;
+    use proptest::prelude::*;
+
+    /// One change to the world between two passes.
+    #[derive(Clone, Debug)]
+    enum Change {
+        Rescan(usize, Vec<usize>),
+        TogglePause(usize),
+        TogglePool(usize),
+        DuplicateIp(usize),
+        ClearPods,
+        AnswerOrders,
+        ToggleMode,
+        ReverseReports,
+        Unreport(usize),
+        RemoveNode(usize),
+        AddNode(Vec<usize>),
+        Later(i64),
+    }
+
+    fn change() -> impl Strategy<Value = Change> {
+        let findings = || proptest::collection::vec(0usize..6, 0..4);
+        prop_oneof![
+            (0usize..12, findings()).prop_map(|(n, f)| Change::Rescan(n, f)),
+            (0usize..12).prop_map(Change::TogglePause),
+            (0usize..12).prop_map(Change::TogglePool),
+            (0usize..12).prop_map(Change::DuplicateIp),
+            Just(Change::ClearPods),
+            Just(Change::AnswerOrders),
+            Just(Change::ToggleMode),
+            Just(Change::ReverseReports),
+            (0usize..12).prop_map(Change::Unreport),
+            (0usize..12).prop_map(Change::RemoveNode),
+            findings().prop_map(Change::AddNode),
+            (1i64..4000).prop_map(Change::Later),
+        ]
+    }
+
+    fn checks(kinds: &[usize]) -> Vec<Finding> {
+        let all = [
+            finding(Check::ArpIgnore, "net.ipv4.conf.all.arp_ignore"),
+            finding(Check::IpForward, "net.ipv4.ip_forward"),
+            finding(Check::StaleNeighbour, "neigh 10.244.1.0 dev flannel.1"),
+            finding(Check::RejectRule, "filter INPUT -j REJECT"),
+            finding(Check::VtepMissing, "neigh 10.244.9.0 dev flannel.1"),
+            finding(Check::ProxyArpOff, "net.ipv4.conf.cali1.proxy_arp"),
+        ];
+        let mut out: Vec<Finding> = kinds.iter().map(|&k| all[k].clone()).collect();
+        out.dedup_by(|a, b| a.id == b.id);
+        out
+    }
+
+    /// The policies' counters as the node views (built apart from them) add up: selected,
+    /// reporting, healthy, and the findings per check.
+    fn counters_from_views(
+        d: &Decision,
+    ) -> BTreeMap<String, (u32, u32, u32, BTreeMap<Check, u32>)> {
+        let mut out: BTreeMap<String, (u32, u32, u32, BTreeMap<Check, u32>)> = d
+            .policies
+            .keys()
+            .map(|p| (p.clone(), Default::default()))
+            .collect();
+        for view in d.node_views.values() {
+            for policy in &view.policies {
+                let c = out.entry(policy.clone()).or_default();
+                c.0 += 1;
+                if view.reporting {
+                    c.1 += 1;
+                    if !view.findings.iter().any(|(owner, _)| owner == policy) {
+                        c.2 += 1;
+                    }
+                }
+            }
+            for (owner, finding) in &view.findings {
+                *out.entry(owner.clone())
+                    .or_default()
+                    .3
+                    .entry(finding.check)
+                    .or_default() += 1;
+            }
+        }
+        out
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(96))]
+        #[test]
+        fn decisions_with_the_memo_equal_full_passes_whatever_changes(
+            start in proptest::collection::vec(proptest::collection::vec(0usize..6, 0..4), 1..8),
+            changes in proptest::collection::vec((change(), any::<bool>()), 1..12),
+        ) {
+            // Two policies: "a" enforces on the nodes labelled pool=a, "b" only reports on
+            // every node (it owns what "a" does not select).
+            let mut w = World::new();
+            w.policies = vec![policy("a"), policy("b")];
+            Arc::make_mut(&mut w.policies[0]).spec.node_selector = Some(
+                k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelector {
+                    match_labels: Some(BTreeMap::from([("pool".into(), "a".into())])),
+                    ..Default::default()
+                },
+            );
+            Arc::make_mut(&mut w.policies[0]).spec.remediation.max_concurrent_nodes = 2;
+            Arc::make_mut(&mut w.policies[1]).spec.mode = Mode::DryRun;
+            let mut next = 0;
+            for kinds in &start {
+                w = w.with_node(&format!("n{next:02}"), checks(kinds));
+                if next % 2 == 0 {
+                    w.nodes[next].labels.insert("pool".into(), "a".into());
+                }
+                // A paused node of pool a is kept with findings only "a" owns, and counts as
+                // healthy for "b".
+                w.nodes[next].paused = next % 4 == 0;
+                next += 1;
+            }
+            let mut memo = Memo::default();
+            let mut t = 1000;
+            let d = decide_both(&w, t, &mut memo, false);
+            w.ledger.apply(&d);
+            for (change, views) in changes {
+                let name = |i: usize, w: &World| w.nodes.get(i % w.nodes.len().max(1)).map(|n| n.name.clone());
+                match change {
+                    Change::Rescan(i, kinds) => {
+                        if let Some(n) = name(i, &w) {
+                            w.rescan(&n, t, checks(&kinds));
+                        }
+                    }
+                    Change::TogglePause(i) => {
+                        let len = w.nodes.len().max(1);
+                        if let Some(n) = w.nodes.get_mut(i % len) {
+                            n.paused = !n.paused;
+                        }
+                    }
+                    Change::TogglePool(i) => {
+                        let len = w.nodes.len().max(1);
+                        if let Some(n) = w.nodes.get_mut(i % len)
+                            && n.labels.remove("pool").is_none()
+                        {
+                            n.labels.insert("pool".into(), "a".into());
+                        }
+                    }
+                    Change::DuplicateIp(i) => {
+                        if let Some(n) = name(i, &w) {
+                            let ip = format!("10.0.{i}.9");
+                            w.pods.push(pod("default", &format!("{n}-x"), &n, &ip, 1));
+                            w.pods.push(pod("default", &format!("{n}-y"), &n, &ip, 2));
+                        }
+                    }
+                    Change::ClearPods => w.pods.clear(),
+                    Change::AnswerOrders => {
+                        let out: Vec<(String, Vec<RemediationOrder>)> = w
+                            .ledger
+                            .pending_nodes()
+                            .map(|(n, o)| (n.to_string(), o.to_vec()))
+                            .collect();
+                        for (n, orders) in out {
+                            if w.reports.iter().any(|r| r.metadata.name.as_deref() == Some(n.as_str())) {
+                                w.answer_all(&n, &orders, Outcome::Applied, t);
+                            }
+                        }
+                    }
+                    Change::ToggleMode => {
+                        let b = Arc::make_mut(&mut w.policies[1]);
+                        b.spec.mode = if b.spec.mode == Mode::DryRun { Mode::Enforce } else { Mode::DryRun };
+                    }
+                    Change::ReverseReports => w.reports.reverse(),
+                    Change::Unreport(i) => {
+                        if let Some(n) = name(i, &w) {
+                            w.report_mut(&n).status = None;
+                        }
+                    }
+                    Change::RemoveNode(i) => {
+                        if let Some(n) = name(i, &w) {
+                            w.nodes.retain(|x| x.name != n);
+                            w.reports.retain(|r| r.metadata.name.as_deref() != Some(n.as_str()));
+                        }
+                    }
+                    Change::AddNode(kinds) => {
+                        w = w.with_node(&format!("n{next:02}"), checks(&kinds));
+                        next += 1;
+                    }
+                    Change::Later(by) => t += by,
+                }
+                t += 1;
+                // The counters (kept nodes' sums and the others') against the node views.
+                let viewed = decide(&Inputs {
+                    policies: &w.policies,
+                    reports: &w.reports,
+                    nodes: &w.nodes,
+                    pods: &w.pods,
+                    ledger: &w.ledger,
+                    now: at(t),
+                    node_views: true,
+                });
+                let counted: BTreeMap<String, (u32, u32, u32, BTreeMap<Check, u32>)> = viewed
+                    .policies
+                    .iter()
+                    .map(|(p, o)| {
+                        (p.clone(), (o.nodes_selected, o.nodes_reporting, o.nodes_healthy, o.open_by_check.clone()))
+                    })
+                    .collect();
+                prop_assert_eq!(counted, counters_from_views(&viewed));
+                let d = decide_both(&w, t, &mut memo, views);
+                w.ledger.apply(&d);
+                apply_cluster_actions(&mut w, &d, t);
+            }
+        }
+    }
 }
