@@ -116,7 +116,11 @@ async fn inject(
             h.with_cluster(|c| c.inject_ip_forward_off("node2")).await?;
         }
         Fault::RejectRule => {
-            h.with_cluster(|c| c.inject_reject_rules("node2")).await?;
+            // From the first REJECT rule, not from the kube-proxy rules put in before it.
+            let (_, began) = h
+                .with_cluster(|c| c.inject_reject_rules_timed("node2"))
+                .await?;
+            return Ok((began, from, to));
         }
         Fault::ArpIgnore => {
             h.with_cluster(|c| c.inject_arp_ignore("node2", PodStyle::Calico))

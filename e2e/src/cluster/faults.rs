@@ -315,6 +315,16 @@ impl Cluster {
     /// `KUBE-SERVICES` that must survive. The INPUT rule also drops the VXLAN packets, so pods
     /// on other nodes cannot reach the node's pods.
     pub fn inject_reject_rules(&self, node: &str) -> Result<Injected, ClusterError> {
+        self.inject_reject_rules_timed(node)
+            .map(|(injected, _)| injected)
+    }
+
+    /// [`Cluster::inject_reject_rules`], with the moment the first REJECT rule went in (after
+    /// the kube-proxy rules that must survive): when the fault begins.
+    pub fn inject_reject_rules_timed(
+        &self,
+        node: &str,
+    ) -> Result<(Injected, std::time::Instant), ClusterError> {
         let netns = self.node(node)?.netns.name().to_string();
         let ns = self.node(node)?;
         let symptom = Symptom::Unreachable {
@@ -322,6 +332,7 @@ impl Cluster {
             to_pod: self.first_pod_on(node)?,
         };
         let mut changes = Vec::new();
+        let mut began = std::time::Instant::now();
         let _ = ns
             .netns
             .exec("iptables", &["-t", "filter", "-N", "KUBE-SERVICES"]);
@@ -331,6 +342,9 @@ impl Cluster {
             (REJECT_RULES[0], false),
             (REJECT_RULES[1], false),
         ] {
+            if rule == REJECT_RULES[0] {
+                began = std::time::Instant::now();
+            }
             let args = split_rule(rule);
             let mut all: Vec<&str> = vec!["-t", "filter"];
             all.extend(args.iter().map(String::as_str));
@@ -341,12 +355,15 @@ impl Cluster {
                 must_survive,
             });
         }
-        Ok(Injected {
-            fault: Fault::RejectRule,
-            node: node.to_string(),
-            changes,
-            symptom,
-        })
+        Ok((
+            Injected {
+                fault: Fault::RejectRule,
+                node: node.to_string(),
+                changes,
+                symptom,
+            },
+            began,
+        ))
     }
 
     /// True when `iptables-save` in `node` lists exactly this rule line.
