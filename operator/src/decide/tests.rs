@@ -95,6 +95,18 @@ impl World {
     }
 }
 
+/// One finding of each kind the property tests draw from.
+fn sample_findings() -> [Finding; 6] {
+    [
+        finding(Check::ArpIgnore, "net.ipv4.conf.all.arp_ignore"),
+        finding(Check::IpForward, "net.ipv4.ip_forward"),
+        finding(Check::StaleNeighbour, "neigh 10.244.1.0 dev flannel.1"),
+        finding(Check::RejectRule, "filter INPUT -j REJECT"),
+        finding(Check::VtepMissing, "neigh 10.244.9.0 dev flannel.1"),
+        finding(Check::ProxyArpOff, "net.ipv4.conf.cali1.proxy_arp"),
+    ]
+}
+
 fn arp(target: &str) -> Finding {
     finding(Check::ArpIgnore, target)
 }
@@ -870,14 +882,7 @@ mod properties {
             let mut w = World::new();
             w.policy().spec.remediation.max_concurrent_nodes = max;
             w.policy().spec.remediation.cooldown_seconds = 0;
-            let checks = [
-                finding(Check::ArpIgnore, "net.ipv4.conf.all.arp_ignore"),
-                finding(Check::IpForward, "net.ipv4.ip_forward"),
-                finding(Check::StaleNeighbour, "neigh 10.244.1.0 dev flannel.1"),
-                finding(Check::RejectRule, "filter INPUT -j REJECT"),
-                finding(Check::VtepMissing, "neigh 10.244.9.0 dev flannel.1"),
-                finding(Check::ProxyArpOff, "net.ipv4.conf.cali1.proxy_arp"),
-            ];
+            let checks = sample_findings();
             for (i, &k) in findings.iter().enumerate() {
                 let name = format!("n{i}");
                 w = w.with_node(&name, vec![checks[k].clone()]);
@@ -1185,14 +1190,7 @@ mod memo_properties {
     }
 
     fn checks(kinds: &[usize]) -> Vec<Finding> {
-        let all = [
-            finding(Check::ArpIgnore, "net.ipv4.conf.all.arp_ignore"),
-            finding(Check::IpForward, "net.ipv4.ip_forward"),
-            finding(Check::StaleNeighbour, "neigh 10.244.1.0 dev flannel.1"),
-            finding(Check::RejectRule, "filter INPUT -j REJECT"),
-            finding(Check::VtepMissing, "neigh 10.244.9.0 dev flannel.1"),
-            finding(Check::ProxyArpOff, "net.ipv4.conf.cali1.proxy_arp"),
-        ];
+        let all = sample_findings();
         let mut out: Vec<Finding> = kinds.iter().map(|&k| all[k].clone()).collect();
         out.dedup_by(|a, b| a.id == b.id);
         out
