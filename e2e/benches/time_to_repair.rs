@@ -16,8 +16,14 @@ use std::time::{Duration, Instant};
 
 const REPAIR_TIMEOUT: Duration = Duration::from_secs(60);
 
-/// One ping with a short timeout, so that the measurement's resolution is ~0.2 s at worst.
-fn quick_ping(from: &str, to: Ipv4Addr) -> bool {
+/// How often a waiting ping sends an echo request: the measurement's resolution.
+const PING_INTERVAL: &str = "0.02";
+
+/// One `ping` that sends an echo request every 20 ms until the first reply or `deadline`
+/// (`-c 1 -w`): true when a reply came. It returns early, false, on an ICMP error (a REJECT on
+/// the path answers with one).
+fn ping_until(from: &str, to: Ipv4Addr, deadline: Duration) -> bool {
+    let seconds = deadline.as_secs().max(1).to_string();
     netheal_e2e::netns::run(
         "ip",
         &[
@@ -29,8 +35,10 @@ fn quick_ping(from: &str, to: Ipv4Addr) -> bool {
             "-q",
             "-c",
             "1",
-            "-W",
-            "0.2",
+            "-i",
+            PING_INTERVAL,
+            "-w",
+            &seconds,
             &to.to_string(),
         ],
     )
@@ -40,10 +48,10 @@ fn quick_ping(from: &str, to: Ipv4Addr) -> bool {
 /// Seconds from `start` until a ping from `from` to `to` works.
 fn until_ping(start: Instant, from: &str, to: Ipv4Addr) -> Option<f64> {
     while start.elapsed() < REPAIR_TIMEOUT {
-        if quick_ping(from, to) {
+        if ping_until(from, to, REPAIR_TIMEOUT.saturating_sub(start.elapsed())) {
             return Some(start.elapsed().as_secs_f64());
         }
-        std::thread::sleep(Duration::from_millis(50));
+        std::thread::sleep(Duration::from_millis(20));
     }
     None
 }
