@@ -30,22 +30,23 @@ RUN --mount=type=cache,target=/usr/local/cargo/registry \
 # The run-time root filesystems, from Debian 12 packages:
 # - operator: glibc and libgcc (the binary is Rust with rustls: no OpenSSL, no CA bundle; the
 #   cluster CA comes with the ServiceAccount), and a passwd entry for uid 65532;
-# - node-fixer: the same plus iptables (iptables-{nft,legacy}-{save,restore}, the only programs
-#   node-fixer runs; netlink and sysctls are native) and its libraries, and netbase
-#   (/etc/protocols, which iptables reads to name protocols).
+# - node-fixer: the same plus iptables (iptables-{nft,legacy}-{save,restore}) and nftables (nft,
+#   for nftables' own tables such as firewalld's), the only programs node-fixer runs (netlink and
+#   sysctls are native), their libraries, and netbase (/etc/protocols, which iptables reads to
+#   name protocols).
 FROM ${DEBIAN_IMAGE} AS rootfs
 LABEL io.netheal.stage="rootfs"
 SHELL ["/bin/sh", "-eu", "-c"]
-RUN if ! dpkg-query -W iptables >/dev/null 2>&1; then \
+RUN if ! dpkg-query -W iptables nftables >/dev/null 2>&1; then \
         apt-get update; \
-        apt-get install -y --no-install-recommends iptables; \
+        apt-get install -y --no-install-recommends iptables nftables; \
         rm -rf /var/lib/apt/lists/*; \
     fi
 COPY images/rootfs.sh /usr/local/bin/rootfs.sh
 RUN rootfs.sh /rootfs/operator libc6 libgcc-s1 \
  && printf 'nonroot:x:65532:65532:nonroot:/home/nonroot:/sbin/nologin\n' > /rootfs/operator/etc/passwd \
  && printf 'nonroot:x:65532:\n' > /rootfs/operator/etc/group \
- && rootfs.sh /rootfs/node-fixer iptables netbase \
+ && rootfs.sh /rootfs/node-fixer iptables nftables netbase \
  && printf 'root:x:0:0:root:/root:/sbin/nologin\n' > /rootfs/node-fixer/etc/passwd \
  && printf 'root:x:0:\n' > /rootfs/node-fixer/etc/group
 

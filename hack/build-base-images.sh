@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Make, without any registry, the one base image the Dockerfile's build and rootfs stages need:
 # a Debian 12 (bookworm) root filesystem from debootstrap (minbase: dpkg, no apt lists) with
-#   iptables     the packages the node-fixer image's files are taken from (images/rootfs.sh),
+#   iptables, nftables   the packages the node-fixer image's files are taken from (images/rootfs.sh),
 #   gcc, libc6-dev, ca-certificates   what cargo needs to link and to reach crates.io,
 # and this machine's Rust toolchain (the Dockerfile's RUST_VERSION) in /usr/local/rust. The
 # certificate authorities this machine adds (/usr/local/share/ca-certificates, e.g. a proxy's)
@@ -15,7 +15,7 @@ root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 ENGINE="${ENGINE:-podman}"
 DEBIAN_MIRROR="${DEBIAN_MIRROR:-http://deb.debian.org/debian}"
 suite=bookworm
-packages=iptables,gcc,libc6-dev,ca-certificates
+packages=iptables,nftables,gcc,libc6-dev,ca-certificates
 
 fail() { echo "build-base-images: $*" >&2; exit 1; }
 command -v debootstrap >/dev/null 2>&1 || fail "debootstrap is not installed (apt-get install debootstrap)"
@@ -31,15 +31,16 @@ case "$have_rust" in
 esac
 sysroot="$(rustc --print sysroot)"
 
-BASE_IMAGE="${BASE_IMAGE:-localhost/netheal/build-base:$suite-rust$have_rust}"
+local_cas=/usr/local/share/ca-certificates
+key="$({ printf '%s\n' "$suite" "$packages" "$have_rust"; cat "${BASH_SOURCE[0]}"; find "$local_cas" -name '*.crt' -type f -exec cat {} + 2>/dev/null || true; } | sha256sum | cut -c1-16)"
+
+# The tag carries the key: an image made from another package list is never reused.
+BASE_IMAGE="${BASE_IMAGE:-localhost/netheal/build-base:$suite-rust$have_rust-$key}"
 if "$ENGINE" image inspect "$BASE_IMAGE" >/dev/null 2>&1; then
   echo "build-base-images: $BASE_IMAGE is there" >&2
   echo "$BASE_IMAGE"
   exit 0
 fi
-
-local_cas=/usr/local/share/ca-certificates
-key="$({ printf '%s\n' "$suite" "$packages" "$have_rust"; cat "${BASH_SOURCE[0]}"; find "$local_cas" -name '*.crt' -type f -exec cat {} + 2>/dev/null || true; } | sha256sum | cut -c1-16)"
 cache="${XDG_CACHE_HOME:-$HOME/.cache}/netheal/images"
 tarball="$cache/build-base-$suite-rust$have_rust-$key.tar"
 if [ ! -s "$tarball" ]; then

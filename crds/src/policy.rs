@@ -259,14 +259,17 @@ pub struct RejectRulesCheck {
     #[serde(default = "enabled")]
     pub enabled: bool,
     /// Filter-table chains searched. Chains owned by Kubernetes or the CNI (`KUBE-*`, `cali-*`,
-    /// `FLANNEL-*`) are never candidates, even when listed.
+    /// `FLANNEL-*`) are never candidates, even when listed. In nftables' own tables
+    /// (firewalld's `inet firewalld`), the base chains hooked where these are (`INPUT` → hook
+    /// `input`) and chains of these names are searched, with every chain they jump to.
     #[serde(default = "default_reject_chains")]
     #[schemars(length(min = 1, max = 16), inner(length(min = 1, max = 28)))]
     #[x_kube(validation = Rule::new("self.all(c, c.matches('^[A-Za-z0-9_-]+$'))").message("spec.checks.rejectRules.chains: each entry must be a chain name of letters, digits, '_' or '-'"))]
     pub chains: Vec<String>,
-    /// Also search the chains these chains jump to (`-j CHAIN`, then their jumps, and so on),
-    /// as firewall tools that keep their rules in their own chains need. Chains owned by
-    /// Kubernetes or the CNI are never entered.
+    /// Also search the iptables chains these chains jump to (`-j CHAIN`, then their jumps, and
+    /// so on), as firewall tools that keep their rules in their own chains need. Chains owned
+    /// by Kubernetes or the CNI are never entered. (nftables' own tables are always searched
+    /// through their jumps: their base chains hand every packet to their regular chains.)
     #[serde(default)]
     pub follow_jumps: bool,
     /// Which rules are flagged: `ClusterTraffic` (the default) only those that drop the

@@ -104,6 +104,7 @@ pub fn snapshot(
             || c.reject_rules.enabled,
         sysctls: true,
         iptables: c.reject_rules.enabled || c.masquerade.enabled,
+        nftables: c.reject_rules.enabled,
     };
     let host_ns = config.host_netns();
     let (host, mut errors) = probe::probe_namespace(host_ns.as_deref(), set);
@@ -313,14 +314,17 @@ fn remove_reject_rule(
     config: &EngineConfig,
 ) -> Result<FixOutcome, OrderError> {
     let p = &order.parameters;
+    let backend_name = param(p, "backend")?;
+    if backend_name == checks::reject::NFTABLES_BACKEND {
+        return remove_nft_rule(order, policy, config);
+    }
     let table = param(p, "table")?.to_string();
     let chain = param(p, "chain")?.to_string();
     let spec = param(p, "rule")?.to_string();
-    let backend_name = param(p, "backend")?;
     let backend = Backend::parse(backend_name).ok_or_else(|| OrderError::InvalidParameter {
         key: "backend",
         value: backend_name.to_string(),
-        expected: "nft or legacy",
+        expected: "nft, legacy or nftables",
     })?;
     if spec.contains('\n') {
         return Err(OrderError::InvalidParameter {
@@ -365,6 +369,53 @@ fn remove_reject_rule(
         ))
     })??;
     Ok(outcome)
+}
+
+/// `RemoveRejectRule` of a rule in nftables' own tables (`backend` `nftables`).
+fn remove_nft_rule(
+    order: &RemediationOrder,
+    policy: &NetworkHealthPolicySpec,
+    config: &EngineConfig,
+) -> Result<FixOutcome, OrderError> {
+    let p = &order.parameters;
+    let handle = p
+        .get("handle")
+        .map(|text| {
+            text.parse::<u64>()
+                .map_err(|_| OrderError::InvalidParameter {
+                    key: "handle",
+                    value: text.clone(),
+                    expected: "a rule handle (a number)",
+                })
+        })
+        .transpose()?;
+    let wanted = fix::nft::RuleRef {
+        family: param(p, "family")?.to_string(),
+        table: param(p, "table")?.to_string(),
+        chain: param(p, "chain")?.to_string(),
+        handle,
+        expr: param(p, "expr")?.to_string(),
+    };
+    let reject_policy = policy.checks.reject_rules.clone();
+    // As for iptables: the order was matched against the node's own finding, made with its
+    // routes; here any interface but lo may carry the cluster's traffic.
+    let net = checks::reject_scope::ClusterNetwork::from_facts(&config.cluster, &[], &[]);
+    let ns = order_netns(order, config)?;
+    let dry_run = order.dry_run;
+    Ok(netns::run_in(ns.as_deref(), move || {
+        fix::nft::remove_here(
+            &wanted,
+            dry_run,
+            |ruleset, rule| {
+                let searched = checks::reject_nft::searched_chains(ruleset, &reject_policy);
+                match checks::reject_nft::verdict(rule, &searched, &reject_policy, &net) {
+                    checks::reject::Verdict::Remove(_) => Ok(()),
+                    checks::reject::Verdict::Keep(why) => Err(why),
+                }
+            },
+            checks::reject_nft::render,
+        )
+    })?)
 }
 
 /// Orders for every finding of `scan` whose action is node-local and approved by `policy`

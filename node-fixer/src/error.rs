@@ -61,6 +61,9 @@ pub enum ProbeError {
         #[source]
         source: std::string::FromUtf8Error,
     },
+    /// `nft -j list …` printed something that is not libnftables' JSON.
+    #[error("nft -j list: {0}")]
+    NftJson(String),
     /// Neither iptables backend could be read.
     #[error("{nft}; {legacy}")]
     NoIptables {

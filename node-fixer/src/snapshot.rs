@@ -210,6 +210,53 @@ pub struct Iptables {
     pub rules: Vec<Rule>,
 }
 
+/// A chain of an nftables table, as `nft -j list ruleset` lists it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct NftChain {
+    /// `ip`, `ip6`, `inet`, `arp`, `bridge`, `netdev`.
+    pub family: String,
+    /// The table's name.
+    pub table: String,
+    /// The chain's name.
+    pub name: String,
+    /// The hook of a base chain (`input`, `forward`, ...); `None` for a regular chain.
+    pub hook: Option<String>,
+}
+
+/// One nftables rule.
+#[derive(Clone, Debug, PartialEq)]
+pub struct NftRule {
+    /// The table's family.
+    pub family: String,
+    /// The table's name.
+    pub table: String,
+    /// The chain's name.
+    pub chain: String,
+    /// The rule's handle (unique in its table while the table exists).
+    pub handle: u64,
+    /// The rule's comment.
+    pub comment: Option<String>,
+    /// Its statements in libnftables' JSON form, `counter` statements left out (their numbers
+    /// change with every packet, the rule does not).
+    pub expr: Vec<serde_json::Value>,
+}
+
+impl NftRule {
+    /// Its statements as one line of compact JSON: what a fix compares before it deletes.
+    pub fn canonical_expr(&self) -> String {
+        serde_json::Value::Array(self.expr.clone()).to_string()
+    }
+}
+
+/// The nftables ruleset of a namespace: the chains and rules of every table and family.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Nftables {
+    /// Every chain.
+    pub chains: Vec<NftChain>,
+    /// Every rule, in order within its chain.
+    pub rules: Vec<NftRule>,
+}
+
 /// Sysctl values keyed by their path under `/proc/sys` with slashes
 /// (`net/ipv4/conf/flannel.1/arp_ignore`).
 pub type Sysctls = BTreeMap<String, String>;
@@ -229,6 +276,8 @@ pub struct NsSnapshot {
     pub sysctls: Sysctls,
     /// The rules of the backend in use.
     pub iptables: Option<Iptables>,
+    /// The nftables ruleset (`None` when `nft` is not installed or was not read).
+    pub nftables: Option<Nftables>,
 }
 
 impl NsSnapshot {

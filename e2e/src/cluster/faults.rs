@@ -65,6 +65,13 @@ pub enum Change {
         /// True for rules that belong to Kubernetes and must survive any healing.
         must_survive: bool,
     },
+    /// An nftables ruleset was loaded (`nft -f`).
+    NftRuleset {
+        /// Namespace.
+        netns: String,
+        /// The tables it holds (`inet firewalld`, ...).
+        tables: Vec<String>,
+    },
     /// The VTEP MAC of a node changed.
     VtepMac {
         /// Node.
@@ -175,6 +182,22 @@ pub const KUBE_PROXY_JUMP: &str =
 pub const REJECT_RULES: [&str; 2] = [
     "-A INPUT -j REJECT --reject-with icmp-host-prohibited",
     "-A FORWARD -j REJECT --reject-with icmp-host-prohibited",
+];
+
+/// The seed-004 REJECT as a RHEL 8/9 node has it today: firewalld on its nftables backend
+/// (`table inet firewalld`, abridged, its catch-all `reject with icmpx admin-prohibited` ending
+/// `filter_INPUT` and `filter_FORWARD`; the public zone's ICMP accept left out so that a ping
+/// proves the fault), beside kube-proxy's nftables-mode table with its own `reject`. `nft -f`
+/// syntax; `iptables-save` shows none of it.
+pub const FIREWALLD_RULESET: &str = include_str!("firewalld-kube-proxy.nft");
+
+/// The tables of [`FIREWALLD_RULESET`].
+pub const FIREWALLD_TABLES: [&str; 2] = ["inet firewalld", "ip kube-proxy"];
+
+/// The two rules netheal removes from [`FIREWALLD_RULESET`], as findings name them.
+pub const FIREWALLD_REJECTS: [&str; 2] = [
+    "inet firewalld filter_INPUT reject with icmpx admin-prohibited",
+    "inet firewalld filter_FORWARD reject with icmpx admin-prohibited",
 ];
 
 /// The seed-004 INPUT rule as `iptables` arguments, with `op` (`-A`, `-D`, `-C`) in front.
@@ -364,6 +387,43 @@ impl Cluster {
             },
             began,
         ))
+    }
+
+    /// Seed 004 §6 on a firewalld node: load [`FIREWALLD_RULESET`] into `node` (its tables
+    /// replaced if they are there: what `firewall-cmd --reload` does). The INPUT reject drops
+    /// the VXLAN packets, so pods on other nodes cannot reach the node's pods.
+    pub fn inject_firewalld_rejects(&self, node: &str) -> Result<Injected, ClusterError> {
+        let ns = self.node(node)?;
+        let symptom = Symptom::Unreachable {
+            from_pod: self.first_pod_off(node)?,
+            to_pod: self.first_pod_on(node)?,
+        };
+        for table in FIREWALLD_TABLES {
+            let mut args = vec!["delete", "table"];
+            args.extend(table.split(' '));
+            // Absent the first time: not an error.
+            let _ = ns.netns.exec("nft", &args);
+        }
+        ns.netns
+            .exec_with_input("nft", &["-f", "-"], FIREWALLD_RULESET)?;
+        Ok(Injected {
+            fault: Fault::RejectRule,
+            node: node.to_string(),
+            changes: vec![Change::NftRuleset {
+                netns: ns.netns.name().to_string(),
+                tables: FIREWALLD_TABLES.map(String::from).to_vec(),
+            }],
+            symptom,
+        })
+    }
+
+    /// `nft -j list ruleset` in `node`.
+    pub fn nft_ruleset(&self, node: &str) -> Result<String, ClusterError> {
+        let out = self
+            .node(node)?
+            .netns
+            .exec("nft", &["-j", "list", "ruleset"])?;
+        Ok(String::from_utf8_lossy(&out.stdout).into_owned())
     }
 
     /// True when `iptables-save` in `node` lists exactly this rule line.

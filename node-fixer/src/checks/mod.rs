@@ -9,6 +9,7 @@ pub mod neighbours;
 pub mod overlay;
 pub mod peers;
 pub mod reject;
+pub mod reject_nft;
 pub mod reject_scope;
 pub mod report_only;
 

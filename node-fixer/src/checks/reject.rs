@@ -15,13 +15,18 @@ pub fn is_owned_chain(chain: &str) -> bool {
 
 /// Whether a rule carries a comment of kube-proxy, Calico or flannel.
 pub fn has_owned_comment(args: &[String]) -> bool {
-    args.windows(2).filter(|w| w[0] == "--comment").any(|w| {
-        let c = w[1].to_ascii_lowercase();
-        c.contains("kube")
-            || c.contains("cali:")
-            || c.contains("flannel")
-            || c.ends_with("has no endpoints")
-    })
+    args.windows(2)
+        .filter(|w| w[0] == "--comment")
+        .any(|w| is_owned_comment(&w[1]))
+}
+
+/// Whether a rule comment is one kube-proxy, Calico or flannel writes.
+pub fn is_owned_comment(comment: &str) -> bool {
+    let c = comment.to_ascii_lowercase();
+    c.contains("kube")
+        || c.contains("cali:")
+        || c.contains("flannel")
+        || c.ends_with("has no endpoints")
 }
 
 /// The filter chains `policy` searches in `rules`: its `chains`, and with `followJumps` every
@@ -102,21 +107,34 @@ pub fn verdict(
     }
 }
 
-/// Findings on the host namespace.
+/// Findings on the host namespace: iptables rules of the backend in use, then the rules of
+/// nftables' own tables ([`super::reject_nft`]).
 pub fn check(input: &Input<'_>) -> Vec<Finding> {
-    let Some(ipt) = &input.snapshot.host.iptables else {
-        return Vec::new();
-    };
-    let policy = &input.policy.checks.reject_rules;
-    let searched = searched_chains(&ipt.rules, policy);
     let net = ClusterNetwork::from_facts(
         input.cluster,
         &input.snapshot.host.links,
         &input.snapshot.host.routes,
     );
+    let mut out = iptables_findings(input, &net);
+    if let Some(nft) = &input.snapshot.host.nftables {
+        out.extend(super::reject_nft::findings(
+            nft,
+            &input.policy.checks.reject_rules,
+            &net,
+        ));
+    }
+    out
+}
+
+fn iptables_findings(input: &Input<'_>, net: &ClusterNetwork) -> Vec<Finding> {
+    let Some(ipt) = &input.snapshot.host.iptables else {
+        return Vec::new();
+    };
+    let policy = &input.policy.checks.reject_rules;
+    let searched = searched_chains(&ipt.rules, policy);
     ipt.rules
         .iter()
-        .filter_map(|r| match verdict(r, &searched, policy, &net) {
+        .filter_map(|r| match verdict(r, &searched, policy, net) {
             Verdict::Remove(drops) => Some((r, drops)),
             Verdict::Keep(_) => None,
         })
@@ -148,6 +166,10 @@ pub fn check(input: &Input<'_>) -> Vec<Finding> {
         })
         .collect()
 }
+
+/// The `backend` of a finding (and order) about a rule of nftables' own tables, beside
+/// iptables' `nft` and `legacy`.
+pub const NFTABLES_BACKEND: &str = "nftables";
 
 #[cfg(test)]
 mod tests {

@@ -137,7 +137,8 @@ pub enum Proto {
 }
 
 impl Proto {
-    fn parse(name: &str) -> Self {
+    /// A protocol by the name iptables or nft gives it, or its number.
+    pub fn parse(name: &str) -> Self {
         match name.to_ascii_lowercase().as_str() {
             "all" | "0" => Self::Any,
             "icmp" => Self::Number(1),
@@ -421,7 +422,12 @@ pub enum Scope {
 
 /// Which of the cluster's traffic a rule with these arguments drops.
 pub fn scope(args: &[String], net: &ClusterNetwork) -> Scope {
-    let m = parse_matches(args);
+    scope_of(parse_matches(args), net)
+}
+
+/// Which of the cluster's traffic a rule with these matches drops (an iptables rule's from
+/// [`parse_matches`], an nftables rule's from [`super::reject_nft::matches`]).
+pub fn scope_of(m: Matches, net: &ClusterNetwork) -> Scope {
     if let Some(opaque) = m.opaque {
         return Scope::Opaque(opaque);
     }

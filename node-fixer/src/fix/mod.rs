@@ -4,6 +4,7 @@
 
 pub mod iptables;
 pub mod neighbour;
+pub mod nft;
 pub mod sysctl;
 
 use netheal_crds::Outcome;

@@ -4,6 +4,7 @@
 pub mod iptables;
 pub mod link;
 pub mod neigh;
+pub mod nft;
 pub mod route;
 pub mod rtnl;
 pub mod sysctl;
@@ -45,6 +46,8 @@ pub struct ProbeSet {
     pub sysctls: bool,
     /// iptables rules.
     pub iptables: bool,
+    /// The rules of nftables' own tables (`nft -j list table`).
+    pub nftables: bool,
 }
 
 /// Read the namespace `ns` (`None`: the process's own). Errors of single probes are returned
@@ -80,6 +83,12 @@ fn probe_here(set: ProbeSet) -> (NsSnapshot, Vec<String>) {
             Err(e) => errors.push(format!("iptables: {e}")),
         }
     }
+    if set.nftables {
+        match nft::probe(crate::checks::reject_nft::is_searched_table) {
+            Ok(ruleset) => snap.nftables = ruleset,
+            Err(e) => errors.push(format!("nftables: {e}")),
+        }
+    }
     (snap, errors)
 }
 
@@ -99,6 +108,7 @@ pub fn probe_pods(paths: &[PathBuf]) -> (Vec<PodSnapshot>, Vec<String>) {
         netlink: false,
         sysctls: true,
         iptables: false,
+        nftables: false,
     };
     let mut pods = Vec::new();
     let mut errors = Vec::new();

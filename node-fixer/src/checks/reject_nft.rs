@@ -1,0 +1,741 @@
+//! `RejectRule` in nftables' own rulesets: the `reject` and `drop` rules a firewall such as
+//! firewalld (nftables backend, `table inet firewalld`) keeps where `iptables-save` never shows
+//! them.
+//!
+//! Searched: every base chain hooked where the policy's chains are (`INPUT` → hook `input`,
+//! `FORWARD` → `forward`) in every `ip` and `inet` table, and every chain those jump or go to,
+//! in the same table. nftables has no fixed chains: a table's base chains hand packets to its
+//! regular chains, so a rule there is as effective as one in the base chain (firewalld's zone
+//! chains `filter_IN_<zone>`), whatever `followJumps` says (that switch is about iptables' user
+//! chains). Never searched: the tables of kube-proxy, Calico, Cilium and flannel (by name), the
+//! chains Kubernetes or the CNI own, rules carrying their comments, the tables iptables-nft
+//! manages (`ip filter`, `ip nat`, ...: read through `iptables-save`), and `ip6` tables (IPv6
+//! traffic is not in the scope: the cluster's addresses are IPv4).
+//!
+//! A rule is a candidate when it ends in `reject` or `drop`; its matches are read into the same
+//! [`Matches`] as an iptables rule's, so the scope (which of the cluster's traffic it drops) is
+//! decided by [`super::reject_scope`] exactly as for iptables. A match netheal cannot see
+//! through makes the rule opaque (kept under `ClusterTraffic`).
+
+use super::reject::{NFTABLES_BACKEND, Verdict, is_owned_chain, is_owned_comment};
+use super::reject_scope::{ClusterNetwork, Matches, Neg, Proto, Scope, scope_of};
+use super::{details, finding};
+use crate::snapshot::{NftRule, Nftables};
+use ipnet::Ipv4Net;
+use netheal_crds::{Check, Finding, RejectRulesCheck, RejectScope};
+use serde_json::Value;
+use std::collections::BTreeSet;
+use std::net::Ipv4Addr;
+use std::ops::RangeInclusive;
+
+/// A chain: (family, table, chain).
+pub type ChainKey = (String, String, String);
+
+/// Tables kube-proxy (nftables mode), Calico, Cilium and flannel create: never candidates.
+pub fn is_owned_table(table: &str) -> bool {
+    let t = table.to_ascii_lowercase();
+    t.contains("kube") || t.starts_with("cali") || t.contains("cilium") || t.contains("flannel")
+}
+
+/// The tables iptables-nft (and ebtables/arptables-nft) manage: their rules are read, and
+/// removed, through `iptables-save` and `iptables-restore`, never here.
+pub fn is_xtables_table(family: &str, table: &str) -> bool {
+    matches!(family, "ip" | "ip6" | "arp" | "bridge")
+        && matches!(
+            table,
+            "filter" | "nat" | "mangle" | "raw" | "security" | "broute"
+        )
+}
+
+/// Whether the rules of this table are searched at all.
+pub fn is_searched_table(family: &str, table: &str) -> bool {
+    matches!(family, "ip" | "inet") && !is_owned_table(table) && !is_xtables_table(family, table)
+}
+
+/// firewalld's table on its nftables backend.
+pub fn is_firewalld_table(table: &str) -> bool {
+    table == "firewalld"
+}
+
+/// The hook of an iptables chain name (`INPUT` → `input`), if it is one of the built-in ones.
+fn hook_of(chain: &str) -> Option<String> {
+    let hook = chain.to_ascii_lowercase();
+    matches!(
+        hook.as_str(),
+        "input" | "forward" | "output" | "prerouting" | "postrouting"
+    )
+    .then_some(hook)
+}
+
+fn key(rule: &NftRule) -> ChainKey {
+    (rule.family.clone(), rule.table.clone(), rule.chain.clone())
+}
+
+/// The chains searched: base chains hooked at the policy's chains, chains the policy names
+/// itself, and every chain reachable from them by `jump`/`goto` (also inside verdict maps),
+/// never entering a chain Kubernetes or the CNI owns.
+pub fn searched_chains(nft: &Nftables, policy: &RejectRulesCheck) -> BTreeSet<ChainKey> {
+    let hooks: BTreeSet<String> = policy.chains.iter().filter_map(|c| hook_of(c)).collect();
+    let mut searched: BTreeSet<ChainKey> = nft
+        .chains
+        .iter()
+        .filter(|c| is_searched_table(&c.family, &c.table) && !is_owned_chain(&c.name))
+        .filter(|c| {
+            c.hook.as_ref().is_some_and(|h| hooks.contains(h)) || policy.chains.contains(&c.name)
+        })
+        .map(|c| (c.family.clone(), c.table.clone(), c.name.clone()))
+        .collect();
+    let mut todo: Vec<ChainKey> = searched.iter().cloned().collect();
+    while let Some(chain) = todo.pop() {
+        for rule in nft.rules.iter().filter(|r| key(r) == chain) {
+            let mut targets = Vec::new();
+            for statement in &rule.expr {
+                jump_targets(statement, &mut targets);
+            }
+            for target in targets {
+                let next = (chain.0.clone(), chain.1.clone(), target);
+                if !is_owned_chain(&next.2) && searched.insert(next.clone()) {
+                    todo.push(next);
+                }
+            }
+        }
+    }
+    searched
+}
+
+/// Every `jump`/`goto` target anywhere in `value` (a statement or a verdict map).
+fn jump_targets(value: &Value, out: &mut Vec<String>) {
+    match value {
+        Value::Object(map) => {
+            for (k, v) in map {
+                if (k == "jump" || k == "goto")
+                    && let Some(target) = v.get("target").and_then(Value::as_str)
+                {
+                    out.push(target.to_string());
+                } else {
+                    jump_targets(v, out);
+                }
+            }
+        }
+        Value::Array(items) => items.iter().for_each(|v| jump_targets(v, out)),
+        _ => {}
+    }
+}
+
+/// `reject` or `drop` when the rule ends in one.
+pub fn dropping_verdict(rule: &NftRule) -> Option<&'static str> {
+    let last = rule.expr.last()?;
+    if last.get("reject").is_some() {
+        Some("reject")
+    } else if last.get("drop").is_some() {
+        Some("drop")
+    } else {
+        None
+    }
+}
+
+/// Whether `rule` is a `reject`/`drop` rule this check may consider: in a searched chain, and
+/// owned by neither Kubernetes nor the CNI.
+pub fn is_unowned_drop(rule: &NftRule, searched: &BTreeSet<ChainKey>) -> bool {
+    is_searched_table(&rule.family, &rule.table)
+        && !is_owned_chain(&rule.chain)
+        && searched.contains(&key(rule))
+        && dropping_verdict(rule).is_some()
+        && !rule.comment.as_deref().is_some_and(is_owned_comment)
+}
+
+/// What an nftables rule matches, in the terms of [`Matches`].
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum RuleMatches {
+    /// The rule matches IPv4 packets with these matches.
+    Ipv4(Matches),
+    /// The rule matches IPv6 packets only (`ip6 …`, `meta nfproto ipv6`, `icmpv6 …`).
+    Ipv6Only,
+}
+
+/// Read a rule's matches. Never fails: what is not understood goes to `opaque`.
+pub fn matches(rule: &NftRule) -> RuleMatches {
+    let mut m = Matches::default();
+    for statement in &rule.expr {
+        if let Some(mat) = statement.get("match") {
+            match read_match(mat, &mut m) {
+                Read::Ok => {}
+                Read::Ipv6Only => return RuleMatches::Ipv6Only,
+                Read::Opaque => {
+                    m.opaque = Some(render_statement(statement));
+                    break;
+                }
+            }
+        } else if ["log", "limit", "counter"]
+            .iter()
+            .any(|k| statement.get(*k).is_some())
+        {
+            // Do not narrow which flows match.
+        } else if is_verdict(statement) {
+            break;
+        } else {
+            m.opaque = Some(render_statement(statement));
+            break;
+        }
+    }
+    RuleMatches::Ipv4(m)
+}
+
+const VERDICTS: [&str; 8] = [
+    "accept", "drop", "reject", "continue", "return", "jump", "goto", "queue",
+];
+
+fn is_verdict(statement: &Value) -> bool {
+    VERDICTS.iter().any(|k| statement.get(*k).is_some())
+}
+
+enum Read {
+    Ok,
+    Ipv6Only,
+    Opaque,
+}
+
+fn read_match(mat: &Value, m: &mut Matches) -> Read {
+    let op = mat.get("op").and_then(Value::as_str).unwrap_or("==");
+    let negated = match op {
+        "==" | "in" => false,
+        "!=" => true,
+        _ => return Read::Opaque,
+    };
+    let (Some(left), Some(right)) = (mat.get("left"), mat.get("right")) else {
+        return Read::Opaque;
+    };
+    if let Some(payload) = left.get("payload") {
+        let protocol = payload.get("protocol").and_then(Value::as_str);
+        let field = payload.get("field").and_then(Value::as_str);
+        return read_payload(protocol, field, right, negated, m);
+    }
+    if let Some(key) = left
+        .get("meta")
+        .and_then(|v| v.get("key"))
+        .and_then(Value::as_str)
+    {
+        return read_meta(key, right, negated, m);
+    }
+    if left
+        .get("ct")
+        .and_then(|v| v.get("key"))
+        .and_then(Value::as_str)
+        == Some("state")
+    {
+        let Some(states) = strings(right) else {
+            return Read::Opaque;
+        };
+        m.states = Some(Neg {
+            negated,
+            value: states.iter().map(|s| s.to_ascii_uppercase()).collect(),
+        });
+        return Read::Ok;
+    }
+    Read::Opaque
+}
+
+fn read_payload(
+    protocol: Option<&str>,
+    field: Option<&str>,
+    right: &Value,
+    negated: bool,
+    m: &mut Matches,
+) -> Read {
+    match (protocol, field) {
+        (Some("ip6" | "icmpv6"), _) => Read::Ipv6Only,
+        (Some("ip"), Some(field @ ("saddr" | "daddr"))) => {
+            let Some(value) = ipv4_net(right) else {
+                return Read::Opaque;
+            };
+            let slot = if field == "saddr" {
+                &mut m.source
+            } else {
+                &mut m.destination
+            };
+            *slot = Some(Neg { negated, value });
+            Read::Ok
+        }
+        (Some("ip"), Some("protocol")) => read_protocol(right, negated, m),
+        (Some(l4 @ ("tcp" | "udp" | "sctp" | "th")), Some(field)) => {
+            if l4 != "th" && m.protocol.is_none() {
+                // `tcp dport 25` matches TCP packets only, whatever the operator.
+                m.protocol = Some(Neg {
+                    negated: false,
+                    value: Proto::parse(l4),
+                });
+            }
+            match field {
+                "dport" => match ports(right) {
+                    Some(value) => {
+                        m.destination_ports = Some(Neg { negated, value });
+                        Read::Ok
+                    }
+                    None => Read::Opaque,
+                },
+                // Source ports and flags do not narrow the flows below.
+                "sport" | "flags" => Read::Ok,
+                _ => Read::Opaque,
+            }
+        }
+        (Some("icmp"), _) => {
+            if m.protocol.is_none() {
+                m.protocol = Some(Neg {
+                    negated: false,
+                    value: Proto::Number(1),
+                });
+            }
+            Read::Ok
+        }
+        _ => Read::Opaque,
+    }
+}
+
+fn read_meta(key: &str, right: &Value, negated: bool, m: &mut Matches) -> Read {
+    match key {
+        "iifname" | "oifname" | "iif" | "oif" => {
+            let Some(name) = right.as_str() else {
+                return Read::Opaque;
+            };
+            // nft's wildcard `cni*` is iptables' `cni+`.
+            let value = match name.strip_suffix('*') {
+                Some(prefix) => format!("{prefix}+"),
+                None => name.to_string(),
+            };
+            let slot = if key.starts_with('i') {
+                &mut m.in_interface
+            } else {
+                &mut m.out_interface
+            };
+            *slot = Some(Neg { negated, value });
+            Read::Ok
+        }
+        "l4proto" => read_protocol(right, negated, m),
+        "nfproto" | "protocol" => match right.as_str() {
+            Some("ipv6" | "ip6") if !negated => Read::Ipv6Only,
+            Some("ipv4" | "ip") if negated => Read::Ipv6Only,
+            Some(_) => Read::Ok,
+            None => Read::Opaque,
+        },
+        _ => Read::Opaque,
+    }
+}
+
+fn read_protocol(right: &Value, negated: bool, m: &mut Matches) -> Read {
+    let value = match right {
+        Value::String(name) => Proto::parse(name),
+        Value::Number(n) => match n.as_u64().and_then(|n| u8::try_from(n).ok()) {
+            Some(n) => Proto::Number(n),
+            None => return Read::Opaque,
+        },
+        _ => return Read::Opaque,
+    };
+    m.protocol = Some(Neg { negated, value });
+    Read::Ok
+}
+
+fn ipv4_net(right: &Value) -> Option<Ipv4Net> {
+    if let Some(text) = right.as_str() {
+        return text.parse::<Ipv4Addr>().ok().map(Ipv4Net::from);
+    }
+    let prefix = right.get("prefix")?;
+    let addr: Ipv4Addr = prefix.get("addr")?.as_str()?.parse().ok()?;
+    let len = u8::try_from(prefix.get("len")?.as_u64()?).ok()?;
+    Ipv4Net::new(addr, len).ok().map(|n| n.trunc())
+}
+
+fn port(value: &Value) -> Option<u16> {
+    value.as_u64().and_then(|n| u16::try_from(n).ok())
+}
+
+fn port_range(value: &Value) -> Option<RangeInclusive<u16>> {
+    if let Some(n) = port(value) {
+        return Some(n..=n);
+    }
+    let pair = value.get("range")?.as_array()?;
+    let (a, b) = (port(pair.first()?)?, port(pair.get(1)?)?);
+    Some(a.min(b)..=a.max(b))
+}
+
+fn ports(right: &Value) -> Option<Vec<RangeInclusive<u16>>> {
+    match right.get("set").and_then(Value::as_array) {
+        Some(items) => items.iter().map(port_range).collect(),
+        None => port_range(right).map(|r| vec![r]),
+    }
+}
+
+fn strings(right: &Value) -> Option<Vec<String>> {
+    match right {
+        Value::String(s) => Some(vec![s.clone()]),
+        Value::Array(items) => items
+            .iter()
+            .map(|v| v.as_str().map(str::to_string))
+            .collect(),
+        _ => strings(right.get("set")?),
+    }
+}
+
+/// The verdict on `rule` under `policy`, `searched` being the chains searched.
+pub fn verdict(
+    rule: &NftRule,
+    searched: &BTreeSet<ChainKey>,
+    policy: &RejectRulesCheck,
+    net: &ClusterNetwork,
+) -> Verdict {
+    if !is_unowned_drop(rule, searched) {
+        return Verdict::Keep(
+            "it is not a reject or drop rule this policy may remove (owned by Kubernetes or the CNI, managed by iptables-nft, or not in a chain hooked where spec.checks.rejectRules.chains are)".to_string(),
+        );
+    }
+    let m = match matches(rule) {
+        RuleMatches::Ipv6Only => {
+            return Verdict::Keep(
+                "it matches IPv6 packets only (the cluster's traffic checked is IPv4)".to_string(),
+            );
+        }
+        RuleMatches::Ipv4(m) => m,
+    };
+    let all = policy.scope == RejectScope::AllUnowned;
+    match scope_of(m, net) {
+        Scope::Drops(drops) => Verdict::Remove(drops),
+        _ if all => Verdict::Remove(Vec::new()),
+        Scope::Narrow => Verdict::Keep(
+            "it drops none of the cluster's traffic (spec.checks.rejectRules.scope ClusterTraffic)"
+                .to_string(),
+        ),
+        Scope::Opaque(m) => Verdict::Keep(format!(
+            "its match {m} cannot be checked against the cluster's traffic (spec.checks.rejectRules.scope ClusterTraffic)"
+        )),
+    }
+}
+
+/// What firewalld users change so that the rule is not put back on the next reload.
+const FIREWALLD_HINT: &str = "firewalld puts this rule back on every reload: put the pod interfaces (cni0, flannel.1, cali+, tunl0) and the pod CIDRs in the trusted zone (firewall-cmd --permanent --zone=trusted --add-interface=cni0 --add-source=<pod CIDR>; firewall-cmd --reload)";
+
+/// The `RejectRule` findings of nftables' own tables.
+pub fn findings(nft: &Nftables, policy: &RejectRulesCheck, net: &ClusterNetwork) -> Vec<Finding> {
+    let searched = searched_chains(nft, policy);
+    nft.rules
+        .iter()
+        .filter_map(|r| match verdict(r, &searched, policy, net) {
+            Verdict::Remove(drops) => Some((r, drops)),
+            Verdict::Keep(_) => None,
+        })
+        .map(|(r, drops)| {
+            let what = if drops.is_empty() {
+                "matches traffic of its own (none of the cluster's; flagged by spec.checks.rejectRules.scope AllUnowned)".to_string()
+            } else {
+                format!("drops the cluster's traffic: {}", drops.join("; "))
+            };
+            let verdict = dropping_verdict(r).unwrap_or("reject");
+            let text = render(r);
+            let hint = if is_firewalld_table(&r.table) {
+                format!(". {FIREWALLD_HINT}")
+            } else {
+                String::new()
+            };
+            finding(
+                Check::RejectRule,
+                format!("{} {} {} {text}", r.family, r.table, r.chain),
+                // The handle is not part of the finding's parameters: a reload renumbers the
+                // rules, and the fix finds the rule by its whole expression again anyway.
+                format!("present (nftables, handle {})", r.handle),
+                "absent".to_string(),
+                format!(
+                    "nftables {verdict} rule in table {} {}, chain {} {what}{hint}",
+                    r.family, r.table, r.chain
+                ),
+                details([
+                    ("netns", String::new()),
+                    ("backend", NFTABLES_BACKEND.to_string()),
+                    ("family", r.family.clone()),
+                    ("table", r.table.clone()),
+                    ("chain", r.chain.clone()),
+                    ("rule", text),
+                    ("expr", r.canonical_expr()),
+                    ("drops", drops.join("; ")),
+                ]),
+            )
+        })
+        .collect()
+}
+
+/// A rule in nft's own syntax, close to what `nft list ruleset` prints (counters left out;
+/// what is not rendered here is printed as its JSON).
+pub fn render(rule: &NftRule) -> String {
+    let mut parts: Vec<String> = rule.expr.iter().map(render_statement).collect();
+    if let Some(c) = &rule.comment {
+        parts.push(format!("comment {}", quote(c)));
+    }
+    parts.join(" ")
+}
+
+fn quote(text: &str) -> String {
+    format!("\"{}\"", text.replace('\\', "\\\\").replace('"', "\\\""))
+}
+
+fn render_statement(statement: &Value) -> String {
+    let Some((name, body)) = statement.as_object().and_then(|o| o.iter().next()) else {
+        return statement.to_string();
+    };
+    match (name.as_str(), body) {
+        ("accept" | "drop" | "continue" | "return", _) => name.clone(),
+        ("jump" | "goto", b) => match b.get("target").and_then(Value::as_str) {
+            Some(t) => format!("{name} {t}"),
+            None => statement.to_string(),
+        },
+        ("reject", Value::Null) => "reject".to_string(),
+        ("reject", b) => {
+            let kind = b.get("type").and_then(Value::as_str);
+            let code = b.get("expr").and_then(Value::as_str);
+            match (kind, code) {
+                (Some(k), Some(c)) => format!("reject with {k} {c}"),
+                (Some(k), None) => format!("reject with {k}"),
+                _ => "reject".to_string(),
+            }
+        }
+        ("match", b) => {
+            let op = match b.get("op").and_then(Value::as_str) {
+                None | Some("==") | Some("in") => String::new(),
+                Some(op) => format!("{op} "),
+            };
+            let left = b.get("left").map(render_expression).unwrap_or_default();
+            let right = b.get("right").map(render_expression).unwrap_or_default();
+            format!("{left} {op}{right}")
+        }
+        ("log", _) => "log".to_string(),
+        _ => statement.to_string(),
+    }
+}
+
+fn render_expression(e: &Value) -> String {
+    match e {
+        Value::String(s)
+            if s.chars()
+                .all(|c| c.is_ascii_alphanumeric() || "-_.:/".contains(c)) =>
+        {
+            s.clone()
+        }
+        Value::String(s) => quote(s),
+        Value::Number(n) => n.to_string(),
+        Value::Object(o) => {
+            if let Some(p) = o.get("payload") {
+                let protocol = p.get("protocol").and_then(Value::as_str).unwrap_or("?");
+                let field = p.get("field").and_then(Value::as_str).unwrap_or("?");
+                return format!("{protocol} {field}");
+            }
+            if let Some(key) = o
+                .get("meta")
+                .and_then(|m| m.get("key"))
+                .and_then(Value::as_str)
+            {
+                return match key {
+                    "iifname" | "oifname" | "iif" | "oif" => key.to_string(),
+                    k => format!("meta {k}"),
+                };
+            }
+            if let Some(key) = o
+                .get("ct")
+                .and_then(|m| m.get("key"))
+                .and_then(Value::as_str)
+            {
+                return format!("ct {key}");
+            }
+            if let Some(p) = o.get("prefix") {
+                let addr = p.get("addr").map(render_expression).unwrap_or_default();
+                let len = p.get("len").map(render_expression).unwrap_or_default();
+                return format!("{addr}/{len}");
+            }
+            if let Some(Value::Array(r)) = o.get("range")
+                && let [a, b] = &r[..]
+            {
+                return format!("{}-{}", render_expression(a), render_expression(b));
+            }
+            if let Some(Value::Array(items)) = o.get("set") {
+                let items: Vec<String> = items.iter().map(render_expression).collect();
+                return format!("{{ {} }}", items.join(", "));
+            }
+            e.to_string()
+        }
+        other => other.to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::probe::nft::parse_ruleset;
+
+    /// What nft 1.0.6 prints (`nft -j list ruleset`) for a firewalld-style table and
+    /// kube-proxy's nftables table, loaded into a namespace.
+    const FIREWALLD: &str = include_str!("../../tests/fixtures/firewalld-kube-proxy.json");
+
+    fn net() -> ClusterNetwork {
+        ClusterNetwork {
+            pod_cidrs: vec!["10.244.0.0/16".parse().unwrap()],
+            node_ips: vec!["192.168.50.1".parse().unwrap()],
+            uplinks: Some(vec!["eth0".into()]),
+        }
+    }
+
+    fn rule(nft: &Nftables, handle: u64, chain: &str) -> NftRule {
+        nft.rules
+            .iter()
+            .find(|r| r.handle == handle && r.chain == chain)
+            .cloned()
+            .unwrap()
+    }
+
+    #[test]
+    fn base_chains_and_their_jumps_are_searched_never_owned_tables() {
+        let nft = parse_ruleset(FIREWALLD).unwrap();
+        let searched = searched_chains(&nft, &RejectRulesCheck::default());
+        let names: Vec<&str> = searched.iter().map(|k| k.2.as_str()).collect();
+        assert_eq!(
+            names,
+            [
+                "filter_FORWARD",
+                "filter_FORWARD_ZONES",
+                "filter_FWD_public",
+                "filter_INPUT",
+                "filter_INPUT_ZONES",
+                "filter_IN_public",
+                "filter_IN_public_allow",
+            ]
+        );
+        assert!(searched.iter().all(|k| k.1 == "firewalld"));
+        let only_input = RejectRulesCheck {
+            chains: vec!["INPUT".into()],
+            ..RejectRulesCheck::default()
+        };
+        let names: Vec<String> = searched_chains(&nft, &only_input)
+            .into_iter()
+            .map(|k| k.2)
+            .collect();
+        assert!(
+            !names
+                .iter()
+                .any(|n| n.contains("FORWARD") || n.contains("FWD"))
+        );
+    }
+
+    #[test]
+    fn firewalld_catch_all_rejects_are_removed_and_everything_else_kept() {
+        let nft = parse_ruleset(FIREWALLD).unwrap();
+        let policy = RejectRulesCheck::default();
+        let searched = searched_chains(&nft, &policy);
+        let removed: Vec<(String, u64)> = nft
+            .rules
+            .iter()
+            .filter(|r| matches!(verdict(r, &searched, &policy, &net()), Verdict::Remove(_)))
+            .map(|r| (r.chain.clone(), r.handle))
+            .collect();
+        assert_eq!(
+            removed,
+            [
+                ("filter_INPUT".to_string(), 14),
+                ("filter_FORWARD".to_string(), 23)
+            ]
+        );
+        let why = |chain: &str, handle| match verdict(
+            &rule(&nft, handle, chain),
+            &searched,
+            &policy,
+            &net(),
+        ) {
+            Verdict::Keep(why) => why,
+            Verdict::Remove(d) => panic!("{chain} {handle} removed: {d:?}"),
+        };
+        // `ct state invalid drop`: no live packet of a flow is INVALID.
+        assert!(why("filter_INPUT", 12).contains("none of the cluster's traffic"));
+        // firewalld's IPv6 martian reject.
+        assert!(why("filter_FORWARD", 21).contains("IPv6"));
+        // A rich rule against a foreign network's SMTP.
+        assert!(why("filter_IN_public", 29).contains("none of the cluster's traffic"));
+        // kube-proxy's reject chain.
+        assert!(why("reject-chain", 6).contains("not a reject or drop rule"));
+        let everything = RejectRulesCheck {
+            scope: RejectScope::AllUnowned,
+            ..RejectRulesCheck::default()
+        };
+        assert_eq!(
+            verdict(
+                &rule(&nft, 29, "filter_IN_public"),
+                &searched,
+                &everything,
+                &net()
+            ),
+            Verdict::Remove(Vec::new())
+        );
+        assert!(matches!(
+            verdict(
+                &rule(&nft, 6, "reject-chain"),
+                &searched,
+                &everything,
+                &net()
+            ),
+            Verdict::Keep(_)
+        ));
+    }
+
+    #[test]
+    fn matches_are_read_as_iptables_would_have_them() {
+        let nft = parse_ruleset(FIREWALLD).unwrap();
+        let RuleMatches::Ipv4(m) = matches(&rule(&nft, 30, "filter_IN_public")) else {
+            panic!("IPv4 rule read as IPv6");
+        };
+        assert_eq!(m.in_interface.map(|n| n.value), Some("cni+".to_string()));
+        assert_eq!(m.protocol.map(|p| p.value), Some(Proto::Number(6)));
+        assert_eq!(m.destination_ports.map(|p| p.value), Some(vec![1..=1024]));
+        assert_eq!(m.opaque, None);
+        let RuleMatches::Ipv4(m) = matches(&rule(&nft, 29, "filter_IN_public")) else {
+            panic!("IPv4 rule read as IPv6");
+        };
+        assert_eq!(
+            m.source.map(|s| s.value),
+            Some("203.0.113.0/24".parse().unwrap())
+        );
+        // `ct status dnat` is not seen through.
+        let RuleMatches::Ipv4(m) = matches(&rule(&nft, 10, "filter_INPUT")) else {
+            panic!("IPv4 rule read as IPv6");
+        };
+        assert_eq!(m.opaque.as_deref(), Some("ct status dnat"));
+    }
+
+    #[test]
+    fn rules_render_in_nft_syntax() {
+        let nft = parse_ruleset(FIREWALLD).unwrap();
+        let text = |h, c| render(&rule(&nft, h, c));
+        assert_eq!(
+            text(14, "filter_INPUT"),
+            "reject with icmpx admin-prohibited"
+        );
+        assert_eq!(
+            text(9, "filter_INPUT"),
+            "ct state { established, related } accept"
+        );
+        assert_eq!(
+            text(29, "filter_IN_public"),
+            "ip saddr 203.0.113.0/24 tcp dport 25 reject with tcp reset comment \"rich rule\""
+        );
+        assert_eq!(
+            text(30, "filter_IN_public"),
+            "iifname \"cni*\" tcp dport 1-1024 reject with icmpx port-unreachable"
+        );
+        assert_eq!(text(6, "reject-chain"), "reject with icmp port-unreachable");
+    }
+
+    #[test]
+    fn xtables_and_ip6_tables_are_left_to_iptables() {
+        assert!(!is_searched_table("ip", "filter"));
+        assert!(!is_searched_table("ip6", "nat"));
+        assert!(!is_searched_table("ip6", "myfirewall"));
+        assert!(!is_searched_table("ip", "kube-proxy"));
+        assert!(!is_searched_table("ip", "calico"));
+        assert!(!is_searched_table("inet", "cilium_filter"));
+        assert!(!is_searched_table("ip", "flannel-ipv4"));
+        assert!(is_searched_table("inet", "filter"));
+        assert!(is_searched_table("ip", "myfirewall"));
+        assert!(is_searched_table("inet", "firewalld"));
+    }
+}
