@@ -93,8 +93,13 @@ pub fn verdict(
             "it is not a REJECT rule this policy may remove (owned by Kubernetes or the CNI, or not in the chains spec.checks.rejectRules searches)".to_string(),
         );
     }
+    scope_verdict(scope(&split_args(&rule.spec), net), policy)
+}
+
+/// The verdict on an unowned rule in a searched chain whose scope is `scope`.
+pub fn scope_verdict(scope: Scope, policy: &RejectRulesCheck) -> Verdict {
     let all = policy.scope == RejectScope::AllUnowned;
-    match scope(&split_args(&rule.spec), net) {
+    match scope {
         Scope::Drops(drops) => Verdict::Remove(drops),
         _ if all => Verdict::Remove(Vec::new()),
         Scope::Narrow => Verdict::Keep(
@@ -104,6 +109,25 @@ pub fn verdict(
         Scope::Opaque(m) => Verdict::Keep(format!(
             "its match {m} cannot be checked against the cluster's traffic (spec.checks.rejectRules.scope ClusterTraffic)"
         )),
+    }
+}
+
+impl Verdict {
+    /// The cluster traffic a rule to remove drops; `None` for a rule to keep.
+    pub fn removed(self) -> Option<Vec<String>> {
+        match self {
+            Verdict::Remove(drops) => Some(drops),
+            Verdict::Keep(_) => None,
+        }
+    }
+}
+
+/// What a rule to remove does, for its finding's message.
+pub fn what_it_drops(drops: &[String]) -> String {
+    if drops.is_empty() {
+        "matches traffic of its own (none of the cluster's; flagged by spec.checks.rejectRules.scope AllUnowned)".to_string()
+    } else {
+        format!("drops the cluster's traffic: {}", drops.join("; "))
     }
 }
 
@@ -134,16 +158,9 @@ fn iptables_findings(input: &Input<'_>, net: &ClusterNetwork) -> Vec<Finding> {
     let searched = searched_chains(&ipt.rules, policy);
     ipt.rules
         .iter()
-        .filter_map(|r| match verdict(r, &searched, policy, net) {
-            Verdict::Remove(drops) => Some((r, drops)),
-            Verdict::Keep(_) => None,
-        })
+        .filter_map(|r| Some((r, verdict(r, &searched, policy, net).removed()?)))
         .map(|(r, drops)| {
-            let what = if drops.is_empty() {
-                "matches traffic of its own (none of the cluster's; flagged by spec.checks.rejectRules.scope AllUnowned)".to_string()
-            } else {
-                format!("drops the cluster's traffic: {}", drops.join("; "))
-            };
+            let what = what_it_drops(&drops);
             finding(
                 Check::RejectRule,
                 format!("filter {} {}", r.chain, r.spec),

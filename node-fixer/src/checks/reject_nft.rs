@@ -17,12 +17,14 @@
 //! decided by [`super::reject_scope`] exactly as for iptables. A match netheal cannot see
 //! through makes the rule opaque (kept under `ClusterTraffic`).
 
-use super::reject::{NFTABLES_BACKEND, Verdict, is_owned_chain, is_owned_comment};
-use super::reject_scope::{ClusterNetwork, Matches, Neg, Proto, Scope, scope_of};
+use super::reject::{
+    NFTABLES_BACKEND, Verdict, is_owned_chain, is_owned_comment, scope_verdict, what_it_drops,
+};
+use super::reject_scope::{ClusterNetwork, Matches, Neg, Proto, scope_of};
 use super::{details, finding};
 use crate::snapshot::{NftRule, Nftables};
 use ipnet::Ipv4Net;
-use netheal_crds::{Check, Finding, RejectRulesCheck, RejectScope};
+use netheal_crds::{Check, Finding, RejectRulesCheck};
 use serde_json::Value;
 use std::collections::BTreeSet;
 use std::net::Ipv4Addr;
@@ -395,18 +397,7 @@ pub fn verdict(
         }
         RuleMatches::Ipv4(m) => m,
     };
-    let all = policy.scope == RejectScope::AllUnowned;
-    match scope_of(m, net) {
-        Scope::Drops(drops) => Verdict::Remove(drops),
-        _ if all => Verdict::Remove(Vec::new()),
-        Scope::Narrow => Verdict::Keep(
-            "it drops none of the cluster's traffic (spec.checks.rejectRules.scope ClusterTraffic)"
-                .to_string(),
-        ),
-        Scope::Opaque(m) => Verdict::Keep(format!(
-            "its match {m} cannot be checked against the cluster's traffic (spec.checks.rejectRules.scope ClusterTraffic)"
-        )),
-    }
+    scope_verdict(scope_of(m, net), policy)
 }
 
 /// What firewalld users change so that the rule is not put back on the next reload.
@@ -417,16 +408,9 @@ pub fn findings(nft: &Nftables, policy: &RejectRulesCheck, net: &ClusterNetwork)
     let searched = searched_chains(nft, policy);
     nft.rules
         .iter()
-        .filter_map(|r| match verdict(r, &searched, policy, net) {
-            Verdict::Remove(drops) => Some((r, drops)),
-            Verdict::Keep(_) => None,
-        })
+        .filter_map(|r| Some((r, verdict(r, &searched, policy, net).removed()?)))
         .map(|(r, drops)| {
-            let what = if drops.is_empty() {
-                "matches traffic of its own (none of the cluster's; flagged by spec.checks.rejectRules.scope AllUnowned)".to_string()
-            } else {
-                format!("drops the cluster's traffic: {}", drops.join("; "))
-            };
+            let what = what_it_drops(&drops);
             let verdict = dropping_verdict(r).unwrap_or("reject");
             let text = render(r);
             let hint = if is_firewalld_table(&r.table) {
@@ -565,6 +549,7 @@ fn render_expression(e: &Value) -> String {
 mod tests {
     use super::*;
     use crate::probe::nft::parse_ruleset;
+    use netheal_crds::RejectScope;
 
     /// What nft 1.0.6 prints (`nft -j list ruleset`) for a firewalld-style table and
     /// kube-proxy's nftables table, loaded into a namespace.
