@@ -28,6 +28,16 @@ pub struct RuleRef {
 }
 
 impl RuleRef {
+    /// Whether `rule` is in the chain this names.
+    fn in_chain(&self, rule: &NftRule) -> bool {
+        rule.family == self.family && rule.table == self.table && rule.chain == self.chain
+    }
+
+    /// Whether `rule` is in that chain with the very expression this names.
+    fn is_same(&self, rule: &NftRule) -> bool {
+        self.in_chain(rule) && rule.canonical_expr() == self.expr
+    }
+
     fn describe(&self, handle: u64, text: &str) -> String {
         format!(
             "{text} (table {} {}, chain {}, handle {handle}, nftables)",
@@ -40,13 +50,7 @@ impl RuleRef {
 /// same, else the first one of the chain with that very expression; `None` when there is none.
 /// A handle alone never selects a rule.
 pub fn find<'a>(ruleset: &'a Nftables, wanted: &RuleRef) -> Option<&'a NftRule> {
-    let same = |r: &&NftRule| {
-        r.family == wanted.family
-            && r.table == wanted.table
-            && r.chain == wanted.chain
-            && r.canonical_expr() == wanted.expr
-    };
-    let mut candidates = ruleset.rules.iter().filter(same);
+    let mut candidates = ruleset.rules.iter().filter(|r| wanted.is_same(r));
     let first = candidates.clone().next();
     candidates
         .find(|r| Some(r.handle) == wanted.handle)
@@ -92,22 +96,11 @@ pub fn remove_here(
     };
     match after {
         Ok(now) => {
-            let still = now.rules.iter().any(|r| {
-                r.family == wanted.family
-                    && r.table == wanted.table
-                    && r.chain == wanted.chain
-                    && r.handle == handle
-            });
-            let copies = now
+            let still = now
                 .rules
                 .iter()
-                .filter(|r| {
-                    r.family == wanted.family
-                        && r.table == wanted.table
-                        && r.chain == wanted.chain
-                        && r.canonical_expr() == wanted.expr
-                })
-                .count();
+                .any(|r| wanted.in_chain(r) && r.handle == handle);
+            let copies = now.rules.iter().filter(|r| wanted.is_same(r)).count();
             match (still, copies) {
                 (true, _) => FixOutcome::failed(
                     before,
