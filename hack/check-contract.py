@@ -34,12 +34,14 @@ NODE_FIXER_RULES = {
     ("netheal.io", "nodenetworkreports"): {"get", "list", "watch", "create"},
     ("netheal.io", "nodenetworkreports/status"): {"patch", "update"},
     ("", "nodes"): {"get", "list", "watch"},
+    ("", "services"): {"get", "list", "watch"},
 }
 HOST_PATHS = {
     "/proc/sys/net": "/host/proc/sys/net",
     "/var/run/netns": "/var/run/netns",
     "/run/xtables.lock": "/run/xtables.lock",
     "/etc/sysctl.d": "/host/etc/sysctl.d",
+    "/run/flannel": "/host/run/flannel",
 }
 
 
@@ -142,6 +144,8 @@ def check(objs):
                    "node-fixer: host %s mounted at %s" % (path, target))
         netns = mounts.get(host.get("/var/run/netns", ""), {})
         expect(netns.get("mountPropagation") == "HostToContainer", "node-fixer: netns mountPropagation HostToContainer")
+        flannel = mounts.get(host.get("/run/flannel", ""), {})
+        expect(flannel.get("readOnly") is True, "node-fixer: /run/flannel mounted read-only")
         lock = volumes.get(host.get("/run/xtables.lock", ""), {})
         expect(lock.get("hostPath", {}).get("type") == "FileOrCreate", "node-fixer: xtables lock FileOrCreate")
 

@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Fuzz the parsers that read outside input (fuzz/fuzz_targets: iptables-save output, nft -j output, policy
+# Fuzz the parsers that read outside input (fuzz/fuzz_targets: iptables-save output, nft -j output,
+# flannel's lease, the IPVS table and kube-proxy's service-ips map, policy
 # documents, sysctl values, order parameters) with cargo-fuzz (libFuzzer), FUZZ_SECONDS each
 # (default 60), starting from and adding to the corpus in fuzz/corpus/<target>. A crash fails
 # with the input libFuzzer saved under fuzz/artifacts/<target>/; reproduce it with
@@ -11,7 +12,7 @@ set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/../fuzz"
 
 seconds="${FUZZ_SECONDS:-60}"
-read -r -a targets <<<"${FUZZ_TARGETS:-iptables_save nft_ruleset policy_document sysctl_values order_parameters}"
+read -r -a targets <<<"${FUZZ_TARGETS:-iptables_save nft_ruleset policy_document sysctl_values order_parameters node_tables}"
 command -v cargo-fuzz >/dev/null 2>&1 || {
   echo "fuzz: cargo-fuzz is missing: cargo install --locked cargo-fuzz" >&2
   exit 1

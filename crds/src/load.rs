@@ -103,6 +103,10 @@ pub fn validate_policy(policy: &NetworkHealthPolicy) -> Result<(), PolicyError> 
             "spec.checks.staleNeighbours.interfaces",
             &checks.stale_neighbours.interfaces,
         ),
+        (
+            "spec.checks.tunnelOffload.interfaces",
+            &checks.tunnel_offload.interfaces,
+        ),
     ] {
         InterfacePatterns::new(field, patterns).map_err(|e| PolicyError::Field {
             path: field.into(),

@@ -20,6 +20,14 @@ pub const DEFAULT_ARP_IGNORE_INTERFACES: [&str; 5] =
     ["cali*", "flannel.1", "cni0", "tunl0", "vxlan.calico"];
 /// The interfaces whose PERMANENT neighbours are audited by default (FAULTS.md, `StaleNeighbour`).
 pub const DEFAULT_NEIGHBOUR_INTERFACES: [&str; 2] = ["cali*", "flannel.1"];
+/// The overlay devices whose offload features `TunnelOffload` reads by default.
+pub const DEFAULT_TUNNEL_INTERFACES: [&str; 3] = ["flannel.1", "vxlan.calico", "tunl0"];
+/// The offload features `TunnelOffload` flags by default when they are active: VXLAN transmit
+/// checksum offload, which on kernels before 5.7 leaves a wrong UDP checksum on packets
+/// kube-proxy's SNAT rewrote (DNS through a Service VIP times out; Calico turns it off there).
+pub const DEFAULT_TUNNEL_FEATURES: [&str; 1] = ["tx-checksum-ip-generic"];
+/// The kernel release from which the default features are no longer flagged.
+pub const DEFAULT_TUNNEL_KERNELS_BEFORE: &str = "5.7";
 /// The filter-table chains searched for REJECT rules by default.
 pub const DEFAULT_REJECT_CHAINS: [&str; 2] = ["INPUT", "FORWARD"];
 
@@ -138,9 +146,25 @@ pub struct Checks {
     pub rp_filter: Toggle,
     /// `Mtu` (report only): an overlay device that is up (`flannel.1`, `vxlan.calico`,
     /// `tunl0`) whose MTU plus its encapsulation overhead (50 bytes for VXLAN, 20 for IPIP)
-    /// exceeds the MTU of the node's uplink (the interface of its default route).
+    /// exceeds the MTU of the node's uplink (the interface of its default route); and a pod's
+    /// host-side veth whose MTU exceeds that overlay device's (the pod sends packets the
+    /// overlay cannot carry).
     #[serde(default)]
     pub mtu: Toggle,
+    /// `BridgeSubnetMismatch` (report only; flannel and canal): the pod bridge's address
+    /// (`cni0`, or `docker0` when it is inside flannel's network) is not the lease flannel
+    /// holds in `/run/flannel/subnet.env` (`FLANNEL_SUBNET`), as after a power loss.
+    #[serde(default)]
+    pub bridge_subnet: Toggle,
+    /// `TunnelOffload` (report only): offload features active on overlay devices, read through
+    /// ethtool's netlink interface.
+    #[serde(default)]
+    pub tunnel_offload: TunnelOffloadCheck,
+    /// `ServiceVipMissing` (report only): a cluster IP and port of the Services node-fixer
+    /// watches (`--service`, by default the cluster DNS `kube-system/kube-dns`) that kube-proxy
+    /// has not programmed on the node, in the mode found there (IPVS, nftables or iptables).
+    #[serde(default)]
+    pub service_vip: Toggle,
 }
 
 impl Checks {
@@ -157,7 +181,9 @@ impl Checks {
             Check::Masquerade => self.masquerade.enabled,
             Check::RpFilter => self.rp_filter.enabled,
             Check::Mtu => self.mtu.enabled,
-            Check::BridgeSubnetMismatch | Check::TunnelOffload | Check::ServiceVipMissing => false,
+            Check::BridgeSubnetMismatch => self.bridge_subnet.enabled,
+            Check::TunnelOffload => self.tunnel_offload.enabled,
+            Check::ServiceVipMissing => self.service_vip.enabled,
         }
     }
 }
@@ -287,6 +313,56 @@ impl Default for RejectRulesCheck {
             chains: default_reject_chains(),
             follow_jumps: false,
             scope: RejectScope::default(),
+        }
+    }
+}
+
+fn default_tunnel_interfaces() -> Vec<String> {
+    DEFAULT_TUNNEL_INTERFACES.map(String::from).to_vec()
+}
+
+fn default_tunnel_features() -> Vec<String> {
+    DEFAULT_TUNNEL_FEATURES.map(String::from).to_vec()
+}
+
+fn default_tunnel_kernels_before() -> String {
+    DEFAULT_TUNNEL_KERNELS_BEFORE.to_string()
+}
+
+/// `TunnelOffload`: offload features that break encapsulated traffic on some kernels.
+#[derive(Serialize, Deserialize, KubeSchema, Clone, Debug, PartialEq, Eq)]
+#[serde(rename_all = "camelCase")]
+pub struct TunnelOffloadCheck {
+    /// Run this check.
+    #[serde(default = "enabled")]
+    pub enabled: bool,
+    /// Interface names or globs whose features are read (add the uplink, `eth0`, for the GSO
+    /// drop of IPIP packets that seed 001 describes).
+    #[serde(default = "default_tunnel_interfaces")]
+    #[schemars(length(max = 32), inner(length(min = 1, max = 15)))]
+    #[x_kube(validation = Rule::new("self.all(i, size(i) >= 1 && size(i) <= 15 && !i.contains('/') && i.matches('^[A-Za-z0-9_.:@*?\\\\[\\\\]-]+$'))").message("spec.checks.tunnelOffload.interfaces: each entry must be an interface name or glob of 1 to 15 characters, without '/' or spaces"))]
+    pub interfaces: Vec<String>,
+    /// The ethtool feature names (as `ethtool -k` prints them: `tx-checksum-ip-generic`,
+    /// `tx-generic-segmentation`) flagged when active on one of those interfaces.
+    #[serde(default = "default_tunnel_features")]
+    #[schemars(length(min = 1, max = 16), inner(length(min = 1, max = 48)))]
+    #[x_kube(validation = Rule::new("self.all(f, f.matches('^[a-z0-9_-]+$'))").message("spec.checks.tunnelOffload.features: each entry must be an ethtool feature name of lowercase letters, digits, '_' or '-'"))]
+    pub features: Vec<String>,
+    /// Flag only on kernels older than this release (`MAJOR.MINOR`; the VXLAN checksum bug of
+    /// SNAT-rewritten packets was fixed in 5.7). Empty: flag on every kernel (flannel nodes
+    /// whose VXLAN endpoints are behind NAT see wrong checksums on current kernels too).
+    #[serde(default = "default_tunnel_kernels_before")]
+    #[x_kube(validation = Rule::new("self == '' || self.matches('^[0-9]+[.][0-9]+$')").message("spec.checks.tunnelOffload.kernelsBefore must be MAJOR.MINOR (5.7) or empty"))]
+    pub kernels_before: String,
+}
+
+impl Default for TunnelOffloadCheck {
+    fn default() -> Self {
+        Self {
+            enabled: true,
+            interfaces: default_tunnel_interfaces(),
+            features: default_tunnel_features(),
+            kernels_before: default_tunnel_kernels_before(),
         }
     }
 }

@@ -153,12 +153,7 @@ fn an_empty_spec_gets_the_documented_defaults() {
     // Every check is on by default, in the typed default and in a document that omits it.
     let typed = netheal_crds::NetworkHealthPolicySpec::default();
     for check in netheal_crds::Check::ALL {
-        let expected = !matches!(
-            check,
-            netheal_crds::Check::BridgeSubnetMismatch
-                | netheal_crds::Check::TunnelOffload
-                | netheal_crds::Check::ServiceVipMissing
-        );
+        let expected = true;
         assert_eq!(
             spec.checks.is_enabled(check),
             expected,

@@ -35,6 +35,7 @@ fuzz_target!(|data: &[u8]| {
             ..NsSnapshot::default()
         },
         pods: Vec::new(),
+        ..Snapshot::default()
     };
     let cluster = ClusterFacts::default();
     for finding in reject::check(&Input {

@@ -27,6 +27,7 @@ fuzz_target!(|data: &[u8]| {
             name: "cni-fuzz".into(),
             sysctls,
         }],
+        ..Snapshot::default()
     };
     let policy = NetworkHealthPolicySpec::default();
     let cluster = ClusterFacts::default();

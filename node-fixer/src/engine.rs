@@ -7,10 +7,10 @@ use crate::fix::{self, FixOutcome, neighbour::Target, param};
 use crate::netns::{self, netns_path};
 use crate::probe::{self, ProbeSet, proc_sys_root};
 use crate::snapshot::{Backend, Mac, Snapshot};
-use k8s_openapi::api::core::v1::Node;
+use k8s_openapi::api::core::v1::{Node, Service};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use netheal_crds::{
-    Action, Finding, NetworkHealthPolicySpec, Outcome, RemediationOrder, RemediationResult,
+    Action, Cni, Finding, NetworkHealthPolicySpec, Outcome, RemediationOrder, RemediationResult,
 };
 use std::borrow::Borrow;
 use std::path::PathBuf;
@@ -23,6 +23,9 @@ pub struct ClusterFacts {
     pub this_node: Option<String>,
     /// Every Node object known.
     pub nodes: Vec<Node>,
+    /// The Services kube-proxy must have programmed on the node (`ServiceVipMissing`; the
+    /// cluster DNS).
+    pub services: Vec<Service>,
 }
 
 /// Where and how the engine works.
@@ -35,6 +38,8 @@ pub struct EngineConfig {
     pub pod_netns_glob: String,
     /// Directory of the sysctl drop-in file (`90-netheal.conf`).
     pub sysctl_dir: PathBuf,
+    /// flannel's lease file (`/run/flannel/subnet.env`).
+    pub flannel_subnet_env: PathBuf,
     /// The cluster's nodes.
     pub cluster: ClusterFacts,
 }
@@ -52,6 +57,7 @@ impl Default for EngineConfig {
             netns: None,
             pod_netns_glob: DEFAULT_POD_NETNS_GLOB.to_string(),
             sysctl_dir: PathBuf::from(DEFAULT_SYSCTL_DIR),
+            flannel_subnet_env: PathBuf::from(probe::node_files::DEFAULT_FLANNEL_SUBNET_ENV),
             cluster: ClusterFacts::default(),
         }
     }
@@ -95,22 +101,38 @@ pub fn snapshot(
     config: &EngineConfig,
 ) -> (Snapshot, Vec<String>) {
     let c = &policy.checks;
+    let reads_flannel_lease =
+        c.bridge_subnet.enabled && matches!(c.overlay.cni, Cni::Flannel | Cni::Canal);
     let set = ProbeSet {
         netlink: c.stale_neighbours.enabled
             || c.overlay.enabled
+            || c.service_vip.enabled
             || c.arp_ignore.enabled
             || c.mtu.enabled
+            || c.tunnel_offload.enabled
+            || reads_flannel_lease
             // Routes tell the interfaces peers are reached through (the REJECT scope).
             || c.reject_rules.enabled,
         sysctls: true,
-        iptables: c.reject_rules.enabled || c.masquerade.enabled,
+        iptables: c.reject_rules.enabled || c.masquerade.enabled || c.service_vip.enabled,
         nftables: c.reject_rules.enabled,
+        features_of: c.tunnel_offload.enabled.then(|| {
+            checks::patterns(
+                "spec.checks.tunnelOffload.interfaces",
+                &c.tunnel_offload.interfaces,
+            )
+        }),
+        proxy: c.service_vip.enabled,
     };
     let host_ns = config.host_netns();
     let (host, mut errors) = probe::probe_namespace(host_ns.as_deref(), set);
+    let (node, node_errors) =
+        probe::node_files::read(reads_flannel_lease.then_some(config.flannel_subnet_env.as_path()));
+    errors.extend(node_errors);
     let mut snap = Snapshot {
         host,
         pods: Vec::new(),
+        node,
     };
     if c.arp_ignore.enabled && c.arp_ignore.pod_namespaces {
         match config.pod_netns() {

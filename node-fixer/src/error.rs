@@ -75,7 +75,7 @@ pub enum ProbeError {
     /// A netlink dump failed (or its socket could not be opened: `what` = `netlink`).
     #[error("{what} dump: {source}")]
     Dump {
-        /// `netlink`, `link`, `neighbour`, `fdb`, `route`.
+        /// `netlink`, `link`, `address`, `neighbour`, `fdb`, `route`.
         what: &'static str,
         /// The netlink error.
         #[source]

@@ -1,7 +1,7 @@
 //! What the probes read from the kernel: plain data, no I/O. Checks consume a [`Snapshot`].
 
 use ipnet::Ipv4Net;
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
 use std::net::{IpAddr, Ipv4Addr};
 
@@ -90,7 +90,24 @@ pub struct Link {
     pub mtu: Option<u32>,
     /// Administratively up (`IFF_UP`).
     pub up: bool,
+    /// The link's kind (`veth`, `vxlan`, `bridge`), when it has one.
+    pub kind: Option<String>,
+    /// The ifindex of the bridge (or bond) it is a port of.
+    pub master: Option<u32>,
 }
+
+/// An IPv4 address of an interface, with its prefix (`10.244.1.1/24`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Address {
+    /// The interface's ifindex.
+    pub ifindex: u32,
+    /// The address and its prefix length.
+    pub addr: Ipv4Net,
+}
+
+/// The names of the offload features active on one interface (`tx-checksum-ip-generic`), as
+/// ethtool's netlink interface lists them.
+pub type Features = BTreeSet<String>;
 
 /// An IPv4 neighbour (ARP) entry.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -255,6 +272,8 @@ pub struct Nftables {
     pub chains: Vec<NftChain>,
     /// Every rule, in order within its chain.
     pub rules: Vec<NftRule>,
+    /// Every table of the ruleset (family, name), read or not.
+    pub tables: Vec<(String, String)>,
 }
 
 /// Sysctl values keyed by their path under `/proc/sys` with slashes
@@ -278,6 +297,34 @@ pub struct NsSnapshot {
     pub iptables: Option<Iptables>,
     /// The nftables ruleset (`None` when `nft` is not installed or was not read).
     pub nftables: Option<Nftables>,
+    /// IPv4 addresses of every interface.
+    pub addresses: Vec<Address>,
+    /// The active offload features of the interfaces the `TunnelOffload` check names, by
+    /// interface name (only those that exist).
+    pub features: BTreeMap<String, Features>,
+    /// What kube-proxy's IPVS and nftables modes hold of the Service IPs (`ServiceVipMissing`).
+    pub proxy: ProxyTables,
+}
+
+/// One (protocol, address, port) a Service proxy handles: an IPVS virtual service, an element
+/// of kube-proxy's `service-ips` map, a `KUBE-SERVICES` rule.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct ServiceKey {
+    /// `tcp`, `udp` or `sctp`.
+    pub protocol: String,
+    /// The Service IP.
+    pub addr: Ipv4Addr,
+    /// The Service port.
+    pub port: u16,
+}
+
+/// kube-proxy's Service tables besides iptables (whose rules are in [`NsSnapshot::iptables`]).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct ProxyTables {
+    /// The IPv4 virtual services of `/proc/net/ip_vs`; `None` without IPVS in the kernel.
+    pub ipvs: Option<Vec<ServiceKey>>,
+    /// The keys of `map ip kube-proxy service-ips`; `None` without that table.
+    pub nft: Option<Vec<ServiceKey>>,
 }
 
 impl NsSnapshot {
@@ -320,6 +367,26 @@ pub struct Snapshot {
     pub host: NsSnapshot,
     /// The pod namespaces.
     pub pods: Vec<PodSnapshot>,
+    /// Files of the node itself (not of a network namespace).
+    pub node: NodeFiles,
+}
+
+/// What the node's files say, read beside the namespaces.
+#[derive(Clone, Debug, Default)]
+pub struct NodeFiles {
+    /// The kernel release (`/proc/sys/kernel/osrelease`: `6.1.0-27-amd64`).
+    pub kernel_release: Option<String>,
+    /// flannel's lease file (`/run/flannel/subnet.env`), `None` when absent or not read.
+    pub flannel_lease: Option<FileText>,
+}
+
+/// A file's path and text.
+#[derive(Clone, Debug, Default)]
+pub struct FileText {
+    /// Where it was read (as the node-fixer sees it).
+    pub path: String,
+    /// What it holds.
+    pub text: String,
 }
 
 #[cfg(test)]

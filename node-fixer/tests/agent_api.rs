@@ -313,6 +313,7 @@ fn fixture(report: Option<NodeNetworkReport>) -> Fixture {
             policies,
             nodes,
             reports,
+            services: Vec::new(),
             reports_ready: Arc::new(AtomicBool::new(true)),
         },
         reports: rw,

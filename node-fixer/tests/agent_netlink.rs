@@ -87,6 +87,11 @@ async fn events_come_from_the_managed_namespace_only() {
         }
     }
     assert_eq!(seen.last(), Some(&Change::Neighbour), "{seen:?}");
+    // A re-addressed pod bridge (BridgeSubnetMismatch) is an event too.
+    managed
+        .ip(&["addr", "add", "10.244.3.1/24", "dev", "cali0"])
+        .unwrap();
+    assert_eq!(until(&mut rx, Change::Address).await, Some(Change::Address));
 }
 
 /// Wait for `want` among the changes (others may come first), `None` after 3 s without it.

@@ -471,6 +471,10 @@ impl Harness {
         let sysctl_dir = self.log_dir.join("sysctl.d").join(node);
         std::fs::create_dir_all(&sysctl_dir)
             .map_err(|e| HarnessError::Other(format!("{}: {e}", sysctl_dir.display())))?;
+        // flannel's lease of this node: a folder of the test, not the host's /run/flannel.
+        let flannel_dir = self.log_dir.join("flannel").join(node);
+        std::fs::create_dir_all(&flannel_dir)
+            .map_err(|e| HarnessError::Other(format!("{}: {e}", flannel_dir.display())))?;
         let pod_netns = format!("/var/run/netns/cni-{}-{node}-*", self.name);
         if self.agent_containers.iter().any(|n| n == node) {
             let name = format!("agent-{node}");
@@ -478,11 +482,13 @@ impl Harness {
             let mut ctx = self
                 .pod_context(&name, "node-fixer", &netns_path, &token)
                 .await?;
-            // The emulation's two redirections: the drop-in goes under the log directory, not
-            // to the host's /etc/sysctl.d, and the pod namespaces are this node's only (every
-            // node of the box shares one /var/run/netns).
+            // The emulation's redirections: the drop-in and flannel's lease live under the log
+            // directory, not in the host's /etc/sysctl.d and /run/flannel, and the pod
+            // namespaces are this node's only (every node of the box shares one /var/run/netns).
             ctx.host_paths
                 .insert("/etc/sysctl.d".into(), sysctl_dir.display().to_string());
+            ctx.host_paths
+                .insert("/run/flannel".into(), flannel_dir.display().to_string());
             ctx.arg_overrides.insert("--pod-netns".into(), pod_netns);
             let p = self.start_container(&name, "node-fixer", &pod, ctx)?;
             self.agents.insert(node.to_string(), p);
@@ -532,6 +538,8 @@ impl Harness {
             AGENT_POLL_INTERVAL.into(),
             "--sysctl-dir".into(),
             sysctl_dir.display().to_string(),
+            "--flannel-subnet-env".into(),
+            flannel_dir.join("subnet.env").display().to_string(),
             "--log-format".into(),
             "text".into(),
         ];

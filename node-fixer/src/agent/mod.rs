@@ -15,9 +15,12 @@ pub mod status;
 pub mod worker;
 
 use crate::engine::{DEFAULT_POD_NETNS_GLOB, DEFAULT_SYSCTL_DIR, EngineConfig};
+use crate::probe::node_files::DEFAULT_FLANNEL_SUBNET_ENV;
 use anyhow::Context;
 use futures::{Stream, StreamExt};
+use k8s_openapi::api::core::v1::Service;
 use kube::Client;
+use kube::api::Api;
 use kube::runtime::WatchStreamExt;
 use kube::runtime::reflector::{self, Store};
 use kube::runtime::watcher::{self, Event};
@@ -70,9 +73,42 @@ pub struct AgentArgs {
     /// Directory of the sysctl drop-in file.
     #[arg(long, default_value = DEFAULT_SYSCTL_DIR)]
     pub sysctl_dir: PathBuf,
+    /// A Service (NAMESPACE/NAME) whose cluster IPs and ports kube-proxy must have programmed
+    /// on the node (`ServiceVipMissing`); repeat the flag (or separate with commas) for more.
+    /// The policy's `checks.serviceVip.enabled: false` turns the check off.
+    #[arg(long = "service", value_name = "NAMESPACE/NAME", env = "NETHEAL_SERVICES", value_delimiter = ',', default_value = DEFAULT_SERVICE, value_parser = parse_service_ref)]
+    pub services: Vec<ServiceRef>,
+    /// flannel's lease file, compared with the pod bridge's address (`BridgeSubnetMismatch`).
+    #[arg(long, value_name = "FILE", env = "NETHEAL_FLANNEL_SUBNET_ENV", default_value = DEFAULT_FLANNEL_SUBNET_ENV)]
+    pub flannel_subnet_env: PathBuf,
     /// Log format.
     #[arg(long, value_enum, default_value_t = LogFormat::Text)]
     pub log_format: LogFormat,
+}
+
+/// The Service the agent watches by default: the cluster DNS.
+pub const DEFAULT_SERVICE: &str = "kube-system/kube-dns";
+
+/// A Service named by namespace and name.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ServiceRef {
+    /// The namespace.
+    pub namespace: String,
+    /// The name.
+    pub name: String,
+}
+
+/// Parse `NAMESPACE/NAME` (`kube-system/kube-dns`).
+pub fn parse_service_ref(text: &str) -> Result<ServiceRef, String> {
+    let (namespace, name) = text
+        .trim()
+        .split_once('/')
+        .filter(|(ns, name)| !ns.is_empty() && !name.is_empty() && !name.contains('/'))
+        .ok_or_else(|| format!("{text:?} is not NAMESPACE/NAME (kube-system/kube-dns)"))?;
+    Ok(ServiceRef {
+        namespace: namespace.to_string(),
+        name: name.to_string(),
+    })
 }
 
 /// Parse `500ms`, `5s`, `2m`, `1h` or a bare number of seconds.
@@ -254,14 +290,35 @@ async fn run_async(args: AgentArgs) -> anyhow::Result<()> {
             netns: args.netns.clone(),
             pod_netns_glob: args.pod_netns.clone(),
             sysctl_dir: args.sysctl_dir.clone(),
+            flannel_subnet_env: args.flannel_subnet_env.clone(),
             cluster: Default::default(),
         },
         refresh: args.resync_interval,
     };
+    let mut services = Vec::new();
+    for service in &args.services {
+        let (store, writer) = reflector::store();
+        let api: Api<Service> = Api::namespaced(client.clone(), &service.namespace);
+        spawn_watch(
+            watcher::watcher(
+                api,
+                watcher::Config::default().fields(&format!("metadata.name={}", service.name)),
+            )
+            .default_backoff()
+            .modify(|s| s.metadata.managed_fields = None)
+            .reflect(writer),
+            wake_tx.clone(),
+            metrics.clone(),
+            None,
+            "services",
+        );
+        services.push(store);
+    }
     let stores = Stores {
         policies,
         nodes,
         reports,
+        services,
         reports_ready,
     };
     let mut worker = Worker::new(

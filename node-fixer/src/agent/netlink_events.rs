@@ -1,6 +1,7 @@
 //! Netlink multicast subscription in the managed network namespace, and the pure
 //! classification of what a message means for the checks:
-//! - rtnetlink's neighbour, IPv4 route and link groups (parsed by `netlink-packet-route`);
+//! - rtnetlink's neighbour, IPv4 route, IPv4 address and link groups (parsed by
+//!   `netlink-packet-route`);
 //! - the IPv4 and IPv6 netconf groups (`RTM_NEWNETCONF`: `forwarding`, `rp_filter`,
 //!   `proxy_arp` of `all`, `default` or an interface changed), which `netlink-packet-route`
 //!   does not parse: only the message type is read, then everything is re-checked;
@@ -19,7 +20,7 @@ use crate::probe::rtnl::message_length;
 use futures::StreamExt;
 use futures::channel::mpsc::UnboundedReceiver;
 use nix::sched::{CloneFlags, setns};
-use rtnetlink::constants::{RTMGRP_IPV4_ROUTE, RTMGRP_LINK, RTMGRP_NEIGH};
+use rtnetlink::constants::{RTMGRP_IPV4_IFADDR, RTMGRP_IPV4_ROUTE, RTMGRP_LINK, RTMGRP_NEIGH};
 use rtnetlink::packet_core::{NetlinkMessage, NetlinkPayload};
 use rtnetlink::packet_route::RouteNetlinkMessage;
 use rtnetlink::packet_route::neighbour::NeighbourState;
@@ -49,6 +50,8 @@ pub enum Change {
     Route,
     /// A link appeared, changed or went.
     Link,
+    /// An IPv4 address was added or removed (a pod bridge re-addressed).
+    Address,
     /// A netconf switch (`forwarding`, `rp_filter`, `proxy_arp`) changed.
     Netconf,
     /// An nftables table, chain or rule was added or deleted.
@@ -80,6 +83,9 @@ pub fn classify(message: &NetlinkMessage<RouteNetlinkMessage>) -> Option<Change>
                 Some(Change::Route)
             }
             RouteNetlinkMessage::NewLink(_) | RouteNetlinkMessage::DelLink(_) => Some(Change::Link),
+            RouteNetlinkMessage::NewAddress(_) | RouteNetlinkMessage::DelAddress(_) => {
+                Some(Change::Address)
+            }
             _ => None,
         },
         _ => None,
@@ -199,7 +205,7 @@ fn open(netns: Option<PathBuf>, runtime: tokio::runtime::Handle) -> Result<Opene
             let socket = conn.socket_mut().socket_mut();
             socket.bind(&SocketAddr::new(
                 0,
-                RTMGRP_NEIGH | RTMGRP_IPV4_ROUTE | RTMGRP_LINK,
+                RTMGRP_NEIGH | RTMGRP_IPV4_ROUTE | RTMGRP_IPV4_IFADDR | RTMGRP_LINK,
             ))?;
             if rustix::net::sockopt::set_socket_recv_buffer_size_force(&*socket, RX_BUFFER_BYTES)
                 .is_err()

@@ -10,7 +10,7 @@ use super::status::{
     ScanFacts, WriteDecision, build_status, decide_write, merge_results, now_seconds,
 };
 use crate::engine::{ClusterFacts, EngineConfig, ScanOutput};
-use k8s_openapi::api::core::v1::Node;
+use k8s_openapi::api::core::v1::{Node, Service};
 use kube::Client;
 use kube::runtime::reflector::{ObjectRef, Store};
 use netheal_crds::{
@@ -64,6 +64,9 @@ pub struct Stores {
     pub nodes: Store<Node>,
     /// This node's report (watched by name).
     pub reports: Store<NodeNetworkReport>,
+    /// The Services whose cluster IPs kube-proxy must have programmed (one store each,
+    /// watched by name).
+    pub services: Vec<Store<Service>>,
     /// True once the reports watch listed: only then are orders executed, so that answers
     /// recorded before a restart are known.
     pub reports_ready: Arc<AtomicBool>,
@@ -187,6 +190,13 @@ impl Worker {
                 .state()
                 .iter()
                 .map(|n| (**n).clone())
+                .collect(),
+            services: self
+                .stores
+                .services
+                .iter()
+                .flat_map(|store| store.state())
+                .map(|s| (*s).clone())
                 .collect(),
         };
         cfg

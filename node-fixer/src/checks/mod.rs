@@ -2,6 +2,7 @@
 //! No I/O here.
 
 pub mod arp_ignore;
+pub mod bridge_subnet;
 pub mod findings;
 pub mod ip_forward;
 pub mod mtu;
@@ -12,12 +13,14 @@ pub mod reject;
 pub mod reject_nft;
 pub mod reject_scope;
 pub mod report_only;
+pub mod service_vip;
+pub mod tunnel_offload;
 
 use crate::engine::ClusterFacts;
 use crate::snapshot::Snapshot;
 pub use findings::Findings;
 use netheal_crds::patterns::InterfacePatterns;
-use netheal_crds::{Check, Details, Finding, NetworkHealthPolicySpec, finding_id};
+use netheal_crds::{Check, Cni, Details, Finding, NetworkHealthPolicySpec, finding_id};
 
 /// Everything a check reads.
 pub struct Input<'a> {
@@ -89,6 +92,17 @@ pub fn run_all(input: &Input<'_>) -> Findings {
     out.extend(report_only::check(input));
     if checks.is_enabled(Check::Mtu) {
         out.extend(mtu::check(input));
+    }
+    if checks.is_enabled(Check::BridgeSubnetMismatch)
+        && matches!(checks.overlay.cni, Cni::Flannel | Cni::Canal)
+    {
+        out.extend(bridge_subnet::check(input));
+    }
+    if checks.is_enabled(Check::TunnelOffload) {
+        out.extend(tunnel_offload::check(input));
+    }
+    if checks.is_enabled(Check::ServiceVipMissing) {
+        out.extend(service_vip::check(input));
     }
     Findings::new(out, pending)
 }

@@ -32,6 +32,8 @@ fn base() -> Snapshot {
             mac: None,
             mtu: Some(1500),
             up: true,
+            kind: None,
+            master: None,
         },
         Link {
             index: 2,
@@ -39,6 +41,8 @@ fn base() -> Snapshot {
             mac: None,
             mtu: Some(1500),
             up: true,
+            kind: None,
+            master: None,
         },
         Link {
             index: 3,
@@ -46,6 +50,8 @@ fn base() -> Snapshot {
             mac: Some(mac("02:00:00:00:00:01")),
             mtu: Some(1450),
             up: true,
+            kind: None,
+            master: None,
         },
         Link {
             index: 4,
@@ -53,6 +59,8 @@ fn base() -> Snapshot {
             mac: None,
             mtu: Some(1500),
             up: true,
+            kind: None,
+            master: None,
         },
         Link {
             index: 5,
@@ -60,6 +68,8 @@ fn base() -> Snapshot {
             mac: None,
             mtu: Some(1500),
             up: true,
+            kind: None,
+            master: None,
         },
     ];
     for (k, v) in [
@@ -121,6 +131,7 @@ fn cluster() -> ClusterFacts {
             node("a", "10.244.1.0/24", "02:00:00:00:00:01", "192.168.0.1"),
             node("b", "10.244.2.0/24", "02:00:00:00:00:02", "192.168.0.2"),
         ],
+        services: Vec::new(),
     }
 }
 

@@ -35,12 +35,20 @@ pub struct ScanArgs {
     /// skipped.
     #[arg(long, value_name = "FILE")]
     pub nodes: Option<PathBuf>,
+    /// Service objects as `kubectl get service -o json` prints them (one Service or a List):
+    /// the cluster IPs and ports kube-proxy must have programmed on the node
+    /// (`ServiceVipMissing`). Without it that check has nothing to compare.
+    #[arg(long, value_name = "FILE")]
+    pub services: Option<PathBuf>,
     /// This node's name (its own Node object is not a peer); defaults to the hostname.
     #[arg(long = "node-name", value_name = "NAME", env = "NODE_NAME")]
     pub node_name: Option<String>,
     /// Directory of the sysctl drop-in file written when the policy persists sysctls.
     #[arg(long = "sysctl-dir", value_name = "DIR", default_value = crate::engine::DEFAULT_SYSCTL_DIR)]
     pub sysctl_dir: PathBuf,
+    /// flannel's lease file, compared with the pod bridge's address (`BridgeSubnetMismatch`).
+    #[arg(long = "flannel-subnet-env", value_name = "FILE", env = "NETHEAL_FLANNEL_SUBNET_ENV", default_value = crate::probe::node_files::DEFAULT_FLANNEL_SUBNET_ENV)]
+    pub flannel_subnet_env: PathBuf,
 }
 
 /// Flags of `fix`.

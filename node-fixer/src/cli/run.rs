@@ -5,7 +5,7 @@ use super::args::{FixArgs, OutputFormat, ScanArgs};
 use super::output;
 use crate::engine::{self, ClusterFacts, EngineConfig};
 use anyhow::{Context, Result, bail};
-use k8s_openapi::api::core::v1::Node;
+use k8s_openapi::api::core::v1::{Node, Service};
 use netheal_crds::{Mode, NetworkHealthPolicySpec};
 
 /// Exit code: healthy.
@@ -52,6 +52,38 @@ pub fn load_nodes(args: &ScanArgs) -> Result<Vec<Node>> {
         .collect()
 }
 
+/// Service objects from `--services`: one Service, or a `List` with `items` (as `kubectl get
+/// service -o json` prints either).
+pub fn load_services(args: &ScanArgs) -> Result<Vec<Service>> {
+    let Some(path) = &args.services else {
+        return Ok(Vec::new());
+    };
+    let text = std::fs::read_to_string(path)
+        .with_context(|| format!("cannot read --services {}", path.display()))?;
+    let value: serde_json::Value = serde_json::from_str(&text)
+        .with_context(|| format!("--services {} is not JSON", path.display()))?;
+    if let Some(items) = value.get("items").and_then(|i| i.as_array()) {
+        return items
+            .iter()
+            .enumerate()
+            .map(|(i, item)| {
+                serde_json::from_value::<Service>(item.clone()).with_context(|| {
+                    format!("--services {}: items[{i}] is not a Service", path.display())
+                })
+            })
+            .collect();
+    }
+    if value.get("kind").and_then(|k| k.as_str()) != Some("Service") {
+        bail!(
+            "--services {}: expected a Service or a List of Services (kind: Service, or items)",
+            path.display()
+        );
+    }
+    let service = serde_json::from_value::<Service>(value)
+        .with_context(|| format!("--services {} is not a Service", path.display()))?;
+    Ok(vec![service])
+}
+
 fn hostname() -> String {
     std::fs::read_to_string("/proc/sys/kernel/hostname")
         .map(|h| h.trim().to_string())
@@ -73,9 +105,11 @@ pub fn config(args: &ScanArgs) -> Result<(EngineConfig, String)> {
             netns: args.netns.clone(),
             pod_netns_glob: args.pod_netns.clone(),
             sysctl_dir: args.sysctl_dir.clone(),
+            flannel_subnet_env: args.flannel_subnet_env.clone(),
             cluster: ClusterFacts {
                 this_node: Some(node.clone()),
                 nodes,
+                services: load_services(args)?,
             },
         },
         node,

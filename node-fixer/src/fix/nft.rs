@@ -179,6 +179,7 @@ mod tests {
         let ruleset = Nftables {
             chains: Vec::new(),
             rules: vec![rule(3, ACCEPT), rule(7, REJECT), rule(9, REJECT)],
+            tables: Vec::new(),
         };
         assert_eq!(find(&ruleset, &wanted(9)).map(|r| r.handle), Some(9));
         // A reload renumbered the rules: the same rule at another handle.
@@ -187,6 +188,7 @@ mod tests {
         let replaced = Nftables {
             chains: Vec::new(),
             rules: vec![rule(7, ACCEPT)],
+            tables: Vec::new(),
         };
         assert_eq!(find(&replaced, &wanted(7)), None);
         let mut any = wanted(7);

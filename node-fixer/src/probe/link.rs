@@ -3,7 +3,7 @@
 use super::rtnl::{Rtnl, RtnlError};
 use crate::snapshot::{Link, Mac};
 use rtnetlink::packet_route::RouteNetlinkMessage;
-use rtnetlink::packet_route::link::{LinkAttribute, LinkFlags, LinkMessage};
+use rtnetlink::packet_route::link::{LinkAttribute, LinkFlags, LinkInfo, LinkMessage};
 
 /// Dump every link.
 pub fn dump_links(rtnl: &mut Rtnl) -> Result<Vec<Link>, RtnlError> {
@@ -19,11 +19,20 @@ pub fn link_from(msg: &LinkMessage) -> Link {
     let mut name = String::new();
     let mut mac = None;
     let mut mtu = None;
+    let mut kind = None;
+    let mut master = None;
     for attr in &msg.attributes {
         match attr {
             LinkAttribute::IfName(n) => name = n.clone(),
             LinkAttribute::Address(bytes) => mac = Mac::from_bytes(bytes),
             LinkAttribute::Mtu(m) => mtu = Some(*m),
+            LinkAttribute::Controller(index) => master = Some(*index),
+            LinkAttribute::LinkInfo(infos) => {
+                kind = infos.iter().find_map(|info| match info {
+                    LinkInfo::Kind(k) => Some(k.to_string()),
+                    _ => None,
+                });
+            }
             _ => {}
         }
     }
@@ -33,5 +42,7 @@ pub fn link_from(msg: &LinkMessage) -> Link {
         mac,
         mtu,
         up: msg.header.flags.contains(LinkFlags::Up),
+        kind,
+        master,
     }
 }

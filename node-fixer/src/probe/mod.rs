@@ -1,10 +1,14 @@
 //! Probes: read kernel state into a [`crate::snapshot::Snapshot`]. Read-only; every probe runs
 //! on a short-lived thread inside the namespace it reads (see [`crate::netns`]).
 
+pub mod addr;
 pub mod iptables;
+pub mod ipvs;
 pub mod link;
 pub mod neigh;
 pub mod nft;
+pub mod node_files;
+pub mod offload;
 pub mod route;
 pub mod rtnl;
 pub mod sysctl;
@@ -12,6 +16,7 @@ pub mod sysctl;
 use crate::error::ProbeError;
 use crate::netns;
 use crate::snapshot::{NsSnapshot, PodSnapshot};
+use netheal_crds::patterns::InterfacePatterns;
 use std::path::{Path, PathBuf};
 
 /// Where the kernel's sysctls are read and written by default.
@@ -38,9 +43,9 @@ fn proc_sys_root_from(value: Option<std::ffi::OsString>) -> PathBuf {
 }
 
 /// What to read in a namespace.
-#[derive(Clone, Copy, Debug)]
+#[derive(Clone, Debug)]
 pub struct ProbeSet {
-    /// Links, neighbours, fdb and routes (netlink).
+    /// Links, addresses, neighbours, fdb and routes (netlink).
     pub netlink: bool,
     /// Sysctls.
     pub sysctls: bool,
@@ -48,6 +53,10 @@ pub struct ProbeSet {
     pub iptables: bool,
     /// The rules of nftables' own tables (`nft -j list table`).
     pub nftables: bool,
+    /// The interfaces whose offload features are read (ethtool netlink); needs `netlink`.
+    pub features_of: Option<InterfacePatterns>,
+    /// kube-proxy's IPVS table and nftables `service-ips` map.
+    pub proxy: bool,
 }
 
 /// Read the namespace `ns` (`None`: the process's own). Errors of single probes are returned
@@ -64,10 +73,24 @@ pub fn probe_namespace(ns: Option<&Path>, set: ProbeSet) -> (NsSnapshot, Vec<Str
 fn probe_here(set: ProbeSet) -> (NsSnapshot, Vec<String>) {
     let mut snap = NsSnapshot::default();
     let mut errors = Vec::new();
-    if set.netlink
-        && let Err(e) = probe_netlink(&mut snap)
-    {
-        errors.push(e.to_string());
+    if set.netlink {
+        match probe_netlink(&mut snap) {
+            Ok(()) => {
+                if let Some(patterns) = &set.features_of {
+                    let names: Vec<String> = snap
+                        .links
+                        .iter()
+                        .filter(|l| patterns.matches(&l.name))
+                        .map(|l| l.name.clone())
+                        .collect();
+                    match offload::read_features(&names) {
+                        Ok(features) => snap.features = features,
+                        Err(e) => errors.push(format!("ethtool: {e}")),
+                    }
+                }
+            }
+            Err(e) => errors.push(e.to_string()),
+        }
     }
     if set.sysctls {
         let (sysctls, errs) = sysctl::read_sysctls(proc_sys_root());
@@ -83,10 +106,33 @@ fn probe_here(set: ProbeSet) -> (NsSnapshot, Vec<String>) {
             Err(e) => errors.push(format!("iptables: {e}")),
         }
     }
-    if set.nftables {
-        match nft::probe(crate::checks::reject_nft::is_searched_table) {
-            Ok(ruleset) => snap.nftables = ruleset,
-            Err(e) => errors.push(format!("nftables: {e}")),
+    if set.nftables || set.proxy {
+        // Without the REJECT check only the table listing is read (kube-proxy's table there?).
+        let searched = set.nftables;
+        match nft::probe(|family, name| {
+            searched && crate::checks::reject_nft::is_searched_table(family, name)
+        }) {
+            Ok(ruleset) => {
+                if set.proxy
+                    && let Some(listing) = &ruleset
+                {
+                    match nft::kube_proxy_service_ips(&listing.tables) {
+                        Ok(keys) => snap.proxy.nft = keys,
+                        Err(e) => errors.push(format!("kube-proxy: {e}")),
+                    }
+                }
+                if set.nftables {
+                    snap.nftables = ruleset;
+                }
+            }
+            Err(e) if set.nftables => errors.push(format!("nftables: {e}")),
+            Err(e) => errors.push(format!("kube-proxy: {e}")),
+        }
+    }
+    if set.proxy {
+        match ipvs::read() {
+            Ok(keys) => snap.proxy.ipvs = keys,
+            Err(e) => errors.push(format!("kube-proxy: {e}")),
         }
     }
     (snap, errors)
@@ -96,6 +142,7 @@ fn probe_netlink(snap: &mut NsSnapshot) -> Result<(), ProbeError> {
     let dump = |what| move |source| ProbeError::Dump { what, source };
     let mut rtnl = rtnl::Rtnl::open().map_err(dump("netlink"))?;
     snap.links = link::dump_links(&mut rtnl).map_err(dump("link"))?;
+    snap.addresses = addr::dump_addresses(&mut rtnl).map_err(dump("address"))?;
     snap.neighbours = neigh::dump_neighbours(&mut rtnl).map_err(dump("neighbour"))?;
     snap.fdb = neigh::dump_fdb(&mut rtnl).map_err(dump("fdb"))?;
     snap.routes = route::dump_routes(&mut rtnl).map_err(dump("route"))?;
@@ -109,11 +156,13 @@ pub fn probe_pods(paths: &[PathBuf]) -> (Vec<PodSnapshot>, Vec<String>) {
         sysctls: true,
         iptables: false,
         nftables: false,
+        features_of: None,
+        proxy: false,
     };
     let mut pods = Vec::new();
     let mut errors = Vec::new();
     for path in paths {
-        let (snap, errs) = probe_namespace(Some(path), set);
+        let (snap, errs) = probe_namespace(Some(path), set.clone());
         let name = netns::netns_name(path);
         // A pod that went away during the scan is not an error.
         if !errs.is_empty() && !path.exists() {

@@ -1,10 +1,11 @@
 //! The nftables ruleset, read with `nft -j list tables` and `nft -j list table FAMILY NAME`:
 //! libnftables' JSON form (libnftables-json(5)), which every nft since 0.9 prints and whose
-//! schema is versioned (`metainfo.json_schema_version`). Only chains and rules are kept; sets,
-//! maps and their elements are not needed by any check.
+//! schema is versioned (`metainfo.json_schema_version`). Only chains and rules are kept; of
+//! sets and maps only the keys of kube-proxy's `service-ips` map are read, on their own
+//! (`ServiceVipMissing`).
 
 use crate::error::ProbeError;
-use crate::snapshot::{NftChain, NftRule, Nftables};
+use crate::snapshot::{NftChain, NftRule, Nftables, ServiceKey};
 use serde_json::Value;
 use std::process::Command;
 
@@ -46,8 +47,11 @@ pub fn probe(wanted: impl Fn(&str, &str) -> bool) -> Result<Option<Nftables>, Pr
     let Some(listing) = nft_json(&["list", "tables"])? else {
         return Ok(None);
     };
-    let mut out = Nftables::default();
-    for (family, name) in parse_tables(&listing)? {
+    let mut out = Nftables {
+        tables: parse_tables(&listing)?,
+        ..Nftables::default()
+    };
+    for (family, name) in out.tables.clone() {
         if !wanted(&family, &name) {
             continue;
         }
@@ -59,6 +63,75 @@ pub fn probe(wanted: impl Fn(&str, &str) -> bool) -> Result<Option<Nftables>, Pr
         out.rules.extend(table.rules);
     }
     Ok(Some(out))
+}
+
+/// kube-proxy's table in nftables mode, and its map from (Service IP, protocol, port) to the
+/// Service's chain.
+pub const KUBE_PROXY_SERVICE_IPS: (&str, &str, &str) = ("ip", "kube-proxy", "service-ips");
+
+/// The keys of kube-proxy's `service-ips` map, with `nft -j list map ip kube-proxy
+/// service-ips`, when `tables` holds kube-proxy's table and it has that map (`Ok(None)`
+/// otherwise, or without nft).
+pub fn kube_proxy_service_ips(
+    tables: &[(String, String)],
+) -> Result<Option<Vec<ServiceKey>>, ProbeError> {
+    let (family, table, map) = KUBE_PROXY_SERVICE_IPS;
+    if !tables.iter().any(|(f, t)| f == family && t == table) {
+        return Ok(None);
+    }
+    match nft_json(&["list", "map", family, table, map]) {
+        Ok(Some(text)) => parse_service_ips(&text).map(Some),
+        Ok(None) => Ok(None),
+        // A table of that name without kube-proxy's map is not kube-proxy's nftables mode.
+        Err(ProbeError::Failed { stderr, .. }) if stderr.contains("No such file or directory") => {
+            Ok(None)
+        }
+        Err(e) => Err(e),
+    }
+}
+
+/// The (protocol, address, port) keys of a `service-ips` map listing. An element is
+/// `[{"concat": ["10.96.0.10", "udp", 53]}, {"goto": ...}]`, its key possibly wrapped as
+/// `{"elem": {"val": {"concat": ...}}}` when the element has a comment; a key of another
+/// shape is an error naming it.
+pub fn parse_service_ips(text: &str) -> Result<Vec<ServiceKey>, ProbeError> {
+    let mut out = Vec::new();
+    for item in items(text)? {
+        let Some(elements) = item
+            .get("map")
+            .and_then(|m| m.get("elem"))
+            .and_then(Value::as_array)
+        else {
+            continue;
+        };
+        for element in elements {
+            let key = element.get(0).unwrap_or(element);
+            let key = key.get("elem").and_then(|e| e.get("val")).unwrap_or(key);
+            out.push(service_key(key).ok_or_else(|| {
+                ProbeError::NftJson(format!(
+                    "a service-ips element that is not IP . protocol . port: {key}"
+                ))
+            })?);
+        }
+    }
+    Ok(out)
+}
+
+fn service_key(key: &Value) -> Option<ServiceKey> {
+    let parts = key.get("concat")?.as_array()?;
+    let [addr, protocol, port] = parts.as_slice() else {
+        return None;
+    };
+    let port = match port {
+        Value::Number(n) => u16::try_from(n.as_u64()?).ok()?,
+        Value::String(s) => s.parse().ok()?,
+        _ => return None,
+    };
+    Some(ServiceKey {
+        protocol: protocol.as_str()?.to_ascii_lowercase(),
+        addr: addr.as_str()?.parse().ok()?,
+        port,
+    })
 }
 
 /// The (family, name) of every table in `nft -j list tables` output.
@@ -181,6 +254,31 @@ mod tests {
             Value::Array(without_counter).to_string()
         );
         assert!(!r.rules[1].canonical_expr().contains("counter"));
+    }
+
+    #[test]
+    fn kube_proxy_service_ips_are_read_with_or_without_element_comments() {
+        let text = r#"{"nftables": [{"metainfo": {"version": "1.0.6", "json_schema_version": 1}}, {"map": {"family": "ip", "name": "service-ips", "table": "kube-proxy", "type": ["ipv4_addr", "inet_proto", "inet_service"], "handle": 5, "map": "verdict", "elem": [[{"concat": ["10.96.0.10", "udp", 53]}, {"goto": {"target": "service-X-kube-system/kube-dns/udp/dns"}}], [{"elem": {"val": {"concat": ["10.96.0.1", "tcp", 443]}, "comment": "default/kubernetes"}}, {"goto": {"target": "service-Y"}}]]}}]}"#;
+        let keys = parse_service_ips(text).unwrap();
+        assert_eq!(keys.len(), 2);
+        assert_eq!(
+            (
+                keys[0].protocol.as_str(),
+                keys[0].addr.to_string(),
+                keys[0].port
+            ),
+            ("udp", "10.96.0.10".into(), 53)
+        );
+        assert_eq!((keys[1].protocol.as_str(), keys[1].port), ("tcp", 443));
+        let odd = r#"{"nftables": [{"map": {"elem": [[{"concat": ["10.96.0.10", "udp"]}, {"goto": {"target": "s"}}]]}}]}"#;
+        assert!(
+            parse_service_ips(odd)
+                .unwrap_err()
+                .to_string()
+                .contains("IP . protocol . port")
+        );
+        let empty = r#"{"nftables": [{"map": {"family": "ip", "name": "service-ips", "table": "kube-proxy"}}]}"#;
+        assert!(parse_service_ips(empty).unwrap().is_empty());
     }
 
     #[test]

@@ -61,9 +61,12 @@ pub fn config(
         netns: Some(ns.name().to_string()),
         pod_netns_glob: format!("/var/run/netns/nf-cni-{pods}-*"),
         sysctl_dir: sysctl_dir.to_path_buf(),
+        // The host's own lease file, if any, is not the test's.
+        flannel_subnet_env: sysctl_dir.join("subnet.env"),
         cluster: ClusterFacts {
             this_node: Some(this.to_string()),
             nodes,
+            services: Vec::new(),
         },
     }
 }

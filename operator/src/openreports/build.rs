@@ -1,7 +1,7 @@
 //! Pure: the OpenReports `ClusterReport` of one node from the pass's view of it. One result per
 //! policy selecting the node and check: `fail` (an open finding: the message names the targets
-//! and the proposed or applied action), `pass`, `skip` (the check is disabled, or not detected
-//! by this version), `error` (node-fixer has not reported, or its scan of that area failed).
+//! and the proposed or applied action), `pass`, `skip` (the check is disabled in the policy),
+//! `error` (node-fixer has not reported, or its scan of that area failed).
 //! A result keeps its timestamp while its outcome stays, so an unchanged node is an unchanged
 //! report and costs no write.
 
@@ -55,25 +55,40 @@ pub fn severity(check: Check) -> Severity {
     }
 }
 
-/// True for the checks netheal detects at all in this version.
-fn detected(check: Check) -> bool {
-    !matches!(
-        check,
-        Check::BridgeSubnetMismatch | Check::TunnelOffload | Check::ServiceVipMissing
-    )
+/// The checks a scan error of one probe leaves unevaluated, by the error's prefix; `None`: the
+/// error is not one probe's and concerns every node-local check.
+fn checks_of_probe(error: &str) -> Option<&'static [Check]> {
+    const PROBES: [(&str, &[Check]); 6] = [
+        (
+            "iptables:",
+            &[
+                Check::RejectRule,
+                Check::Masquerade,
+                Check::ServiceVipMissing,
+            ],
+        ),
+        ("kube-proxy:", &[Check::ServiceVipMissing]),
+        ("nftables:", &[Check::RejectRule]),
+        ("flannel:", &[Check::BridgeSubnetMismatch]),
+        ("ethtool:", &[Check::TunnelOffload]),
+        ("kernel:", &[Check::TunnelOffload]),
+    ];
+    PROBES
+        .iter()
+        .find(|(prefix, _)| error.starts_with(prefix))
+        .map(|(_, checks)| *checks)
 }
 
-/// The scan error that leaves `check` unevaluated on the node, if any: an `iptables:` error
-/// concerns the rule checks only; any other scan error every node-local check.
+/// The scan error that leaves `check` unevaluated on the node, if any: the error of one probe
+/// (`iptables:`, `nftables:`, `kube-proxy:`, `flannel:`, `ethtool:`, `kernel:`) concerns the checks that read it only;
+/// any other scan error every node-local check.
 fn scan_error(view: &NodeView, check: Check) -> Option<&str> {
     if check == Check::DuplicatePodIp {
         return None;
     }
     view.scan_errors
         .iter()
-        .find(|e| {
-            !e.starts_with("iptables:") || matches!(check, Check::RejectRule | Check::Masquerade)
-        })
+        .find(|e| checks_of_probe(e).is_none_or(|checks| checks.contains(&check)))
         .map(String::as_str)
 }
 
@@ -136,12 +151,10 @@ fn result(
     let mut properties = BTreeMap::new();
     properties.insert("mode".to_string(), format!("{:?}", policy.spec.mode));
     let (outcome, message) = if !policy.spec.checks.is_enabled(check) {
-        let why = if detected(check) {
-            format!("{check} is disabled in policy {name}")
-        } else {
-            format!("{check} is not detected by this version of netheal")
-        };
-        (Outcome::Skip, why)
+        (
+            Outcome::Skip,
+            format!("{check} is disabled in policy {name}"),
+        )
     } else if !findings.is_empty() {
         fail(node, findings, facts, &mut properties)
     } else if !view.reporting && check != Check::DuplicatePodIp {
@@ -358,13 +371,10 @@ mod tests {
         assert_eq!(r.properties["action"], "SetSysctl");
         assert_eq!(outcome(&failing, Check::ArpIgnore), Some(Outcome::Pass));
         assert_eq!(outcome(&failing, Check::Masquerade), Some(Outcome::Skip));
-        let not_detected = outcome_of(&failing, Check::TunnelOffload);
-        assert_eq!(not_detected.result, Some(Outcome::Skip));
-        assert!(
-            not_detected
-                .message
-                .as_deref()
-                .is_some_and(|m| m.contains("not detected")),
+        // Every check of the vocabulary is detected: none is skipped unless switched off.
+        assert_eq!(
+            outcome(&failing, Check::ServiceVipMissing),
+            Some(Outcome::Pass)
         );
         assert_eq!(Summary::of(&failing).fail, 1);
 
@@ -417,6 +427,33 @@ mod tests {
         let partial = build(&view, &policies, &ledger, &[], 1);
         assert_eq!(outcome(&partial, Check::RejectRule), Some(Outcome::Error));
         assert_eq!(outcome(&partial, Check::IpForward), Some(Outcome::Pass));
+        // One probe's error leaves its own checks unevaluated, no other.
+        for (error, broken, kept) in [
+            (
+                "nftables: nft -j list tables failed",
+                Check::RejectRule,
+                Check::Masquerade,
+            ),
+            (
+                "flannel: /run/flannel/subnet.env: no FLANNEL_SUBNET",
+                Check::BridgeSubnetMismatch,
+                Check::Mtu,
+            ),
+            (
+                "ethtool: flannel.1: Operation not supported",
+                Check::TunnelOffload,
+                Check::RejectRule,
+            ),
+        ] {
+            view.scan_errors = vec![error.into()];
+            let partial = build(&view, &policies, &ledger, &[], 1);
+            assert_eq!(outcome(&partial, broken), Some(Outcome::Error), "{error}");
+            assert_eq!(outcome(&partial, kept), Some(Outcome::Pass), "{error}");
+        }
+        view.scan_errors = vec!["netlink: link dump failed".into()];
+        let blind = build(&view, &policies, &ledger, &[], 1);
+        assert_eq!(outcome(&blind, Check::IpForward), Some(Outcome::Error));
+        assert_eq!(outcome(&blind, Check::TunnelOffload), Some(Outcome::Error));
     }
 
     #[test]

@@ -1,0 +1,193 @@
+//! `ServiceVipMissing` (report only; seed 001): a Service the node must reach (the cluster DNS,
+//! `kube-system/kube-dns`) has a cluster IP and port that kube-proxy has not programmed on this
+//! node, so every lookup from its pods times out while pod IPs still answer.
+//!
+//! kube-proxy's mode is read off the node, never assumed: IPVS when the `kube-ipvs0` device
+//! exists (the table is `/proc/net/ip_vs`), nftables when `table ip kube-proxy` exists (its map
+//! `service-ips`), iptables when the nat table has `KUBE-SERVICES` rules (`-d VIP/32 -p PROTO
+//! --dport PORT`). A port is present when any mode found holds it (a mode being switched
+//! leaves the old one's remains until kube-proxy cleans them); with no mode found (no
+//! kube-proxy, or a CNI that replaces it) nothing is judged.
+
+use super::{Input, details, finding};
+use crate::probe::iptables::split_args;
+use crate::snapshot::ServiceKey;
+use k8s_openapi::api::core::v1::Service;
+use netheal_crds::{Check, Finding};
+use std::collections::BTreeSet;
+use std::net::Ipv4Addr;
+
+/// The dummy device kube-proxy's IPVS mode binds every Service IP to.
+pub const IPVS_DEVICE: &str = "kube-ipvs0";
+
+/// The Service keys each kube-proxy mode found on the node holds, by mode name.
+pub fn proxy_modes(input: &Input<'_>) -> Vec<(&'static str, BTreeSet<ServiceKey>)> {
+    let host = &input.snapshot.host;
+    let mut modes = Vec::new();
+    if host.link_by_name(IPVS_DEVICE).is_some()
+        && let Some(keys) = &host.proxy.ipvs
+    {
+        modes.push(("IPVS", keys.iter().cloned().collect()));
+    }
+    if let Some(keys) = &host.proxy.nft {
+        modes.push(("nftables", keys.iter().cloned().collect()));
+    }
+    if let Some(ipt) = &host.iptables {
+        let services: Vec<_> = ipt
+            .rules
+            .iter()
+            .filter(|r| r.table == "nat" && r.chain == "KUBE-SERVICES")
+            .collect();
+        if !services.is_empty() {
+            let keys = services
+                .iter()
+                .filter_map(|r| iptables_key(&r.spec))
+                .collect();
+            modes.push(("iptables", keys));
+        }
+    }
+    modes
+}
+
+/// The key of a `KUBE-SERVICES` rule (`-d 10.96.0.10/32 -p udp ... --dport 53 -j KUBE-SVC-…`).
+pub fn iptables_key(spec: &str) -> Option<ServiceKey> {
+    let args = split_args(spec);
+    let value = |flag: &str| {
+        args.windows(2)
+            .find(|w| w[0] == flag)
+            .map(|w| w[1].as_str())
+    };
+    let addr = value("-d")?;
+    let addr: Ipv4Addr = addr.strip_suffix("/32").unwrap_or(addr).parse().ok()?;
+    Some(ServiceKey {
+        protocol: value("-p")?.to_ascii_lowercase(),
+        addr,
+        port: value("--dport")?.parse().ok()?,
+    })
+}
+
+/// The (namespace/name, key) of every IPv4 cluster IP and port of `services`; headless and
+/// ExternalName Services have none.
+pub fn service_keys(services: &[Service]) -> Vec<(String, ServiceKey)> {
+    let mut out = Vec::new();
+    for service in services {
+        let meta = &service.metadata;
+        let name = format!(
+            "{}/{}",
+            meta.namespace.as_deref().unwrap_or("default"),
+            meta.name.as_deref().unwrap_or_default()
+        );
+        let Some(spec) = &service.spec else { continue };
+        let ips: BTreeSet<Ipv4Addr> = spec
+            .cluster_ips
+            .iter()
+            .flatten()
+            .chain(spec.cluster_ip.iter())
+            .filter_map(|ip| ip.parse().ok())
+            .collect();
+        for addr in ips {
+            for port in spec.ports.iter().flatten() {
+                let Ok(number) = u16::try_from(port.port) else {
+                    continue;
+                };
+                out.push((
+                    name.clone(),
+                    ServiceKey {
+                        protocol: port
+                            .protocol
+                            .as_deref()
+                            .unwrap_or("TCP")
+                            .to_ascii_lowercase(),
+                        addr,
+                        port: number,
+                    },
+                ));
+            }
+        }
+    }
+    out
+}
+
+/// One finding per Service IP and port no kube-proxy mode on the node holds.
+pub fn check(input: &Input<'_>) -> Vec<Finding> {
+    let modes = proxy_modes(input);
+    if modes.is_empty() {
+        return Vec::new();
+    }
+    let names: Vec<&str> = modes.iter().map(|(name, _)| *name).collect();
+    let searched = names.join(" and ");
+    service_keys(&input.cluster.services)
+        .into_iter()
+        .filter(|(_, key)| !modes.iter().any(|(_, keys)| keys.contains(key)))
+        .map(|(service, key)| {
+            let endpoint = format!("{}:{}/{}", key.addr, key.port, key.protocol.to_ascii_uppercase());
+            finding(
+                Check::ServiceVipMissing,
+                format!("service {service} {endpoint}"),
+                format!("missing from kube-proxy's {searched}"),
+                "present".to_string(),
+                format!(
+                    "kube-proxy on this node has no {searched} entry for {service} at {endpoint}: pods here cannot reach it through its cluster IP (for the cluster DNS every lookup times out). A Service without ready endpoints has no entry in iptables mode either. Restart kube-proxy on the node and read its log (runbook: report-only checks)"
+                ),
+                details([
+                    ("netns", String::new()),
+                    ("service", service),
+                    ("clusterIP", key.addr.to_string()),
+                    ("port", key.port.to_string()),
+                    ("protocol", key.protocol),
+                    ("modes", names.join(",")),
+                ]),
+            )
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn kube_services_rules_give_their_keys() {
+        let key = iptables_key(r#"-d 10.96.0.10/32 -p udp -m comment --comment "kube-system/kube-dns:dns cluster IP" -m udp --dport 53 -j KUBE-SVC-TCOU7JCQXEZGVUNU"#).unwrap();
+        assert_eq!(
+            (key.protocol.as_str(), key.addr.to_string(), key.port),
+            ("udp", "10.96.0.10".into(), 53)
+        );
+        assert_eq!(
+            iptables_key(
+                "-m comment --comment \"kubernetes service nodeports\" -m addrtype --dst-type LOCAL -j KUBE-NODEPORTS"
+            ),
+            None
+        );
+    }
+
+    #[test]
+    fn every_ipv4_cluster_ip_and_port_is_a_key_and_headless_services_have_none() {
+        let dns: Service = serde_json::from_value(serde_json::json!({
+            "metadata": {"name": "kube-dns", "namespace": "kube-system"},
+            "spec": {"clusterIP": "10.96.0.10", "clusterIPs": ["10.96.0.10", "fd00::a"],
+                     "ports": [{"name": "dns", "port": 53, "protocol": "UDP"},
+                               {"name": "dns-tcp", "port": 53, "protocol": "TCP"},
+                               {"name": "metrics", "port": 9153}]}
+        }))
+        .unwrap();
+        let headless: Service = serde_json::from_value(serde_json::json!({
+            "metadata": {"name": "h", "namespace": "x"},
+            "spec": {"clusterIP": "None", "ports": [{"port": 80}]}
+        }))
+        .unwrap();
+        let keys = service_keys(&[dns, headless]);
+        let text: Vec<String> = keys
+            .iter()
+            .map(|(s, k)| format!("{s} {}:{}/{}", k.addr, k.port, k.protocol))
+            .collect();
+        assert_eq!(
+            text,
+            [
+                "kube-system/kube-dns 10.96.0.10:53/udp",
+                "kube-system/kube-dns 10.96.0.10:53/tcp",
+                "kube-system/kube-dns 10.96.0.10:9153/tcp"
+            ]
+        );
+    }
+}
