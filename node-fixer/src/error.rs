@@ -20,6 +20,11 @@ pub struct FileError {
 }
 
 impl FileError {
+    /// Whether the file does not exist.
+    pub fn is_not_found(&self) -> bool {
+        self.source.kind() == std::io::ErrorKind::NotFound
+    }
+
     /// A `FileError` for `op` on `path`.
     pub fn new(op: &'static str, path: impl Into<PathBuf>, source: std::io::Error) -> Self {
         Self {

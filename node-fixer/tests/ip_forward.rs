@@ -122,3 +122,82 @@ fn an_interface_switch_off_while_the_node_forwards_is_found_and_fixed_on_that_in
     r.set_sysctl("net/ipv4/conf/eth-b/forwarding", "0").unwrap();
     assert!(engine::scan(&policy, &config).findings.is_empty());
 }
+
+/// A Node of a dual-stack cluster: an IPv4 and an IPv6 pod range.
+fn dual_stack_node(name: &str, v4: &str, v6: &str) -> k8s_openapi::api::core::v1::Node {
+    serde_json::from_value(serde_json::json!({
+        "apiVersion": "v1", "kind": "Node",
+        "metadata": {"name": name},
+        "spec": {"podCIDR": v4, "podCIDRs": [v4, v6]}
+    }))
+    .unwrap()
+}
+
+#[test]
+fn ipv6_forwarding_off_on_a_dual_stack_node_is_found_and_fixed() {
+    let a = netns("nf-fw6-a");
+    let r = netns("nf-fw6-r");
+    let b = netns("nf-fw6-b");
+    veth(&a, "eth0", &r, "eth-a");
+    veth(&b, "eth0", &r, "eth-b");
+    // `nodad`: the addresses are usable at once (no duplicate address detection wait).
+    ip(&a, "-6 addr add fd81:1::2/64 dev eth0 nodad");
+    ip(&a, "-6 route add default via fd81:1::1");
+    ip(&b, "-6 addr add fd81:2::2/64 dev eth0 nodad");
+    ip(&b, "-6 route add default via fd81:2::1");
+    ip(&r, "-6 addr add fd81:1::1/64 dev eth-a nodad");
+    ip(&r, "-6 addr add fd81:2::1/64 dev eth-b nodad");
+    r.set_sysctl("net/ipv4/ip_forward", "1").unwrap();
+    r.set_sysctl("net/ipv6/conf/all/forwarding", "0").unwrap();
+    assert!(
+        !a.ping("fd81:2::2", 1),
+        "no IPv6 forwarding, no IPv6 traffic"
+    );
+
+    let dir = tempfile::tempdir().unwrap();
+    // A single-stack IPv4 cluster does not need IPv6 forwarding: nothing to report.
+    let v4_only = vec![node("r", "10.244.1.0/24", "0a:00:00:00:00:01", "10.81.1.1")];
+    let config4 = config(&r, "fw6", dir.path(), v4_only, "r");
+    let scan = engine::scan(&policy(), &config4);
+    assert!(scan.errors.is_empty(), "{:?}", scan.errors);
+    assert!(
+        scan.findings.iter().all(|f| f.check != Check::IpForward),
+        "{:?}",
+        targets(&scan.findings)
+    );
+
+    let dual = vec![dual_stack_node("r", "10.244.1.0/24", "fd00:10:244:1::/64")];
+    let config = config(&r, "fw6", dir.path(), dual, "r");
+    let scan = engine::scan(&policy(), &config);
+    let forwarding: Vec<_> = scan
+        .findings
+        .iter()
+        .filter(|f| f.check == Check::IpForward)
+        .collect();
+    assert_eq!(
+        targets(forwarding.iter().map(|f| f.as_ref())),
+        ["net.ipv6.conf.all.forwarding"]
+    );
+    assert_eq!(forwarding[0].observed, "0");
+
+    let results = fix_all(&policy(), &config, false);
+    let applied: Vec<_> = results
+        .iter()
+        .filter(|r| r.outcome == Outcome::Applied)
+        .collect();
+    assert_eq!(applied.len(), 1, "{results:?}");
+    assert_eq!(
+        (applied[0].before.as_str(), applied[0].after.as_str()),
+        ("0", "1")
+    );
+    assert_eq!(sysctl(&r, "net/ipv6/conf/all/forwarding"), "1");
+    assert!(a.ping("fd81:2::2", 2), "IPv6 traffic must flow again");
+    let dropin = std::fs::read_to_string(dir.path().join("90-netheal.conf")).unwrap();
+    assert!(
+        dropin.contains("net.ipv6.conf.all.forwarding = 1"),
+        "{dropin}"
+    );
+    // Idempotent: nothing left.
+    let again = engine::scan(&policy(), &config);
+    assert!(again.findings.iter().all(|f| f.check != Check::IpForward));
+}

@@ -11,10 +11,15 @@
 //! new interface (each new pod's veth) start that way: those are findings of their own, for
 //! `default`, the node's uplinks (the interfaces of its default routes) and the CNI's interfaces
 //! (bridges, veths, tunnels). Any other interface's switch is the administrator's.
+//!
+//! IPv6 has one switch, `net.ipv6.conf.all.forwarding`, checked only where the cluster has
+//! IPv6 pod ranges (a Node's `spec.podCIDRs`); it is a finding of its own, fixed the same way.
 
 use super::reject_scope::is_pod_interface;
 use super::{Input, details, finding};
+use crate::engine::ClusterFacts;
 use crate::probe::sysctl::dotted;
+use ipnet::Ipv6Net;
 use netheal_crds::{Check, Finding};
 
 /// The switch's two names; the finding is reported and fixed under the first.
@@ -22,8 +27,56 @@ pub const KEYS: [&str; 2] = ["net/ipv4/ip_forward", "net/ipv4/conf/all/forwardin
 /// The desired value.
 pub const DESIRED: &str = "1";
 
-/// The finding on the host namespace, when forwarding is off under either name.
+/// IPv6's switch: one for every interface (an interface's own `forwarding` only chooses host or
+/// router behaviour there, not whether packets are forwarded).
+pub const IPV6_KEY: &str = "net/ipv6/conf/all/forwarding";
+
+/// The findings on the host namespace: IPv4 forwarding (either name) off, or on with an
+/// interface of the cluster not forwarding; IPv6 forwarding off on a dual-stack node.
 pub fn check(input: &Input<'_>) -> Vec<Finding> {
+    let mut out = ipv4(input);
+    out.extend(ipv6(input));
+    out
+}
+
+/// Whether the cluster carries IPv6 pod traffic: a Node with an IPv6 range in
+/// `spec.podCIDRs` (dual-stack or IPv6-only). A single-stack IPv4 cluster needs no IPv6
+/// forwarding, and netheal does not ask for it there.
+pub fn has_ipv6_pods(cluster: &ClusterFacts) -> bool {
+    cluster.nodes.iter().any(|node| {
+        node.spec
+            .as_ref()
+            .and_then(|spec| spec.pod_cidrs.as_ref())
+            .is_some_and(|cidrs| cidrs.iter().any(|c| c.parse::<Ipv6Net>().is_ok()))
+    })
+}
+
+/// `net.ipv6.conf.all.forwarding` off while the cluster has IPv6 pod ranges: pods on other
+/// nodes cannot be reached over IPv6 (IPv4 still works, so dual-stack clients that prefer IPv6
+/// time out first).
+fn ipv6(input: &Input<'_>) -> Vec<Finding> {
+    let Some(value) = input.snapshot.host.sysctls.get(IPV6_KEY) else {
+        return Vec::new();
+    };
+    if value.trim() == DESIRED || !has_ipv6_pods(input.cluster) {
+        return Vec::new();
+    }
+    vec![finding(
+        Check::IpForward,
+        dotted(IPV6_KEY),
+        value.trim().to_string(),
+        DESIRED.to_string(),
+        "IPv6 forwarding is off (net.ipv6.conf.all.forwarding) on a node of a cluster with IPv6 pod ranges: pods on other nodes cannot be reached over IPv6".to_string(),
+        details([
+            ("netns", String::new()),
+            ("sysctl", IPV6_KEY.to_string()),
+            ("value", DESIRED.to_string()),
+        ]),
+    )]
+}
+
+/// The IPv4 finding, when forwarding is off under either name; else the per-interface ones.
+fn ipv4(input: &Input<'_>) -> Vec<Finding> {
     let sysctls = &input.snapshot.host.sysctls;
     let read: Vec<(&str, &String)> = KEYS
         .iter()

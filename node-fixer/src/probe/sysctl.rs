@@ -9,6 +9,9 @@ use std::path::Path;
 pub const CONF_KEYS: [&str; 4] = ["arp_ignore", "forwarding", "proxy_arp", "rp_filter"];
 /// The global keys the checks read.
 pub const GLOBAL_KEYS: [&str; 1] = ["net/ipv4/ip_forward"];
+/// The global keys read when the kernel has them: IPv6's forwarding switch is absent on a
+/// kernel booted with `ipv6.disable=1`, which is no error.
+pub const OPTIONAL_KEYS: [&str; 1] = ["net/ipv6/conf/all/forwarding"];
 
 /// Read the global keys and, for every entry of `net/ipv4/conf` (`all`, `default` and each
 /// interface), the [`CONF_KEYS`]. A key that cannot be read is skipped and reported.
@@ -20,6 +23,15 @@ pub fn read_sysctls(root: &Path) -> (Sysctls, Vec<String>) {
             Ok(v) => {
                 out.insert(key.to_string(), v);
             }
+            Err(e) => errors.push(e.to_string()),
+        }
+    }
+    for key in OPTIONAL_KEYS {
+        match read_key(root, key) {
+            Ok(v) => {
+                out.insert(key.to_string(), v);
+            }
+            Err(e) if e.is_not_found() => {}
             Err(e) => errors.push(e.to_string()),
         }
     }
