@@ -246,10 +246,17 @@ fn fix_in_container(
     sysctl_dir: &str,
 ) -> (bool, serde_json::Value, String) {
     let netns = cluster.node(node).unwrap().netns.name().to_string();
+    // flannel's lease folder of the test (the host's /run/flannel is not the test's).
+    let flannel = format!("{sysctl_dir}/flannel");
+    std::fs::create_dir_all(&flannel).unwrap();
     let ctx = translate::Context {
         container: "node-fixer".into(),
         netns_path: format!("/var/run/netns/{netns}"),
-        host_paths: [("/etc/sysctl.d".to_string(), sysctl_dir.to_string())].into(),
+        host_paths: [
+            ("/etc/sysctl.d".to_string(), sysctl_dir.to_string()),
+            ("/run/flannel".to_string(), flannel),
+        ]
+        .into(),
         without_capabilities: without.iter().map(|c| c.to_string()).collect(),
         ..translate::Context::default()
     };

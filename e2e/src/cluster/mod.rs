@@ -537,15 +537,20 @@ impl Cluster {
         let node_ref = &self.nodes[pos];
         inherit_devconf(&node_ref.netns, &pod_ns)?;
         let node_ns = node_ref.netns.name();
+        let mtu = plan::POD_MTU.to_string();
         node_ref.netns.ip(&[
             "link",
             "add",
             &host_veth,
+            "mtu",
+            &mtu,
             "type",
             "veth",
             "peer",
             "name",
             "eth0",
+            "mtu",
+            &mtu,
             "netns",
             pod_ns.name(),
         ])?;

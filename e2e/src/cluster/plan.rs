@@ -24,6 +24,9 @@ pub const VNI: u32 = 1;
 pub const VXLAN_PORT: u16 = 8472;
 /// The bridge of bridge-style pods on every node.
 pub const POD_BRIDGE: &str = "cni0";
+/// The pods' MTU: the VXLAN device's (the uplink's 1500 less 50 bytes of encapsulation), as
+/// flannel hands it to the CNI plugin (`FLANNEL_MTU`) and Calico sets `veth_mtu` for VXLAN.
+pub const POD_MTU: u32 = 1450;
 /// The uplink of every node (its underlay interface).
 pub const UPLINK: &str = "eth0";
 /// The underlay bridge in the cluster's "net" namespace.

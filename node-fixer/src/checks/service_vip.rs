@@ -3,11 +3,12 @@
 //! node, so every lookup from its pods times out while pod IPs still answer.
 //!
 //! kube-proxy's mode is read off the node, never assumed: IPVS when the `kube-ipvs0` device
-//! exists (the table is `/proc/net/ip_vs`), nftables when `table ip kube-proxy` exists (its map
-//! `service-ips`), iptables when the nat table has `KUBE-SERVICES` rules (`-d VIP/32 -p PROTO
-//! --dport PORT`). A port is present when any mode found holds it (a mode being switched
-//! leaves the old one's remains until kube-proxy cleans them); with no mode found (no
-//! kube-proxy, or a CNI that replaces it) nothing is judged.
+//! exists (the table is `/proc/net/ip_vs`; its `KUBE-SERVICES` rules match ipsets and are not
+//! read then), else nftables when `table ip kube-proxy` has its map `service-ips`, and iptables
+//! when the nat table has `KUBE-SERVICES` rules (`-d VIP/32 -p PROTO --dport PORT`). A port is
+//! present when any mode found holds it (a mode being switched leaves the old one's remains
+//! until kube-proxy cleans them); with no mode found (no kube-proxy, or a CNI that replaces it)
+//! nothing is judged.
 
 use super::{Input, details, finding};
 use crate::probe::iptables::split_args;
@@ -27,7 +28,9 @@ pub fn proxy_modes(input: &Input<'_>) -> Vec<(&'static str, BTreeSet<ServiceKey>
     if host.link_by_name(IPVS_DEVICE).is_some()
         && let Some(keys) = &host.proxy.ipvs
     {
+        // IPVS mode's own KUBE-SERVICES rules match ipsets, not Service IPs: IPVS alone.
         modes.push(("IPVS", keys.iter().cloned().collect()));
+        return modes;
     }
     if let Some(keys) = &host.proxy.nft {
         modes.push(("nftables", keys.iter().cloned().collect()));
@@ -145,6 +148,70 @@ pub fn check(input: &Input<'_>) -> Vec<Finding> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn dns() -> Service {
+        serde_json::from_value(serde_json::json!({
+            "metadata": {"name": "kube-dns", "namespace": "kube-system"},
+            "spec": {"clusterIP": "10.96.0.10", "ports": [{"port": 53, "protocol": "UDP"}]}
+        }))
+        .unwrap()
+    }
+
+    fn key(addr: [u8; 4], port: u16) -> ServiceKey {
+        ServiceKey {
+            protocol: "udp".into(),
+            addr: addr.into(),
+            port,
+        }
+    }
+
+    /// Seed 001: kube-proxy in IPVS mode (kube-ipvs0, ipset-matching KUBE-SERVICES rules).
+    #[test]
+    fn in_ipvs_mode_only_the_ipvs_table_is_judged() {
+        let mut snapshot = crate::snapshot::Snapshot::default();
+        snapshot.host.links.push(crate::snapshot::Link {
+            index: 9,
+            name: IPVS_DEVICE.into(),
+            mac: None,
+            mtu: Some(1500),
+            up: false,
+            kind: Some("dummy".into()),
+            master: None,
+        });
+        snapshot.host.iptables = Some(crate::snapshot::Iptables {
+            backend: crate::snapshot::Backend::Nft,
+            rules: vec![crate::snapshot::Rule {
+                table: "nat".into(),
+                chain: "KUBE-SERVICES".into(),
+                spec: "-m set --match-set KUBE-CLUSTER-IP dst,dst -j ACCEPT".into(),
+            }],
+        });
+        snapshot.host.proxy.ipvs = Some(vec![key([10, 96, 0, 1], 443)]);
+        let policy = netheal_crds::NetworkHealthPolicySpec::default();
+        let cluster = crate::engine::ClusterFacts {
+            services: vec![dns()],
+            ..Default::default()
+        };
+        let input = Input {
+            snapshot: &snapshot,
+            policy: &policy,
+            cluster: &cluster,
+        };
+        let found = check(&input);
+        assert_eq!(found.len(), 1, "{found:?}");
+        assert_eq!(
+            found[0].target,
+            "service kube-system/kube-dns 10.96.0.10:53/UDP"
+        );
+        assert_eq!(found[0].observed, "missing from kube-proxy's IPVS");
+        snapshot.host.proxy.ipvs = Some(vec![key([10, 96, 0, 10], 53)]);
+        let input = Input {
+            snapshot: &snapshot,
+            policy: &policy,
+            cluster: &cluster,
+        };
+        assert!(check(&input).is_empty());
+    }
 
     #[test]
     fn kube_services_rules_give_their_keys() {
