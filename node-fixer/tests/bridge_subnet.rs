@@ -7,20 +7,14 @@
 mod common;
 use common::*;
 use netheal_crds::{Check, Cni, Finding};
-use node_fixer::engine::{self, EngineConfig};
+use node_fixer::engine::EngineConfig;
 
 const LEASE: &str = "FLANNEL_NETWORK=10.244.0.0/16\nFLANNEL_SUBNET=10.244.1.1/24\nFLANNEL_MTU=1450\nFLANNEL_IPMASQ=true\n";
 
 fn bridge_findings(config: &EngineConfig, cni: Cni) -> Vec<Finding> {
     let mut policy = policy();
     policy.checks.overlay.cni = cni;
-    let scan = engine::scan(&policy, config);
-    assert!(scan.errors.is_empty(), "{:?}", scan.errors);
-    scan.findings
-        .to_vec()
-        .into_iter()
-        .filter(|f| f.check == Check::BridgeSubnetMismatch)
-        .collect()
+    findings_of(&policy, config, Check::BridgeSubnetMismatch)
 }
 
 #[test]

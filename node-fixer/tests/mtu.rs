@@ -6,18 +6,11 @@
 mod common;
 use common::*;
 use netheal_crds::{Check, Finding};
-use node_fixer::engine;
 
 fn mtu_findings(ns: &Netns, tag: &str) -> Vec<Finding> {
     let dir = tempfile::tempdir().unwrap();
     let config = config(ns, tag, dir.path(), vec![], "n1");
-    let scan = engine::scan(&policy(), &config);
-    assert!(scan.errors.is_empty(), "{:?}", scan.errors);
-    scan.findings
-        .to_vec()
-        .into_iter()
-        .filter(|f| f.check == Check::Mtu)
-        .collect()
+    findings_of(&policy(), &config, Check::Mtu)
 }
 
 #[test]

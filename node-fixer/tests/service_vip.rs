@@ -25,13 +25,7 @@ fn kube_dns() -> Service {
 }
 
 fn vip_findings(config: &EngineConfig) -> Vec<Finding> {
-    let scan = engine::scan(&policy(), config);
-    assert!(scan.errors.is_empty(), "{:?}", scan.errors);
-    scan.findings
-        .to_vec()
-        .into_iter()
-        .filter(|f| f.check == Check::ServiceVipMissing)
-        .collect()
+    findings_of(&policy(), config, Check::ServiceVipMissing)
 }
 
 const DNS_TARGETS: [&str; 3] = [

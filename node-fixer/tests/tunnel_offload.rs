@@ -9,13 +9,7 @@ use netheal_crds::{Check, Finding, NetworkHealthPolicySpec};
 use node_fixer::engine::{self, EngineConfig};
 
 fn offload_findings(config: &EngineConfig, policy: &NetworkHealthPolicySpec) -> Vec<Finding> {
-    let scan = engine::scan(policy, config);
-    assert!(scan.errors.is_empty(), "{:?}", scan.errors);
-    scan.findings
-        .to_vec()
-        .into_iter()
-        .filter(|f| f.check == Check::TunnelOffload)
-        .collect()
+    findings_of(policy, config, Check::TunnelOffload)
 }
 
 #[test]

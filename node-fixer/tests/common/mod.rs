@@ -129,3 +129,18 @@ pub fn node(name: &str, pod_cidr: &str, vtep_mac: &str, public_ip: &str) -> Node
 pub fn bin() -> std::process::Command {
     std::process::Command::new(env!("CARGO_BIN_EXE_node-fixer"))
 }
+
+/// Scan with `policy` (no probe may fail) and keep the findings of `check`.
+pub fn findings_of(
+    policy: &NetworkHealthPolicySpec,
+    config: &EngineConfig,
+    check: netheal_crds::Check,
+) -> Vec<Finding> {
+    let scan = engine::scan(policy, config);
+    assert!(scan.errors.is_empty(), "scan errors: {:?}", scan.errors);
+    scan.findings
+        .to_vec()
+        .into_iter()
+        .filter(|f| f.check == check)
+        .collect()
+}
