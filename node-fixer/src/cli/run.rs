@@ -7,6 +7,8 @@ use crate::engine::{self, ClusterFacts, EngineConfig};
 use anyhow::{Context, Result, bail};
 use k8s_openapi::api::core::v1::{Node, Service};
 use netheal_crds::{Mode, NetworkHealthPolicySpec};
+use serde::de::DeserializeOwned;
+use std::path::Path;
 
 /// Exit code: healthy.
 pub const EXIT_HEALTHY: i32 = 0;
@@ -27,29 +29,43 @@ pub fn load_policy(args: &ScanArgs) -> Result<(NetworkHealthPolicySpec, bool)> {
     Ok((policy.spec, true))
 }
 
+/// The JSON document of the file a flag names.
+fn read_json(flag: &str, path: &Path) -> Result<serde_json::Value> {
+    let text = std::fs::read_to_string(path)
+        .with_context(|| format!("cannot read {flag} {}", path.display()))?;
+    serde_json::from_str(&text).with_context(|| format!("{flag} {} is not JSON", path.display()))
+}
+
+/// The objects of a List's `items`, each of `kind`.
+fn list_items<T: DeserializeOwned>(
+    flag: &str,
+    path: &Path,
+    items: &[serde_json::Value],
+    kind: &str,
+) -> Result<Vec<T>> {
+    items
+        .iter()
+        .enumerate()
+        .map(|(i, item)| {
+            serde_json::from_value::<T>(item.clone())
+                .with_context(|| format!("{flag} {}: items[{i}] is not a {kind}", path.display()))
+        })
+        .collect()
+}
+
 /// Node objects from `--nodes` (a `List` with `items`, as `kubectl get nodes -o json`).
 pub fn load_nodes(args: &ScanArgs) -> Result<Vec<Node>> {
     let Some(path) = &args.nodes else {
         return Ok(Vec::new());
     };
-    let text = std::fs::read_to_string(path)
-        .with_context(|| format!("cannot read --nodes {}", path.display()))?;
-    let value: serde_json::Value = serde_json::from_str(&text)
-        .with_context(|| format!("--nodes {} is not JSON", path.display()))?;
+    let value = read_json("--nodes", path)?;
     let Some(items) = value.get("items").and_then(|i| i.as_array()) else {
         bail!(
             "--nodes {}: items: expected a List of Node objects with an \"items\" array",
             path.display()
         );
     };
-    items
-        .iter()
-        .enumerate()
-        .map(|(i, item)| {
-            serde_json::from_value::<Node>(item.clone())
-                .with_context(|| format!("--nodes {}: items[{i}] is not a Node", path.display()))
-        })
-        .collect()
+    list_items("--nodes", path, items, "Node")
 }
 
 /// Service objects from `--services`: one Service, or a `List` with `items` (as `kubectl get
@@ -58,20 +74,9 @@ pub fn load_services(args: &ScanArgs) -> Result<Vec<Service>> {
     let Some(path) = &args.services else {
         return Ok(Vec::new());
     };
-    let text = std::fs::read_to_string(path)
-        .with_context(|| format!("cannot read --services {}", path.display()))?;
-    let value: serde_json::Value = serde_json::from_str(&text)
-        .with_context(|| format!("--services {} is not JSON", path.display()))?;
+    let value = read_json("--services", path)?;
     if let Some(items) = value.get("items").and_then(|i| i.as_array()) {
-        return items
-            .iter()
-            .enumerate()
-            .map(|(i, item)| {
-                serde_json::from_value::<Service>(item.clone()).with_context(|| {
-                    format!("--services {}: items[{i}] is not a Service", path.display())
-                })
-            })
-            .collect();
+        return list_items("--services", path, items, "Service");
     }
     if value.get("kind").and_then(|k| k.as_str()) != Some("Service") {
         bail!(
