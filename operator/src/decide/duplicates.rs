@@ -1,16 +1,22 @@
 //! `DuplicatePodIp` (FAULTS.md): running, non-hostNetwork pods grouped by `status.podIPs`;
 //! an IP held by more than one pod is a finding.
+//!
+//! Dual-stack pods hold two IPs, and copies made by the same fault usually share both. Pods
+//! linked by any shared IP are one group with one keeper, so the IPv4 and the IPv6 duplicate
+//! never pick different pods to keep (which would evict every copy).
 
 use crate::model::SlimPod;
-use netheal_crds::{Check, Finding, NodeNetworkReport, finding_id};
+use netheal_crds::{Check, Details, Finding, NodeNetworkReport, finding_id};
 use std::net::IpAddr;
 use std::sync::Arc;
 
-/// Pods sharing one IP.
+/// Pods linked by shared IPs.
 #[derive(Clone, Debug)]
 pub struct DuplicateGroup {
-    /// The shared address.
+    /// The first shared address (IPv4 before IPv6): the finding's target.
     pub ip: String,
+    /// Every address held by more than one pod of the group, sorted (`ip` first).
+    pub ips: Vec<String>,
     /// The node the pods run on (the first one's node, by pod key, when they differ).
     pub node: String,
     /// The pods, sorted by `namespace/name`.
@@ -24,7 +30,8 @@ pub fn target(ip: &str) -> String {
     format!("pod-ip {ip}")
 }
 
-/// Every IP held by more than one running, non-hostNetwork pod, sorted by IP.
+/// Every set of running, non-hostNetwork pods linked by IPs held by more than one of them,
+/// sorted by first shared IP.
 pub fn detect(pods: &[Arc<SlimPod>]) -> Vec<DuplicateGroup> {
     // Sort (ip, pod) pairs instead of hashing: no allocation per pod, and only the pods in
     // a run of equal IPs are touched again.
@@ -37,21 +44,88 @@ pub fn detect(pods: &[Arc<SlimPod>]) -> Vec<DuplicateGroup> {
         held.extend(pod.status.pod_ips.iter().map(|ip| (*ip, i)));
     }
     held.sort_unstable();
-    let mut groups = Vec::new();
+    // A pod that lists one IP twice does not share it.
+    held.dedup();
+    let mut links = Links::default();
+    let mut shared: Vec<(IpAddr, u32)> = Vec::new();
     for run in held.chunk_by(|a, b| a.0 == b.0) {
-        if run.len() > 1 {
-            let members: Vec<&Arc<SlimPod>> = run
-                .iter()
-                .filter_map(|(_, i)| pods.get(*i as usize))
-                .collect();
-            groups.push(group(&run[0].0.to_string(), members));
+        if let [(ip, first), rest @ ..] = run
+            && !rest.is_empty()
+        {
+            for (_, other) in rest {
+                links.join(*first, *other);
+            }
+            shared.push((*ip, *first));
         }
     }
-    groups.retain(|g| g.pods.len() > 1);
-    groups
+    // One group per linked set, in the order of its first shared IP.
+    let mut order: Vec<u32> = Vec::new();
+    let mut sets: std::collections::HashMap<u32, (Vec<IpAddr>, Vec<u32>)> =
+        std::collections::HashMap::new();
+    for (ip, member) in shared {
+        let root = links.root(member);
+        let set = sets.entry(root).or_insert_with(|| {
+            order.push(root);
+            (Vec::new(), Vec::new())
+        });
+        set.0.push(ip);
+    }
+    for (member, root) in links.roots() {
+        if let Some(set) = sets.get_mut(&root) {
+            set.1.push(member);
+        }
+    }
+    order
+        .into_iter()
+        .filter_map(|root| sets.remove(&root))
+        .map(|(ips, members)| {
+            let members: Vec<&Arc<SlimPod>> = members
+                .into_iter()
+                .filter_map(|i| pods.get(i as usize))
+                .collect();
+            group(&ips, members)
+        })
+        .filter(|g| g.pods.len() > 1)
+        .collect()
 }
 
-fn group(ip: &str, pods: Vec<&Arc<SlimPod>>) -> DuplicateGroup {
+/// Pods joined by shared IPs (union-find over pod indices, only the pods that share one).
+#[derive(Default)]
+struct Links {
+    parent: std::collections::HashMap<u32, u32>,
+}
+
+impl Links {
+    fn root(&mut self, mut i: u32) -> u32 {
+        loop {
+            let p = *self.parent.entry(i).or_insert(i);
+            if p == i {
+                return i;
+            }
+            let grand = *self.parent.entry(p).or_insert(p);
+            self.parent.insert(i, grand);
+            i = grand;
+        }
+    }
+
+    fn join(&mut self, a: u32, b: u32) {
+        let (a, b) = (self.root(a), self.root(b));
+        if a != b {
+            self.parent.insert(a.max(b), a.min(b));
+        }
+    }
+
+    /// Every pod that shares an IP, with the root of its set.
+    fn roots(&mut self) -> Vec<(u32, u32)> {
+        let all: Vec<u32> = self.parent.keys().copied().collect();
+        all.into_iter().map(|i| (i, self.root(i))).collect()
+    }
+}
+
+fn group(ips: &[IpAddr], pods: Vec<&Arc<SlimPod>>) -> DuplicateGroup {
+    let ips: Vec<String> = ips.iter().map(IpAddr::to_string).collect();
+    let ip = ips.first().cloned().unwrap_or_default();
+    let shown = ips.join(" and ");
     let mut pods: Vec<Arc<SlimPod>> = pods.into_iter().cloned().collect();
     pods.sort_by_key(|p| p.key());
     pods.dedup_by_key(|p| p.key());
@@ -64,22 +138,26 @@ fn group(ip: &str, pods: Vec<&Arc<SlimPod>>) -> DuplicateGroup {
         .iter()
         .map(|p| format!("{}@{}", p.key(), p.node().unwrap_or("?")))
         .collect();
-    let target = target(ip);
+    let target = target(&ip);
+    let mut details: Details = [
+        ("ip".to_string(), ip.clone()),
+        ("pods".to_string(), listing.join(",")),
+    ]
+    .into_iter()
+    .collect();
+    if ips.len() > 1 {
+        details.insert("ips".into(), ips.join(","));
+    }
     let finding = Finding {
         id: finding_id(Check::DuplicatePodIp, &target),
         check: Check::DuplicatePodIp,
-        observed: format!("{} pods hold {ip}", pods.len()),
+        observed: format!("{} pods hold {shown}", pods.len()),
         desired: "one pod per IP".into(),
         action: Check::DuplicatePodIp.remedy(),
-        details: [
-            ("ip".to_string(), ip.to_string()),
-            ("pods".to_string(), listing.join(",")),
-        ]
-        .into_iter()
-        .collect(),
+        details,
         policy: None,
         message: Some(format!(
-            "{} running pods share {ip}: {}",
+            "{} running pods share {shown}: {}",
             pods.len(),
             listing.join(", ")
         )),
@@ -88,15 +166,17 @@ fn group(ip: &str, pods: Vec<&Arc<SlimPod>>) -> DuplicateGroup {
         target,
     };
     DuplicateGroup {
-        ip: ip.to_string(),
+        ip,
+        ips,
         node,
         pods,
         finding,
     }
 }
 
-/// The pod that keeps the IP: the one the node's report names as carrying the host route
-/// (a `DuplicatePodIp` finding with details `ip` and `routePod: namespace/name`), otherwise
+/// The pod that keeps the IPs: the one the node's report names as carrying the host route of
+/// one of them (a `DuplicatePodIp` finding with details `ip` and `routePod: namespace/name`),
+/// otherwise
 /// the oldest by creation time (then by name).
 pub fn keeper<'a>(
     group: &'a DuplicateGroup,
@@ -106,7 +186,10 @@ pub fn keeper<'a>(
         .and_then(|r| r.status.as_ref())
         .into_iter()
         .flat_map(|s| s.findings.iter())
-        .filter(|f| f.check == Check::DuplicatePodIp && f.details.get("ip") == Some(&group.ip))
+        .filter(|f| {
+            f.check == Check::DuplicatePodIp
+                && f.details.get("ip").is_some_and(|ip| group.ips.contains(ip))
+        })
         .find_map(|f| f.details.get("routePod"))
         .and_then(|key| group.pods.iter().find(|p| &p.key() == key));
     named
@@ -170,5 +253,70 @@ mod tests {
             keeper(&groups[0], Some(&report)).unwrap().key(),
             "default/young"
         );
+    }
+    fn dual(ns: &str, name: &str, v4: &str, v6: &str, created: i64) -> Arc<SlimPod> {
+        let mut p = pod(ns, name, "n1", v4, created);
+        Arc::make_mut(&mut p)
+            .status
+            .pod_ips
+            .push(v6.parse().expect("an IPv6 literal"));
+        p
+    }
+
+    #[test]
+    fn dual_stack_copies_sharing_both_ips_are_one_group_with_one_keeper() {
+        let pods = vec![
+            dual("default", "young", "10.244.1.5", "fd00:10:244:1::5", 9),
+            dual("default", "old", "10.244.1.5", "fd00:10:244:1::5", 1),
+            dual("default", "alone", "10.244.1.6", "fd00:10:244:1::6", 1),
+        ];
+        let groups = detect(&pods);
+        assert_eq!(groups.len(), 1, "{groups:?}");
+        let g = &groups[0];
+        assert_eq!(g.ip, "10.244.1.5", "IPv4 first: the target");
+        assert_eq!(g.ips, ["10.244.1.5", "fd00:10:244:1::5"]);
+        assert_eq!(g.finding.target, "pod-ip 10.244.1.5");
+        assert_eq!(g.finding.details["ips"], "10.244.1.5,fd00:10:244:1::5");
+        assert_eq!(
+            g.finding.observed,
+            "2 pods hold 10.244.1.5 and fd00:10:244:1::5"
+        );
+        // The node names the pod carrying the IPv6 host route: it keeps both IPs.
+        let mut report = NodeNetworkReport::new("n1", Default::default());
+        let mut finding = g.finding.clone();
+        finding
+            .details
+            .insert("ip".into(), "fd00:10:244:1::5".into());
+        finding
+            .details
+            .insert("routePod".into(), "default/young".into());
+        report.status = Some(netheal_crds::NodeNetworkReportStatus {
+            findings: vec![finding],
+            ..Default::default()
+        });
+        assert_eq!(keeper(g, Some(&report)).unwrap().key(), "default/young");
+        assert_eq!(keeper(g, None).unwrap().key(), "default/old");
+    }
+
+    #[test]
+    fn pods_linked_through_different_ips_are_one_group_and_a_repeated_ip_is_not_shared() {
+        let mut twice = pod("default", "twice", "n1", "10.244.1.9", 1);
+        Arc::make_mut(&mut twice)
+            .status
+            .pod_ips
+            .push("10.244.1.9".parse().unwrap());
+        let pods = vec![
+            dual("default", "a", "10.244.1.5", "fd00::a", 1),
+            dual("default", "b", "10.244.1.5", "fd00::b", 2),
+            dual("default", "c", "10.244.1.7", "fd00::b", 3),
+            twice,
+        ];
+        let groups = detect(&pods);
+        assert_eq!(groups.len(), 1, "{groups:?}");
+        let g = &groups[0];
+        assert_eq!(g.ips, ["10.244.1.5", "fd00::b"]);
+        let keys: Vec<String> = g.pods.iter().map(|p| p.key()).collect();
+        assert_eq!(keys, ["default/a", "default/b", "default/c"]);
+        assert_eq!(keeper(g, None).unwrap().key(), "default/a");
     }
 }

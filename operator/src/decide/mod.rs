@@ -855,7 +855,11 @@ impl Pass<'_> {
                 check: item.finding.check,
                 finding_id: item.finding.id.clone(),
                 target: item.finding.target.clone(),
-                note: format!("{} also holds {}; keep {keep_key}", pod, group.ip),
+                note: format!(
+                    "{} also holds {}; keep {keep_key}",
+                    pod,
+                    group.ips.join(" and ")
+                ),
                 pod,
             });
             self.in_flight.insert(node);

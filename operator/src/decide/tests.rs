@@ -646,6 +646,35 @@ fn duplicate_ips_evict_controller_owned_pods_and_keep_the_oldest() {
 }
 
 #[test]
+fn dual_stack_duplicates_are_one_finding_evicting_each_copy_once() {
+    let mut w = duplicate_world();
+    for (p, v6) in w
+        .pods
+        .iter_mut()
+        .zip(["fd00::5", "fd00::5", "fd00::5", "fd00::6"])
+    {
+        Arc::make_mut(p).status.pod_ips.push(v6.parse().unwrap());
+    }
+    let d = w.decide(1000);
+    let evicted: Vec<String> = d
+        .cluster_actions
+        .iter()
+        .map(|a| a.pod.to_string())
+        .collect();
+    assert_eq!(evicted, vec!["default/web-1", "default/web-3"]);
+    assert!(
+        d.cluster_actions[0]
+            .note
+            .contains("also holds 10.244.1.5 and fd00::5; keep default/web-2"),
+        "{}",
+        d.cluster_actions[0].note
+    );
+    let findings = &d.policies["p"].findings;
+    assert_eq!(findings.len(), 1, "{findings:?}");
+    assert_eq!(findings[0].target, "pod-ip 10.244.1.5");
+}
+
+#[test]
 fn a_duplicate_on_another_node_is_evicted_only_when_that_node_passes_the_gates() {
     // web-3 holds the same IP on n2.
     let cross = || {
