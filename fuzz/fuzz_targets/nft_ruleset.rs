@@ -19,9 +19,12 @@ fuzz_target!(|data: &[u8]| {
         return;
     };
     let net = ClusterNetwork {
-        pod_cidrs: vec![ipnet::Ipv4Net::new([10, 244, 0, 0].into(), 16).unwrap_or_default()],
-        node_ips: vec![[192, 168, 50, 1].into()],
+        pod_cidrs: vec![ipnet::IpNet::V4(
+            ipnet::Ipv4Net::new([10, 244, 0, 0].into(), 16).unwrap_or_default(),
+        )],
+        node_ips: vec![std::net::IpAddr::from([192, 168, 50, 1])],
         uplinks: Some(vec!["eth0".into()]),
+        ..Default::default()
     };
     let policy = NetworkHealthPolicySpec::default();
     let searched = searched_chains(&ruleset, &policy.checks.reject_rules);

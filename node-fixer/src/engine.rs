@@ -6,7 +6,7 @@ use crate::error::{OrderError, ProbeError};
 use crate::fix::{self, FixOutcome, neighbour::Target, param};
 use crate::netns::{self, netns_path};
 use crate::probe::{self, ProbeSet, proc_sys_root};
-use crate::snapshot::{Backend, Mac, Snapshot};
+use crate::snapshot::{Backend, IpFamily, Mac, Snapshot};
 use k8s_openapi::api::core::v1::{Node, Service};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use netheal_crds::{
@@ -115,6 +115,8 @@ pub fn snapshot(
             || c.reject_rules.enabled,
         sysctls: true,
         iptables: c.reject_rules.enabled || c.masquerade.enabled || c.service_vip.enabled,
+        // ip6tables rules matter only where pods have IPv6 addresses.
+        ip6tables: c.reject_rules.enabled && checks::ip_forward::has_ipv6_pods(&config.cluster),
         nftables: c.reject_rules.enabled,
         features_of: c.tunnel_offload.enabled.then(|| {
             checks::patterns(
@@ -348,6 +350,15 @@ fn remove_reject_rule(
         value: backend_name.to_string(),
         expected: "nft, legacy or nftables",
     })?;
+    // No `family`: an iptables (IPv4) rule, as orders before ip6tables support said.
+    let family = match p.get("family") {
+        None => IpFamily::V4,
+        Some(text) => IpFamily::parse(text).ok_or_else(|| OrderError::InvalidParameter {
+            key: "family",
+            value: text.clone(),
+            expected: "ip or ip6",
+        })?,
+    };
     if spec.contains('\n') {
         return Err(OrderError::InvalidParameter {
             key: "rule",
@@ -363,14 +374,14 @@ fn remove_reject_rule(
     let reject_policy = policy.checks.reject_rules.clone();
     // Without this node's routes, any interface but lo may carry the cluster's traffic: the
     // order was already matched against the node's own finding, which had them.
-    let net = checks::reject_scope::ClusterNetwork::from_facts(&config.cluster, &[], &[]);
+    let net = checks::reject_scope::ClusterNetwork::of_family(family, &config.cluster, &[], &[]);
     let ns = order_netns(order, config)?;
     let dry_run = order.dry_run;
     let outcome = netns::run_in(ns.as_deref(), move || -> Result<FixOutcome, ProbeError> {
         // With followJumps the chains searched depend on the rules: read them here, in the
         // namespace the rule is in.
         let rules = if reject_policy.follow_jumps {
-            crate::probe::iptables::parse_save(&crate::probe::iptables::save(backend)?)
+            crate::probe::iptables::parse_save(&crate::probe::iptables::save(backend, family)?)
         } else {
             Vec::new()
         };
@@ -387,7 +398,7 @@ fn remove_reject_rule(
             )));
         }
         Ok(fix::iptables::remove_here(
-            backend, &table, &chain, &spec, dry_run,
+            backend, family, &table, &chain, &spec, dry_run,
         ))
     })??;
     Ok(outcome)

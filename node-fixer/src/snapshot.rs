@@ -182,27 +182,70 @@ impl Backend {
         }
     }
 
-    /// The `iptables` binary of this backend.
-    pub fn iptables(self) -> &'static str {
-        match self {
-            Backend::Nft => "iptables-nft",
-            Backend::Legacy => "iptables-legacy",
+    /// The `iptables` (or `ip6tables`) binary of this backend.
+    pub fn iptables(self, family: IpFamily) -> &'static str {
+        match (family, self) {
+            (IpFamily::V4, Backend::Nft) => "iptables-nft",
+            (IpFamily::V4, Backend::Legacy) => "iptables-legacy",
+            (IpFamily::V6, Backend::Nft) => "ip6tables-nft",
+            (IpFamily::V6, Backend::Legacy) => "ip6tables-legacy",
         }
     }
 
-    /// The `iptables-save` binary of this backend.
-    pub fn save(self) -> &'static str {
-        match self {
-            Backend::Nft => "iptables-nft-save",
-            Backend::Legacy => "iptables-legacy-save",
+    /// The `iptables-save` (or `ip6tables-save`) binary of this backend.
+    pub fn save(self, family: IpFamily) -> &'static str {
+        match (family, self) {
+            (IpFamily::V4, Backend::Nft) => "iptables-nft-save",
+            (IpFamily::V4, Backend::Legacy) => "iptables-legacy-save",
+            (IpFamily::V6, Backend::Nft) => "ip6tables-nft-save",
+            (IpFamily::V6, Backend::Legacy) => "ip6tables-legacy-save",
         }
     }
 
-    /// The `iptables-restore` binary of this backend.
-    pub fn restore(self) -> &'static str {
+    /// The `iptables-restore` (or `ip6tables-restore`) binary of this backend.
+    pub fn restore(self, family: IpFamily) -> &'static str {
+        match (family, self) {
+            (IpFamily::V4, Backend::Nft) => "iptables-nft-restore",
+            (IpFamily::V4, Backend::Legacy) => "iptables-legacy-restore",
+            (IpFamily::V6, Backend::Nft) => "ip6tables-nft-restore",
+            (IpFamily::V6, Backend::Legacy) => "ip6tables-legacy-restore",
+        }
+    }
+}
+
+/// The address family of a rule set: `iptables` or `ip6tables`.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub enum IpFamily {
+    /// IPv4 (`iptables`).
+    #[default]
+    V4,
+    /// IPv6 (`ip6tables`).
+    V6,
+}
+
+impl IpFamily {
+    /// `ip` or `ip6`, as findings and order parameters spell it (nftables' family names).
+    pub fn as_str(self) -> &'static str {
         match self {
-            Backend::Nft => "iptables-nft-restore",
-            Backend::Legacy => "iptables-legacy-restore",
+            IpFamily::V4 => "ip",
+            IpFamily::V6 => "ip6",
+        }
+    }
+
+    /// Parse `ip` / `ip6`.
+    pub fn parse(text: &str) -> Option<Self> {
+        match text {
+            "ip" => Some(IpFamily::V4),
+            "ip6" => Some(IpFamily::V6),
+            _ => None,
+        }
+    }
+
+    /// `iptables` or `ip6tables`.
+    pub fn tool(self) -> &'static str {
+        match self {
+            IpFamily::V4 => "iptables",
+            IpFamily::V6 => "ip6tables",
         }
     }
 }
@@ -295,6 +338,8 @@ pub struct NsSnapshot {
     pub sysctls: Sysctls,
     /// The rules of the backend in use.
     pub iptables: Option<Iptables>,
+    /// The `ip6tables` rules of the same backend (read on clusters with IPv6 pod ranges).
+    pub ip6tables: Option<Iptables>,
     /// The nftables ruleset (`None` when `nft` is not installed or was not read).
     pub nftables: Option<Nftables>,
     /// IPv4 addresses of every interface.

@@ -357,3 +357,133 @@ fn a_narrow_administrator_reject_stays_unless_the_scope_is_all_unowned() {
     assert_eq!(results[0].outcome, Outcome::Applied);
     assert!(!exec(&b, "iptables-legacy-save").contains("--dport 25"));
 }
+
+/// A Node of a dual-stack cluster (an IPv4 and an IPv6 pod range).
+fn dual_stack_node(name: &str) -> k8s_openapi::api::core::v1::Node {
+    serde_json::from_value(serde_json::json!({
+        "apiVersion": "v1", "kind": "Node",
+        "metadata": {"name": name},
+        "spec": {"podCIDR": "10.244.1.0/24", "podCIDRs": ["10.244.1.0/24", "fd00:10:244:1::/64"]}
+    }))
+    .unwrap()
+}
+
+const KUBE_RULE6: &str = "-A KUBE-SERVICES -d fd00:10:96::a/128 -p tcp -m comment --comment \"default/svc:port has no endpoints\" -m tcp --dport 80 -j REJECT --reject-with icmp6-port-unreachable";
+
+/// The seed-004 REJECT in its IPv6 form (`ip6tables ... icmp6-adm-prohibited`) on a dual-stack
+/// node: found, removed from ip6tables only, kube-proxy's IPv6 rule and an administrator's
+/// narrow rule untouched; not judged at all on a single-stack IPv4 cluster.
+fn run6(tag: &str, backend: &str) {
+    let a = netns(&format!("nf-{tag}-a"));
+    let b = netns(&format!("nf-{tag}-b"));
+    veth(&a, "eth0", &b, "eth0");
+    ip(&a, "-6 addr add fd79::1/64 dev eth0 nodad");
+    ip(&b, "-6 addr add fd79::2/64 dev eth0 nodad");
+    // A node forwards both families: only the REJECT rule is wrong here.
+    b.set_sysctl("net/ipv4/ip_forward", "1").unwrap();
+    b.set_sysctl("net/ipv6/conf/all/forwarding", "1").unwrap();
+    assert!(a.ping("fd79::2", 2));
+    let (ip6tables, iptables) = match backend {
+        "nft" => ("ip6tables-nft", "iptables-nft"),
+        _ => ("ip6tables-legacy", "iptables-legacy"),
+    };
+    // The IPv4 side holds a rule of its own, so kube-proxy's choice of backend is this one.
+    restore_rules(
+        &b,
+        iptables,
+        "*filter\n-A INPUT -p tcp -m tcp --dport 25 -j ACCEPT\nCOMMIT\n",
+    );
+    let narrow = "-A INPUT -p tcp -m tcp --dport 25 -j REJECT --reject-with icmp6-adm-prohibited";
+    restore_rules(
+        &b,
+        ip6tables,
+        &format!(
+            "*filter\n:KUBE-SERVICES - [0:0]\n-A INPUT -j KUBE-SERVICES\n{KUBE_RULE6}\n{narrow}\n-A INPUT -j REJECT --reject-with icmp6-adm-prohibited\nCOMMIT\n"
+        ),
+    );
+    assert!(!a.ping("fd79::2", 1), "the ip6tables REJECT breaks IPv6");
+
+    let dir = tempfile::tempdir().unwrap();
+    let policy = policy();
+    let v4_only = config(&b, tag, dir.path(), vec![], "n1");
+    let scan = engine::scan(&policy, &v4_only);
+    assert!(scan.errors.is_empty(), "{:?}", scan.errors);
+    assert!(
+        scan.findings.is_empty(),
+        "an IPv4-only cluster: {:?}",
+        targets(&scan.findings)
+    );
+
+    let config = config(&b, tag, dir.path(), vec![dual_stack_node("n1")], "n1");
+    let scan = engine::scan(&policy, &config);
+    assert!(scan.errors.is_empty(), "{:?}", scan.errors);
+    assert_eq!(scan.iptables_backend.as_deref(), Some(backend));
+    assert_eq!(
+        targets(&scan.findings),
+        ["ip6 filter INPUT -j REJECT --reject-with icmp6-adm-prohibited"]
+    );
+    let f = scan.findings.iter().next().unwrap();
+    assert_eq!(f.details["family"], "ip6");
+    assert_eq!(f.details["backend"], backend);
+    assert_eq!(f.observed, format!("present ({ip6tables})"));
+
+    let dry = fix_all(&policy, &config, true);
+    assert!(
+        dry.iter()
+            .all(|r| r.outcome == Outcome::Applied && r.dry_run)
+    );
+    assert!(!a.ping("fd79::2", 1), "dry-run changes nothing");
+    let results = fix_all(&policy, &config, false);
+    assert_eq!(results.len(), 1);
+    assert_eq!(results[0].outcome, Outcome::Applied, "{results:?}");
+    assert_eq!(
+        results[0].before,
+        format!(
+            "-A INPUT -j REJECT --reject-with icmp6-adm-prohibited (table filter, {ip6tables})"
+        )
+    );
+    assert!(a.ping("fd79::2", 2), "IPv6 traffic flows again");
+    let save = exec(&b, &format!("{ip6tables}-save"));
+    assert!(
+        save.contains(KUBE_RULE6),
+        "kube-proxy's rule survives: {save}"
+    );
+    assert!(save.contains(narrow), "the narrow rule survives: {save}");
+    let save4 = exec(&b, &format!("{iptables}-save"));
+    assert!(
+        save4.contains("--dport 25 -j ACCEPT"),
+        "IPv4 untouched: {save4}"
+    );
+    assert!(engine::scan(&policy, &config).findings.is_empty());
+    // Replayed: NoChange. The same order without `family` is an IPv4 order: no such rule there.
+    for o in engine::orders_for(&scan.findings, &policy, false) {
+        assert_eq!(
+            engine::execute(&o, &policy, &config).outcome,
+            Outcome::NoChange
+        );
+        let mut v4 = o.clone();
+        v4.parameters.remove("family");
+        assert_eq!(
+            engine::execute(&v4, &policy, &config).outcome,
+            Outcome::NoChange
+        );
+        let mut bad = o.clone();
+        bad.parameters.insert("family".into(), "ipv7".into());
+        let refused = engine::execute(&bad, &policy, &config);
+        assert_eq!(refused.outcome, Outcome::Failed);
+        assert!(
+            refused.message.as_deref().unwrap_or("").contains("family"),
+            "{refused:?}"
+        );
+    }
+}
+
+#[test]
+fn ip6tables_reject_on_a_dual_stack_node_is_removed_with_the_nft_backend() {
+    run6("rj6n", "nft");
+}
+
+#[test]
+fn ip6tables_reject_on_a_dual_stack_node_is_removed_with_the_legacy_backend() {
+    run6("rj6l", "legacy");
+}

@@ -2,9 +2,9 @@
 //! owns and that drop the cluster's own traffic (see [`super::reject_scope`]).
 
 use super::reject_scope::{ClusterNetwork, Scope, scope};
-use super::{Input, details, finding};
+use super::{Input, finding};
 use crate::probe::iptables::{arg_value, split_args};
-use crate::snapshot::Rule;
+use crate::snapshot::{IpFamily, Iptables, Rule};
 use netheal_crds::{Check, Finding, RejectRulesCheck, RejectScope};
 use std::collections::BTreeSet;
 
@@ -131,16 +131,25 @@ pub fn what_it_drops(drops: &[String]) -> String {
     }
 }
 
-/// Findings on the host namespace: iptables rules of the backend in use, then the rules of
-/// nftables' own tables ([`super::reject_nft`]).
+/// Findings on the host namespace: iptables rules of the backend in use, its ip6tables rules
+/// on a cluster with IPv6 pod ranges, then the rules of nftables' own tables
+/// ([`super::reject_nft`]).
 pub fn check(input: &Input<'_>) -> Vec<Finding> {
-    let net = ClusterNetwork::from_facts(
-        input.cluster,
-        &input.snapshot.host.links,
-        &input.snapshot.host.routes,
-    );
-    let mut out = iptables_findings(input, &net);
-    if let Some(nft) = &input.snapshot.host.nftables {
+    let host = &input.snapshot.host;
+    let net = ClusterNetwork::from_facts(input.cluster, &host.links, &host.routes);
+    let mut out = Vec::new();
+    if let Some(ipt) = &host.iptables {
+        out.extend(iptables_findings(ipt, input, &net));
+    }
+    if let Some(ipt) = &host.ip6tables {
+        let net6 =
+            ClusterNetwork::of_family(IpFamily::V6, input.cluster, &host.links, &host.routes);
+        // A single-stack IPv4 cluster has no IPv6 traffic of its own to lose.
+        if !net6.pod_cidrs.is_empty() {
+            out.extend(iptables_findings(ipt, input, &net6));
+        }
+    }
+    if let Some(nft) = &host.nftables {
         out.extend(super::reject_nft::findings(
             nft,
             &input.policy.checks.reject_rules,
@@ -150,35 +159,59 @@ pub fn check(input: &Input<'_>) -> Vec<Finding> {
     out
 }
 
-fn iptables_findings(input: &Input<'_>, net: &ClusterNetwork) -> Vec<Finding> {
-    let Some(ipt) = &input.snapshot.host.iptables else {
-        return Vec::new();
-    };
+/// The target of a finding about `rule` of `family`: `filter CHAIN SPEC` (IPv4, as always),
+/// `ip6 filter CHAIN SPEC` (IPv6: the same text may be a rule of both).
+pub fn target(family: IpFamily, rule: &Rule) -> String {
+    match family {
+        IpFamily::V4 => format!("filter {} {}", rule.chain, rule.spec),
+        IpFamily::V6 => format!("ip6 filter {} {}", rule.chain, rule.spec),
+    }
+}
+
+/// The rules of `ipt` in `net`'s family that drop the cluster's traffic.
+fn iptables_findings(ipt: &Iptables, input: &Input<'_>, net: &ClusterNetwork) -> Vec<Finding> {
     let policy = &input.policy.checks.reject_rules;
+    let family = net.family;
+    let tool = format!("{}-{}", family.tool(), ipt.backend.as_str());
     let searched = searched_chains(&ipt.rules, policy);
     ipt.rules
         .iter()
         .filter_map(|r| Some((r, verdict(r, &searched, policy, net).removed()?)))
         .map(|(r, drops)| {
             let what = what_it_drops(&drops);
-            finding(
-                Check::RejectRule,
-                format!("filter {} {}", r.chain, r.spec),
-                format!("present (iptables-{})", ipt.backend.as_str()),
-                "absent".to_string(),
-                format!(
+            let mut fields = vec![
+                ("netns", String::new()),
+                ("table", "filter".to_string()),
+                ("chain", r.chain.clone()),
+                ("rule", r.spec.clone()),
+                ("backend", ipt.backend.as_str().to_string()),
+                ("drops", drops.join("; ")),
+            ];
+            let message = match family {
+                IpFamily::V4 => format!(
                     "REJECT rule in {} ({} backend) {what}",
                     r.chain,
                     ipt.backend.as_str()
                 ),
-                details([
-                    ("netns", String::new()),
-                    ("table", "filter".to_string()),
-                    ("chain", r.chain.clone()),
-                    ("rule", r.spec.clone()),
-                    ("backend", ipt.backend.as_str().to_string()),
-                    ("drops", drops.join("; ")),
-                ]),
+                IpFamily::V6 => {
+                    fields.push(("family", family.as_str().to_string()));
+                    format!(
+                        "ip6tables REJECT rule in {} ({} backend) {what}",
+                        r.chain,
+                        ipt.backend.as_str()
+                    )
+                }
+            };
+            finding(
+                Check::RejectRule,
+                target(family, r),
+                format!("present ({tool})"),
+                "absent".to_string(),
+                message,
+                fields
+                    .into_iter()
+                    .map(|(k, v)| (k.to_string(), v))
+                    .collect(),
             )
         })
         .collect()

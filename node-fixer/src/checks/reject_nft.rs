@@ -247,7 +247,7 @@ fn read_payload(
     match (protocol, field) {
         (Some("ip6" | "icmpv6"), _) => Read::Ipv6Only,
         (Some("ip"), Some(field @ ("saddr" | "daddr"))) => {
-            let Some(value) = ipv4_net(right) else {
+            let Some(value) = ipv4_net(right).map(ipnet::IpNet::V4) else {
                 return Read::Opaque;
             };
             let slot = if field == "saddr" {
@@ -560,6 +560,7 @@ mod tests {
             pod_cidrs: vec!["10.244.0.0/16".parse().unwrap()],
             node_ips: vec!["192.168.50.1".parse().unwrap()],
             uplinks: Some(vec!["eth0".into()]),
+            ..Default::default()
         }
     }
 

@@ -10,9 +10,9 @@
 //! match netheal cannot see through (`-m set`, `-m mac`, ...) is never said to drop anything.
 
 use crate::engine::ClusterFacts;
-use crate::snapshot::{Link, Route};
-use ipnet::Ipv4Net;
-use std::net::Ipv4Addr;
+use crate::snapshot::{IpFamily, Link, Route};
+use ipnet::IpNet;
+use std::net::IpAddr;
 use std::ops::RangeInclusive;
 
 /// The interfaces pod traffic crosses besides the node's uplink, in iptables' syntax (`+` ends
@@ -38,21 +38,39 @@ pub fn is_pod_interface(name: &str) -> bool {
     })
 }
 
-/// What the cluster's traffic looks like on this node.
+/// What the cluster's traffic of one address family looks like on this node.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct ClusterNetwork {
-    /// Every node's pod CIDR (`spec.podCIDR`).
-    pub pod_cidrs: Vec<Ipv4Net>,
-    /// Every node's addresses (InternalIP, ExternalIP, flannel's public IP).
-    pub node_ips: Vec<Ipv4Addr>,
+    /// The family judged: rules of `iptables` and `ip`/`inet` IPv4 matches, or of `ip6tables`
+    /// and IPv6 matches.
+    pub family: IpFamily,
+    /// Every node's pod ranges of this family (`spec.podCIDRs`, `spec.podCIDR`).
+    pub pod_cidrs: Vec<IpNet>,
+    /// Every node's addresses of this family (InternalIP, ExternalIP, flannel's public IP).
+    pub node_ips: Vec<IpAddr>,
     /// The interfaces this node reaches its peers through (from its routes), `None` when unknown.
     pub uplinks: Option<Vec<String>>,
 }
 
 impl ClusterNetwork {
-    /// The cluster's network from the Node objects and, when given, this node's links and
+    /// The cluster's IPv4 network from the Node objects and, when given, this node's links and
     /// routes (which tell the interfaces peers are reached through).
     pub fn from_facts(cluster: &ClusterFacts, links: &[Link], routes: &[Route]) -> Self {
+        Self::of_family(IpFamily::V4, cluster, links, routes)
+    }
+
+    /// The cluster's network of `family` (see [`Self::from_facts`]). Routes are IPv4 only: the
+    /// IPv6 uplinks are unknown (any interface but `lo`).
+    pub fn of_family(
+        family: IpFamily,
+        cluster: &ClusterFacts,
+        links: &[Link],
+        routes: &[Route],
+    ) -> Self {
+        let in_family = |ip: &IpAddr| match family {
+            IpFamily::V4 => ip.is_ipv4(),
+            IpFamily::V6 => ip.is_ipv6(),
+        };
         let mut pod_cidrs = Vec::new();
         let mut node_ips = Vec::new();
         for node in &cluster.nodes {
@@ -62,7 +80,11 @@ impl ClusterNetwork {
                 .unwrap_or_default()
                 .into_iter()
                 .chain(spec.and_then(|s| s.pod_cidr.clone()));
-            pod_cidrs.extend(cidrs.filter_map(|c| c.parse::<Ipv4Net>().ok().map(|c| c.trunc())));
+            pod_cidrs.extend(
+                cidrs
+                    .filter_map(|c| c.parse::<IpNet>().ok().map(|c| c.trunc()))
+                    .filter(|c| in_family(&c.addr())),
+            );
             let addresses = node
                 .status
                 .as_ref()
@@ -80,15 +102,20 @@ impl ClusterNetwork {
             node_ips.extend(
                 addresses
                     .chain(public)
-                    .filter_map(|a| a.trim().parse::<Ipv4Addr>().ok()),
+                    .filter_map(|a| a.trim().parse::<IpAddr>().ok())
+                    .filter(in_family),
             );
         }
         pod_cidrs.sort();
         pod_cidrs.dedup();
         node_ips.sort();
         node_ips.dedup();
-        let uplinks = uplinks(&node_ips, links, routes);
+        let uplinks = match family {
+            IpFamily::V4 => uplinks(&node_ips, links, routes),
+            IpFamily::V6 => None,
+        };
         Self {
+            family,
             pod_cidrs,
             node_ips,
             uplinks,
@@ -98,12 +125,13 @@ impl ClusterNetwork {
 
 /// The interfaces of the main-table routes to the nodes' addresses; `None` when some address
 /// has no such route (then any interface but `lo` may carry node traffic).
-fn uplinks(node_ips: &[Ipv4Addr], links: &[Link], routes: &[Route]) -> Option<Vec<String>> {
+fn uplinks(node_ips: &[IpAddr], links: &[Link], routes: &[Route]) -> Option<Vec<String>> {
     if node_ips.is_empty() || routes.is_empty() {
         return None;
     }
     let mut out = Vec::new();
     for ip in node_ips {
+        let IpAddr::V4(ip) = ip else { return None };
         let best = routes
             .iter()
             .filter(|r| r.table == 254 && r.dst.contains(ip))
@@ -142,6 +170,7 @@ impl Proto {
         match name.to_ascii_lowercase().as_str() {
             "all" | "0" => Self::Any,
             "icmp" => Self::Number(1),
+            "ipv6-icmp" | "icmpv6" | "icmp6" => Self::Number(58),
             "ipencap" | "ipip" | "ipv4" | "ip-encap" => Self::Number(4),
             "tcp" => Self::Number(6),
             "udp" => Self::Number(17),
@@ -157,9 +186,9 @@ impl Proto {
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Matches {
     /// `-s`
-    pub source: Option<Neg<Ipv4Net>>,
+    pub source: Option<Neg<IpNet>>,
     /// `-d`
-    pub destination: Option<Neg<Ipv4Net>>,
+    pub destination: Option<Neg<IpNet>>,
     /// `-i`
     pub in_interface: Option<Neg<String>>,
     /// `-o`
@@ -176,8 +205,9 @@ pub struct Matches {
 }
 
 /// Modules whose options below are all understood (or do not narrow which flows match).
-const TRANSPARENT_MODULES: [&str; 9] = [
+const TRANSPARENT_MODULES: [&str; 10] = [
     "comment",
+    "icmp6",
     "tcp",
     "udp",
     "multiport",
@@ -265,7 +295,7 @@ pub fn parse_matches(args: &[String]) -> Matches {
             }
             // Options that take one value and do not narrow the flows below.
             "--comment" | "--sport" | "--source-port" | "--sports" | "--source-ports"
-            | "--icmp-type" | "--limit" | "--limit-burst" => {
+            | "--icmp-type" | "--icmpv6-type" | "--limit" | "--limit-burst" => {
                 take(&mut i);
             }
             "--syn" => {}
@@ -284,10 +314,10 @@ pub fn parse_matches(args: &[String]) -> Matches {
     m
 }
 
-fn parse_net(text: &str) -> Option<Ipv4Net> {
-    text.parse::<Ipv4Net>()
+fn parse_net(text: &str) -> Option<IpNet> {
+    text.parse::<IpNet>()
         .ok()
-        .or_else(|| text.parse::<Ipv4Addr>().ok().map(Ipv4Net::from))
+        .or_else(|| text.parse::<IpAddr>().ok().map(IpNet::from))
         .map(|n| n.trunc())
 }
 
@@ -312,7 +342,7 @@ fn parse_ports(text: &str) -> Option<Vec<RangeInclusive<u16>>> {
 #[derive(Clone, Debug)]
 enum Addrs {
     Any,
-    Within(Vec<Ipv4Net>),
+    Within(Vec<IpNet>),
 }
 
 /// One kind of the cluster's traffic.
@@ -331,21 +361,37 @@ struct Flow {
 }
 
 fn flows(net: &ClusterNetwork) -> Vec<Flow> {
+    // IPv4 without Node objects: any address may be the cluster's. IPv6: only the pod ranges and
+    // node addresses the Nodes give are (a cluster without them has no IPv6 traffic to drop).
+    let unknown = match net.family {
+        IpFamily::V4 => Some(Addrs::Any),
+        IpFamily::V6 => None,
+    };
     let nodes = if net.node_ips.is_empty() {
-        Addrs::Any
+        unknown.clone()
     } else {
-        Addrs::Within(net.node_ips.iter().map(|ip| Ipv4Net::from(*ip)).collect())
+        Some(Addrs::Within(
+            net.node_ips.iter().map(|ip| IpNet::from(*ip)).collect(),
+        ))
     };
     let pods = if net.pod_cidrs.is_empty() {
-        Addrs::Any
+        unknown
     } else {
-        Addrs::Within(net.pod_cidrs.clone())
+        Some(Addrs::Within(net.pod_cidrs.clone()))
     };
+    let mut out = Vec::new();
+    if let Some(nodes) = &nodes {
+        out.extend(node_flows(net, nodes));
+    }
+    if let Some(pods) = pods {
+        out.extend(pod_flows(net, pods));
+    }
+    out
+}
+
+/// The overlay, kubelet and BGP, and all traffic from or to the nodes.
+fn node_flows(net: &ClusterNetwork, nodes: &Addrs) -> Vec<Flow> {
     let uplinks = net.uplinks.clone();
-    let pod_interfaces = uplinks.clone().map(|mut u| {
-        u.extend(POD_INTERFACES.map(String::from));
-        u
-    });
     let service = |name: &str, protocol: u8, port: Option<u16>, from: Addrs| Flow {
         name: name.to_string(),
         protocol: Some(protocol),
@@ -374,31 +420,42 @@ fn flows(net: &ClusterNetwork) -> Vec<Flow> {
         service("kubelet (tcp/10250)", 6, Some(10250), Addrs::Any),
         service("BGP (tcp/179)", 6, Some(179), nodes.clone()),
     ];
-    let pods_name = match &net.pod_cidrs[..] {
-        [] => "pod traffic".to_string(),
-        cidrs => format!("pod traffic ({})", join(cidrs)),
-    };
-    let nodes_name = match &net.node_ips[..] {
+    let name = match &net.node_ips[..] {
         [] => "node traffic".to_string(),
         ips => format!("node traffic ({})", join(ips)),
     };
-    for (name, source, destination, interfaces) in [
-        (&pods_name, pods.clone(), Addrs::Any, pod_interfaces.clone()),
-        (&pods_name, Addrs::Any, pods, pod_interfaces),
-        (&nodes_name, nodes.clone(), Addrs::Any, uplinks.clone()),
-        (&nodes_name, Addrs::Any, nodes, uplinks),
-    ] {
-        out.push(Flow {
-            name: name.clone(),
-            protocol: None,
-            port: None,
-            source,
-            destination,
-            interfaces,
-            whole_network: true,
-        });
+    for (source, destination) in [(nodes.clone(), Addrs::Any), (Addrs::Any, nodes.clone())] {
+        out.push(whole(&name, source, destination, uplinks.clone()));
     }
     out
+}
+
+/// All traffic from or to the pod ranges.
+fn pod_flows(net: &ClusterNetwork, pods: Addrs) -> Vec<Flow> {
+    let interfaces = net.uplinks.clone().map(|mut u| {
+        u.extend(POD_INTERFACES.map(String::from));
+        u
+    });
+    let name = match &net.pod_cidrs[..] {
+        [] => "pod traffic".to_string(),
+        cidrs => format!("pod traffic ({})", join(cidrs)),
+    };
+    vec![
+        whole(&name, pods.clone(), Addrs::Any, interfaces.clone()),
+        whole(&name, Addrs::Any, pods, interfaces),
+    ]
+}
+
+fn whole(name: &str, source: Addrs, destination: Addrs, interfaces: Option<Vec<String>>) -> Flow {
+    Flow {
+        name: name.to_string(),
+        protocol: None,
+        port: None,
+        source,
+        destination,
+        interfaces,
+        whole_network: true,
+    }
 }
 
 fn join<T: std::fmt::Display>(items: &[T]) -> String {
@@ -459,13 +516,13 @@ pub fn scope_of(m: Matches, net: &ClusterNetwork) -> Scope {
 }
 
 /// Whether `net` overlaps an address set of the flow that is not "any".
-fn names(flow: &Flow, net: Ipv4Net) -> bool {
+fn names(flow: &Flow, net: IpNet) -> bool {
     [&flow.source, &flow.destination]
         .into_iter()
         .any(|a| matches!(a, Addrs::Within(list) if list.iter().any(|n| overlaps(*n, net))))
 }
 
-fn overlaps(a: Ipv4Net, b: Ipv4Net) -> bool {
+fn overlaps(a: IpNet, b: IpNet) -> bool {
     a.contains(&b.network()) || b.contains(&a.network())
 }
 
@@ -479,7 +536,7 @@ fn can_match(m: &Matches, flow: &Flow) -> bool {
         && state_can_match(m.states.as_ref())
 }
 
-fn address_can_match(rule: Option<&Neg<Ipv4Net>>, flow: &Addrs) -> bool {
+fn address_can_match(rule: Option<&Neg<IpNet>>, flow: &Addrs) -> bool {
     match (rule, flow) {
         (None, _) => true,
         // A rule naming addresses of its own does not drop a flow from or to anywhere: an
@@ -569,6 +626,7 @@ mod tests {
                 "192.168.50.2".parse().unwrap(),
             ],
             uplinks: Some(vec!["eth0".into()]),
+            ..Default::default()
         }
     }
 

@@ -352,6 +352,92 @@ fn overlay_gaps_are_reported_per_peer() {
     assert!(run(&s, &p, &cluster()).is_empty());
 }
 
+/// A dual-stack cluster: the Nodes of [`cluster`] with IPv6 pod ranges beside their IPv4 ones.
+fn dual_stack_cluster() -> ClusterFacts {
+    let mut c = cluster();
+    for (node, v6) in c
+        .nodes
+        .iter_mut()
+        .zip(["fd00:10:244:1::/64", "fd00:10:244:2::/64"])
+    {
+        let spec = node.spec.get_or_insert_with(Default::default);
+        let v4 = spec.pod_cidr.clone().unwrap_or_default();
+        spec.pod_cidrs = Some(vec![v4, v6.to_string()]);
+    }
+    c
+}
+
+#[test]
+fn ip6tables_rejects_are_judged_only_on_clusters_with_ipv6_pods() {
+    let mut s = base();
+    let rule = |chain: &str, spec: &str| Rule {
+        table: "filter".into(),
+        chain: chain.into(),
+        spec: spec.into(),
+    };
+    s.host.ip6tables = Some(Iptables {
+        backend: Backend::Nft,
+        rules: vec![
+            rule("FORWARD", "-j REJECT --reject-with icmp6-adm-prohibited"),
+            // The IPv4 rule's text in ip6tables: a rule of its own.
+            rule("INPUT", "-j REJECT --reject-with icmp6-adm-prohibited"),
+            // An administrator's rule of other addresses, a narrow rule, kube-proxy's own.
+            rule("INPUT", "-s 2001:db8::/32 -j REJECT"),
+            rule("INPUT", "-p tcp -m tcp --dport 25 -j REJECT"),
+            rule("FORWARD", "-s fd00:10:244:2::/64 -p ipv6-icmp -j REJECT"),
+            rule("KUBE-FORWARD", "-j REJECT"),
+            rule(
+                "FORWARD",
+                "-m comment --comment \"kubernetes forwarding rules\" -j REJECT",
+            ),
+        ],
+    });
+    s.host.iptables = Some(Iptables {
+        backend: Backend::Nft,
+        rules: vec![rule(
+            "INPUT",
+            "-j REJECT --reject-with icmp-host-prohibited",
+        )],
+    });
+    let rejects = |f: Vec<Finding>| -> Vec<Finding> {
+        f.into_iter()
+            .filter(|f| f.check == Check::RejectRule)
+            .collect()
+    };
+    let f = rejects(run(&s, &default_policy(), &dual_stack_cluster()));
+    assert_eq!(
+        targets(&f),
+        [
+            "filter INPUT -j REJECT --reject-with icmp-host-prohibited",
+            "ip6 filter FORWARD -j REJECT --reject-with icmp6-adm-prohibited",
+            "ip6 filter FORWARD -s fd00:10:244:2::/64 -p ipv6-icmp -j REJECT",
+            "ip6 filter INPUT -j REJECT --reject-with icmp6-adm-prohibited",
+        ]
+    );
+    assert_eq!(f[1].details["family"], "ip6");
+    assert!(
+        !f[0].details.contains_key("family"),
+        "IPv4 orders as before"
+    );
+    assert_eq!(f[1].observed, "present (ip6tables-nft)");
+    assert!(
+        f[1].details["drops"].contains("pod traffic (fd00:10:244:1::/64, fd00:10:244:2::/64)"),
+        "{}",
+        f[1].details["drops"]
+    );
+    assert!(
+        !f[1].details["drops"].contains("overlay"),
+        "the Nodes have no IPv6 addresses: no IPv6 overlay or node flows"
+    );
+    assert_ne!(f[0].id, f[3].id);
+    // A single-stack IPv4 cluster has no IPv6 traffic of its own: its ip6tables rules stay.
+    let f = rejects(run(&s, &default_policy(), &cluster()));
+    assert_eq!(
+        targets(&f),
+        ["filter INPUT -j REJECT --reject-with icmp-host-prohibited"]
+    );
+}
+
 #[test]
 fn reject_and_report_only_rules() {
     let mut s = base();

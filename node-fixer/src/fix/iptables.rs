@@ -3,7 +3,7 @@
 
 use super::FixOutcome;
 use crate::probe::iptables::{parse_save, save};
-use crate::snapshot::Backend;
+use crate::snapshot::{Backend, IpFamily};
 use std::io::Write;
 use std::process::{Command, Stdio};
 
@@ -15,28 +15,36 @@ const XTABLES_LOCK_WAIT: &str = "--wait=5";
 /// How many times `-A chain spec` is in the table now.
 fn count(
     backend: Backend,
+    family: IpFamily,
     table: &str,
     chain: &str,
     spec: &str,
 ) -> Result<usize, crate::error::ProbeError> {
-    let text = save(backend)?;
+    let text = save(backend, family)?;
     Ok(parse_save(&text)
         .iter()
         .filter(|r| r.table == table && r.chain == chain && r.spec == spec)
         .count())
 }
 
-/// Delete `-A chain spec` from `table` in the current thread's namespace.
+/// Delete `-A chain spec` from `table` of `family` (`iptables` or `ip6tables`) in the current
+/// thread's namespace.
 pub fn remove_here(
     backend: Backend,
+    family: IpFamily,
     table: &str,
     chain: &str,
     spec: &str,
     dry_run: bool,
 ) -> FixOutcome {
     let rule = format!("-A {chain} {spec}");
-    let before = format!("{rule} (table {table}, iptables-{})", backend.as_str());
-    match count(backend, table, chain, spec) {
+    let before = format!(
+        "{rule} (table {table}, {}-{})",
+        family.tool(),
+        backend.as_str()
+    );
+    let restore = backend.restore(family);
+    match count(backend, family, table, chain, spec) {
         Ok(0) => return FixOutcome::no_change("absent", None),
         Ok(_) => {}
         Err(e) => return FixOutcome::failed("", e.to_string()),
@@ -47,7 +55,7 @@ pub fn remove_here(
     // One atomic batch in iptables-save syntax: the spec is passed exactly as it was printed.
     let batch = format!("*{table}\n-D {chain} {spec}\nCOMMIT\n");
     let run = || -> Result<std::process::Output, std::io::Error> {
-        let mut child = Command::new(backend.restore())
+        let mut child = Command::new(restore)
             .args(["--noflush", XTABLES_LOCK_WAIT])
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
@@ -65,17 +73,17 @@ pub fn remove_here(
                 before,
                 format!(
                     "{} failed ({}): {}",
-                    backend.restore(),
+                    restore,
                     out.status,
                     String::from_utf8_lossy(&out.stderr).trim()
                 ),
             );
         }
         Err(e) => {
-            return FixOutcome::failed(before, format!("cannot run {}: {e}", backend.restore()));
+            return FixOutcome::failed(before, format!("cannot run {restore}: {e}"));
         }
     }
-    match count(backend, table, chain, spec) {
+    match count(backend, family, table, chain, spec) {
         Ok(0) => FixOutcome::applied(before, "absent", None),
         Ok(n) => FixOutcome::applied(
             before,

@@ -3,16 +3,16 @@
 //! the one holding more rules (nft on a tie).
 
 use crate::error::ProbeError;
-use crate::snapshot::{Backend, Iptables, Rule};
+use crate::snapshot::{Backend, IpFamily, Iptables, Rule};
 use std::process::Command;
 
 /// Chains kube-proxy and the kubelet create to mark the backend in use.
 const HINT_CHAINS: [&str; 2] = [":KUBE-IPTABLES-HINT", ":KUBE-KUBELET-CANARY"];
 
-/// Run `<backend>-save` (all tables). Spawned from the calling thread, so it runs in that
-/// thread's network namespace.
-pub fn save(backend: Backend) -> Result<String, ProbeError> {
-    let program = backend.save();
+/// Run `<backend>-save` (all tables) of `family`. Spawned from the calling thread, so it runs
+/// in that thread's network namespace.
+pub fn save(backend: Backend, family: IpFamily) -> Result<String, ProbeError> {
+    let program = backend.save(family);
     let output = Command::new(program)
         .output()
         .map_err(|source| ProbeError::Spawn { program, source })?;
@@ -33,8 +33,8 @@ pub fn save(backend: Backend) -> Result<String, ProbeError> {
 /// must be reported rather than taken for "no rules". A backend that is not installed is no
 /// error.
 pub fn probe() -> Result<(Option<Iptables>, Option<ProbeError>), ProbeError> {
-    let nft = save(Backend::Nft);
-    let legacy = save(Backend::Legacy);
+    let nft = save(Backend::Nft, IpFamily::V4);
+    let legacy = save(Backend::Legacy, IpFamily::V4);
     let (nft, legacy, unreadable) = match (nft, legacy) {
         (Err(nft), Err(legacy)) => {
             return Err(ProbeError::NoIptables {
@@ -56,6 +56,22 @@ pub fn probe() -> Result<(Option<Iptables>, Option<ProbeError>), ProbeError> {
         rules: parse_save(&t),
     });
     Ok((rules, unreadable))
+}
+
+/// The `ip6tables` rules of `backend` (the one chosen for IPv4: kube-proxy's iptables-wrapper
+/// switches both families together). `Ok(None)` when that backend's `ip6tables-save` is not
+/// installed.
+pub fn probe_v6(backend: Backend) -> Result<Option<Iptables>, ProbeError> {
+    match save(backend, IpFamily::V6) {
+        Ok(text) => Ok(Some(Iptables {
+            backend,
+            rules: parse_save(&text),
+        })),
+        Err(e) => match unreadable_backend(e) {
+            None => Ok(None),
+            Some(e) => Err(e),
+        },
+    }
 }
 
 /// `Some(e)` unless `e` says the program is not installed.

@@ -51,6 +51,8 @@ pub struct ProbeSet {
     pub sysctls: bool,
     /// iptables rules.
     pub iptables: bool,
+    /// ip6tables rules too (of the backend iptables uses); needs `iptables`.
+    pub ip6tables: bool,
     /// The rules of nftables' own tables (`nft -j list table`).
     pub nftables: bool,
     /// The interfaces whose offload features are read (ethtool netlink); needs `netlink`.
@@ -100,6 +102,14 @@ fn probe_here(set: ProbeSet) -> (NsSnapshot, Vec<String>) {
     if set.iptables {
         match iptables::probe() {
             Ok((rules, unreadable)) => {
+                if set.ip6tables
+                    && let Some(backend) = rules.as_ref().map(|r| r.backend)
+                {
+                    match iptables::probe_v6(backend) {
+                        Ok(rules) => snap.ip6tables = rules,
+                        Err(e) => errors.push(format!("ip6tables: {e}")),
+                    }
+                }
                 snap.iptables = rules;
                 errors.extend(unreadable.map(|e| format!("iptables: {e}")));
             }
@@ -155,6 +165,7 @@ pub fn probe_pods(paths: &[PathBuf]) -> (Vec<PodSnapshot>, Vec<String>) {
         netlink: false,
         sysctls: true,
         iptables: false,
+        ip6tables: false,
         nftables: false,
         features_of: None,
         proxy: false,

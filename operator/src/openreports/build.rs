@@ -58,7 +58,7 @@ pub fn severity(check: Check) -> Severity {
 /// The checks a scan error of one probe leaves unevaluated, by the error's prefix; `None`: the
 /// error is not one probe's and concerns every node-local check.
 fn checks_of_probe(error: &str) -> Option<&'static [Check]> {
-    const PROBES: [(&str, &[Check]); 6] = [
+    const PROBES: [(&str, &[Check]); 7] = [
         (
             "iptables:",
             &[
@@ -67,6 +67,7 @@ fn checks_of_probe(error: &str) -> Option<&'static [Check]> {
                 Check::ServiceVipMissing,
             ],
         ),
+        ("ip6tables:", &[Check::RejectRule]),
         ("kube-proxy:", &[Check::ServiceVipMissing]),
         ("nftables:", &[Check::RejectRule]),
         ("flannel:", &[Check::BridgeSubnetMismatch]),
