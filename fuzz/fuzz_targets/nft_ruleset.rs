@@ -9,7 +9,7 @@ use node_fixer::checks::reject_scope::ClusterNetwork;
 use node_fixer::checks::{Input, reject};
 use node_fixer::engine::ClusterFacts;
 use node_fixer::probe::nft::parse_ruleset;
-use node_fixer::snapshot::{NsSnapshot, Snapshot};
+use node_fixer::snapshot::{IpFamily, NsSnapshot, Snapshot};
 
 fuzz_target!(|data: &[u8]| {
     let Ok(text) = std::str::from_utf8(data) else {
@@ -26,10 +26,19 @@ fuzz_target!(|data: &[u8]| {
         uplinks: Some(vec!["eth0".into()]),
         ..Default::default()
     };
+    // Dual-stack: every rule is also read for IPv6.
+    let net6 = ClusterNetwork {
+        family: IpFamily::V6,
+        pod_cidrs: vec![ipnet::IpNet::V6(
+            ipnet::Ipv6Net::new([0xfd00, 0x10, 0x244, 0, 0, 0, 0, 0].into(), 56).unwrap_or_default(),
+        )],
+        ..Default::default()
+    };
+    let nets = [net, net6];
     let policy = NetworkHealthPolicySpec::default();
     let searched = searched_chains(&ruleset, &policy.checks.reject_rules);
     for rule in &ruleset.rules {
-        let _ = verdict(rule, &searched, &policy.checks.reject_rules, &net);
+        let _ = verdict(rule, &searched, &policy.checks.reject_rules, &nets);
         let _ = render(rule);
     }
     let snapshot = Snapshot {

@@ -432,7 +432,8 @@ fn remove_nft_rule(
     let reject_policy = policy.checks.reject_rules.clone();
     // As for iptables: the order was matched against the node's own finding, made with its
     // routes; here any interface but lo may carry the cluster's traffic.
-    let net = checks::reject_scope::ClusterNetwork::from_facts(&config.cluster, &[], &[]);
+    let nets = [IpFamily::V4, IpFamily::V6]
+        .map(|f| checks::reject_scope::ClusterNetwork::of_family(f, &config.cluster, &[], &[]));
     let ns = order_netns(order, config)?;
     let dry_run = order.dry_run;
     Ok(netns::run_in(ns.as_deref(), move || {
@@ -441,7 +442,7 @@ fn remove_nft_rule(
             dry_run,
             |ruleset, rule| {
                 let searched = checks::reject_nft::searched_chains(ruleset, &reject_policy);
-                match checks::reject_nft::verdict(rule, &searched, &reject_policy, &net) {
+                match checks::reject_nft::verdict(rule, &searched, &reject_policy, &nets) {
                     checks::reject::Verdict::Remove(_) => Ok(()),
                     checks::reject::Verdict::Keep(why) => Err(why),
                 }

@@ -123,16 +123,6 @@ fn an_interface_switch_off_while_the_node_forwards_is_found_and_fixed_on_that_in
     assert!(engine::scan(&policy, &config).findings.is_empty());
 }
 
-/// A Node of a dual-stack cluster: an IPv4 and an IPv6 pod range.
-fn dual_stack_node(name: &str, v4: &str, v6: &str) -> k8s_openapi::api::core::v1::Node {
-    serde_json::from_value(serde_json::json!({
-        "apiVersion": "v1", "kind": "Node",
-        "metadata": {"name": name},
-        "spec": {"podCIDR": v4, "podCIDRs": [v4, v6]}
-    }))
-    .unwrap()
-}
-
 #[test]
 fn ipv6_forwarding_off_on_a_dual_stack_node_is_found_and_fixed() {
     let a = netns("nf-fw6-a");

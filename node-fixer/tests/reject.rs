@@ -358,16 +358,6 @@ fn a_narrow_administrator_reject_stays_unless_the_scope_is_all_unowned() {
     assert!(!exec(&b, "iptables-legacy-save").contains("--dport 25"));
 }
 
-/// A Node of a dual-stack cluster (an IPv4 and an IPv6 pod range).
-fn dual_stack_node(name: &str) -> k8s_openapi::api::core::v1::Node {
-    serde_json::from_value(serde_json::json!({
-        "apiVersion": "v1", "kind": "Node",
-        "metadata": {"name": name},
-        "spec": {"podCIDR": "10.244.1.0/24", "podCIDRs": ["10.244.1.0/24", "fd00:10:244:1::/64"]}
-    }))
-    .unwrap()
-}
-
 const KUBE_RULE6: &str = "-A KUBE-SERVICES -d fd00:10:96::a/128 -p tcp -m comment --comment \"default/svc:port has no endpoints\" -m tcp --dport 80 -j REJECT --reject-with icmp6-port-unreachable";
 
 /// The seed-004 REJECT in its IPv6 form (`ip6tables ... icmp6-adm-prohibited`) on a dual-stack
@@ -414,7 +404,13 @@ fn run6(tag: &str, backend: &str) {
         targets(&scan.findings)
     );
 
-    let config = config(&b, tag, dir.path(), vec![dual_stack_node("n1")], "n1");
+    let config = config(
+        &b,
+        tag,
+        dir.path(),
+        vec![dual_stack_node("n1", "10.244.1.0/24", "fd00:10:244:1::/64")],
+        "n1",
+    );
     let scan = engine::scan(&policy, &config);
     assert!(scan.errors.is_empty(), "{:?}", scan.errors);
     assert_eq!(scan.iptables_backend.as_deref(), Some(backend));

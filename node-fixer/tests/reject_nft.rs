@@ -229,3 +229,112 @@ fn iptables_nft_rules_are_reported_once_through_iptables() {
     );
     drop(a);
 }
+
+/// A site firewall of its own in an `ip6` table: a reject of the cluster's IPv6 pod range and
+/// an administrator's narrow SMTP reject.
+const SITE_FIREWALL6: &str = "table ip6 sitefw {
+  chain input {
+    type filter hook input priority 0; policy accept;
+    ip6 saddr fd00:10:244::/56 reject with icmpv6 admin-prohibited
+    tcp dport 25 reject with tcp reset
+  }
+}
+";
+const SITE_REJECT6: &str =
+    "ip6 sitefw input ip6 saddr fd00:10:244::/56 reject with icmpv6 admin-prohibited";
+
+/// Dual-stack: firewalld's `inet` catch-all rejects drop the IPv6 pod traffic too, and a
+/// reject in an `ip6` table is found and deleted by handle; none of the IPv6 side is judged on a
+/// single-stack IPv4 cluster. IPv6 traffic between two addresses of the pod range proves it.
+#[test]
+fn on_a_dual_stack_node_inet_and_ip6_rejects_are_removed_and_ipv6_flows_again() {
+    let a = netns("nf-nf6-a");
+    let b = netns("nf-nf6-b");
+    veth(&a, "eth0", &b, "eth0");
+    ip(&a, "-6 addr add fd00:10:244:1::1/64 dev eth0 nodad");
+    ip(&b, "-6 addr add fd00:10:244:1::2/64 dev eth0 nodad");
+    // The nodes' IPv4 addresses: the peers are reached through eth0 (see the test above).
+    ip(&a, "addr add 10.78.2.1/24 dev eth0");
+    ip(&b, "addr add 10.78.2.2/24 dev eth0");
+    b.set_sysctl("net/ipv4/ip_forward", "1").unwrap();
+    b.set_sysctl("net/ipv6/conf/all/forwarding", "1").unwrap();
+    assert!(a.ping("fd00:10:244:1::2", 2));
+    load(&b);
+    b.exec_with_input("nft", &["-f", "-"], SITE_FIREWALL6)
+        .unwrap();
+    assert!(!a.ping("fd00:10:244:1::2", 1), "the rejects break IPv6");
+    let dir = tempfile::tempdir().unwrap();
+    let mut policy = policy();
+    policy.checks.overlay.enabled = false;
+
+    // Single-stack IPv4: the inet catch-alls are found for IPv4's sake only; the ip6 table's
+    // reject is not the cluster's business.
+    let v4_only = vec![
+        node("n0", "10.244.0.0/24", "0a:00:00:00:00:01", "10.78.2.1"),
+        node("n1", "10.244.1.0/24", "0a:00:00:00:00:02", "10.78.2.2"),
+    ];
+    let config4 = config(&b, "nf6", dir.path(), v4_only, "n1");
+    let scan = engine::scan(&policy, &config4);
+    assert!(scan.errors.is_empty(), "{:?}", scan.errors);
+    assert_eq!(targets(&scan.findings), [FORWARD, INPUT]);
+    assert!(
+        scan.findings
+            .iter()
+            .all(|f| !f.details["drops"].contains("fd00")),
+        "no IPv6 traffic judged"
+    );
+
+    let mut dual = vec![
+        dual_stack_node("n0", "10.244.0.0/24", "fd00:10:244::/64"),
+        dual_stack_node("n1", "10.244.1.0/24", "fd00:10:244:1::/64"),
+    ];
+    for (n, ip) in dual.iter_mut().zip(["10.78.2.1", "10.78.2.2"]) {
+        n.metadata.annotations = Some(
+            [(
+                "flannel.alpha.coreos.com/public-ip".to_string(),
+                ip.to_string(),
+            )]
+            .into(),
+        );
+    }
+    let config = config(&b, "nf6", dir.path(), dual, "n1");
+    let scan = engine::scan(&policy, &config);
+    assert!(scan.errors.is_empty(), "{:?}", scan.errors);
+    assert_eq!(targets(&scan.findings), [FORWARD, INPUT, SITE_REJECT6]);
+    let input = scan.findings.iter().find(|f| f.target == INPUT).unwrap();
+    assert!(
+        input.details["drops"].contains("pod traffic (10.244.0.0/24, 10.244.1.0/24)")
+            && input.details["drops"]
+                .contains("pod traffic (fd00:10:244::/64, fd00:10:244:1::/64)"),
+        "{}",
+        input.details["drops"]
+    );
+    let site = scan
+        .findings
+        .iter()
+        .find(|f| f.target == SITE_REJECT6)
+        .unwrap();
+    assert_eq!(site.details["family"], "ip6");
+    assert_eq!(site.details["table"], "sitefw");
+
+    let before = ruleset(&b);
+    let results = fix_all(&policy, &config, false);
+    assert_eq!(results.len(), 3, "{results:?}");
+    assert!(
+        results.iter().all(|r| r.outcome == Outcome::Applied),
+        "{results:?}"
+    );
+    assert!(a.ping("fd00:10:244:1::2", 2), "IPv6 traffic flows again");
+    let after = ruleset(&b);
+    assert_eq!(after.rules.len(), before.rules.len() - 3);
+    assert_eq!(
+        table_rules(&after, "kube-proxy"),
+        table_rules(&before, "kube-proxy"),
+        "kube-proxy's table is untouched"
+    );
+    let site_rules = table_rules(&after, "sitefw");
+    assert_eq!(site_rules.len(), 1, "the SMTP reject stays: {site_rules:?}");
+    assert!(site_rules[0].1.contains("\"dport\""), "{site_rules:?}");
+    assert!(engine::scan(&policy, &config).findings.is_empty());
+    drop(a);
+}

@@ -141,19 +141,18 @@ pub fn check(input: &Input<'_>) -> Vec<Finding> {
     if let Some(ipt) = &host.iptables {
         out.extend(iptables_findings(ipt, input, &net));
     }
-    if let Some(ipt) = &host.ip6tables {
-        let net6 =
-            ClusterNetwork::of_family(IpFamily::V6, input.cluster, &host.links, &host.routes);
-        // A single-stack IPv4 cluster has no IPv6 traffic of its own to lose.
-        if !net6.pod_cidrs.is_empty() {
-            out.extend(iptables_findings(ipt, input, &net6));
-        }
+    let net6 = ClusterNetwork::of_family(IpFamily::V6, input.cluster, &host.links, &host.routes);
+    // A single-stack IPv4 cluster has no IPv6 traffic of its own to lose.
+    if let Some(ipt) = &host.ip6tables
+        && !net6.pod_cidrs.is_empty()
+    {
+        out.extend(iptables_findings(ipt, input, &net6));
     }
     if let Some(nft) = &host.nftables {
         out.extend(super::reject_nft::findings(
             nft,
             &input.policy.checks.reject_rules,
-            &net,
+            &[net, net6],
         ));
     }
     out

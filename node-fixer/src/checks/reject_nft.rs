@@ -3,31 +3,32 @@
 //! them.
 //!
 //! Searched: every base chain hooked where the policy's chains are (`INPUT` → hook `input`,
-//! `FORWARD` → `forward`) in every `ip` and `inet` table, and every chain those jump or go to,
+//! `FORWARD` → `forward`) in every `ip`, `ip6` and `inet` table, and every chain those jump or go to,
 //! in the same table. nftables has no fixed chains: a table's base chains hand packets to its
 //! regular chains, so a rule there is as effective as one in the base chain (firewalld's zone
 //! chains `filter_IN_<zone>`), whatever `followJumps` says (that switch is about iptables' user
 //! chains). Never searched: the tables of kube-proxy, Calico, Cilium and flannel (by name), the
 //! chains Kubernetes or the CNI own, rules carrying their comments, the tables iptables-nft
-//! manages (`ip filter`, `ip nat`, ...: read through `iptables-save`), and `ip6` tables (IPv6
-//! traffic is not in the scope: the cluster's addresses are IPv4).
+//! manages (`ip filter`, `ip6 nat`, ...: read through `iptables-save` and `ip6tables-save`).
 //!
 //! A rule is a candidate when it ends in `reject` or `drop`; its matches are read into the same
 //! [`Matches`] as an iptables rule's, so the scope (which of the cluster's traffic it drops) is
 //! decided by [`super::reject_scope`] exactly as for iptables. A match netheal cannot see
-//! through makes the rule opaque (kept under `ClusterTraffic`).
+//! through makes the rule opaque (kept under `ClusterTraffic`). A rule is judged in each address
+//! family its table carries and its matches allow, against that family's cluster network (IPv6
+//! only on a cluster with IPv6 pod ranges).
 
 use super::reject::{
     NFTABLES_BACKEND, Verdict, is_owned_chain, is_owned_comment, scope_verdict, what_it_drops,
 };
 use super::reject_scope::{ClusterNetwork, Matches, Neg, Proto, scope_of};
 use super::{details, finding};
-use crate::snapshot::{NftRule, Nftables};
-use ipnet::Ipv4Net;
+use crate::snapshot::{IpFamily, NftRule, Nftables};
+use ipnet::IpNet;
 use netheal_crds::{Check, Finding, RejectRulesCheck};
 use serde_json::Value;
 use std::collections::BTreeSet;
-use std::net::Ipv4Addr;
+use std::net::IpAddr;
 use std::ops::RangeInclusive;
 
 /// A chain: (family, table, chain).
@@ -51,7 +52,9 @@ pub fn is_xtables_table(family: &str, table: &str) -> bool {
 
 /// Whether the rules of this table are searched at all.
 pub fn is_searched_table(family: &str, table: &str) -> bool {
-    matches!(family, "ip" | "inet") && !is_owned_table(table) && !is_xtables_table(family, table)
+    matches!(family, "ip" | "ip6" | "inet")
+        && !is_owned_table(table)
+        && !is_xtables_table(family, table)
 }
 
 /// firewalld's table on its nftables backend.
@@ -146,23 +149,16 @@ pub fn is_unowned_drop(rule: &NftRule, searched: &BTreeSet<ChainKey>) -> bool {
         && !rule.comment.as_deref().is_some_and(is_owned_comment)
 }
 
-/// What an nftables rule matches, in the terms of [`Matches`].
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub enum RuleMatches {
-    /// The rule matches IPv4 packets with these matches.
-    Ipv4(Matches),
-    /// The rule matches IPv6 packets only (`ip6 …`, `meta nfproto ipv6`, `icmpv6 …`).
-    Ipv6Only,
-}
-
-/// Read a rule's matches. Never fails: what is not understood goes to `opaque`.
-pub fn matches(rule: &NftRule) -> RuleMatches {
+/// What an nftables rule matches in packets of `family`, in the terms of [`Matches`]; `None`
+/// when it matches no packet of that family (`ip6 …`, `icmpv6 …`, `meta nfproto ipv6` for
+/// IPv4; `ip …`, `icmp …` for IPv6). Never fails: what is not understood goes to `opaque`.
+pub fn matches(rule: &NftRule, family: IpFamily) -> Option<Matches> {
     let mut m = Matches::default();
     for statement in &rule.expr {
         if let Some(mat) = statement.get("match") {
-            match read_match(mat, &mut m) {
+            match read_match(mat, family, &mut m) {
                 Read::Ok => {}
-                Read::Ipv6Only => return RuleMatches::Ipv6Only,
+                Read::OtherFamily => return None,
                 Read::Opaque => {
                     m.opaque = Some(render_statement(statement));
                     break;
@@ -180,7 +176,17 @@ pub fn matches(rule: &NftRule) -> RuleMatches {
             break;
         }
     }
-    RuleMatches::Ipv4(m)
+    Some(m)
+}
+
+/// Whether a table of this nftables family sees packets of `family`.
+fn table_carries(table_family: &str, family: IpFamily) -> bool {
+    match table_family {
+        "inet" => true,
+        "ip" => family == IpFamily::V4,
+        "ip6" => family == IpFamily::V6,
+        _ => false,
+    }
 }
 
 const VERDICTS: [&str; 8] = [
@@ -193,11 +199,12 @@ fn is_verdict(statement: &Value) -> bool {
 
 enum Read {
     Ok,
-    Ipv6Only,
+    /// The match holds for packets of the other address family only.
+    OtherFamily,
     Opaque,
 }
 
-fn read_match(mat: &Value, m: &mut Matches) -> Read {
+fn read_match(mat: &Value, family: IpFamily, m: &mut Matches) -> Read {
     let op = mat.get("op").and_then(Value::as_str).unwrap_or("==");
     let negated = match op {
         "==" | "in" => false,
@@ -210,14 +217,14 @@ fn read_match(mat: &Value, m: &mut Matches) -> Read {
     if let Some(payload) = left.get("payload") {
         let protocol = payload.get("protocol").and_then(Value::as_str);
         let field = payload.get("field").and_then(Value::as_str);
-        return read_payload(protocol, field, right, negated, m);
+        return read_payload(protocol, field, right, negated, family, m);
     }
     if let Some(key) = left
         .get("meta")
         .and_then(|v| v.get("key"))
         .and_then(Value::as_str)
     {
-        return read_meta(key, right, negated, m);
+        return read_meta(key, right, negated, family, m);
     }
     if left
         .get("ct")
@@ -242,12 +249,20 @@ fn read_payload(
     field: Option<&str>,
     right: &Value,
     negated: bool,
+    family: IpFamily,
     m: &mut Matches,
 ) -> Read {
+    let header = match protocol {
+        Some("ip" | "icmp") => Some(IpFamily::V4),
+        Some("ip6" | "icmpv6") => Some(IpFamily::V6),
+        _ => None,
+    };
+    if header.is_some_and(|h| h != family) {
+        return Read::OtherFamily;
+    }
     match (protocol, field) {
-        (Some("ip6" | "icmpv6"), _) => Read::Ipv6Only,
-        (Some("ip"), Some(field @ ("saddr" | "daddr"))) => {
-            let Some(value) = ipv4_net(right).map(ipnet::IpNet::V4) else {
+        (Some("ip" | "ip6"), Some(field @ ("saddr" | "daddr"))) => {
+            let Some(value) = ip_net(right, family) else {
                 return Read::Opaque;
             };
             let slot = if field == "saddr" {
@@ -258,7 +273,9 @@ fn read_payload(
             *slot = Some(Neg { negated, value });
             Read::Ok
         }
-        (Some("ip"), Some("protocol")) => read_protocol(right, negated, m),
+        (Some("ip"), Some("protocol")) | (Some("ip6"), Some("nexthdr")) => {
+            read_protocol(right, negated, m)
+        }
         (Some(l4 @ ("tcp" | "udp" | "sctp" | "th")), Some(field)) => {
             if l4 != "th" && m.protocol.is_none() {
                 // `tcp dport 25` matches TCP packets only, whatever the operator.
@@ -280,11 +297,11 @@ fn read_payload(
                 _ => Read::Opaque,
             }
         }
-        (Some("icmp"), _) => {
+        (Some(icmp @ ("icmp" | "icmpv6")), _) => {
             if m.protocol.is_none() {
                 m.protocol = Some(Neg {
                     negated: false,
-                    value: Proto::Number(1),
+                    value: Proto::parse(icmp),
                 });
             }
             Read::Ok
@@ -293,7 +310,7 @@ fn read_payload(
     }
 }
 
-fn read_meta(key: &str, right: &Value, negated: bool, m: &mut Matches) -> Read {
+fn read_meta(key: &str, right: &Value, negated: bool, family: IpFamily, m: &mut Matches) -> Read {
     match key {
         "iifname" | "oifname" | "iif" | "oif" => {
             let Some(name) = right.as_str() else {
@@ -313,12 +330,19 @@ fn read_meta(key: &str, right: &Value, negated: bool, m: &mut Matches) -> Read {
             Read::Ok
         }
         "l4proto" => read_protocol(right, negated, m),
-        "nfproto" | "protocol" => match right.as_str() {
-            Some("ipv6" | "ip6") if !negated => Read::Ipv6Only,
-            Some("ipv4" | "ip") if negated => Read::Ipv6Only,
-            Some(_) => Read::Ok,
-            None => Read::Opaque,
-        },
+        "nfproto" | "protocol" => {
+            let named = match right.as_str() {
+                Some("ipv4" | "ip") => IpFamily::V4,
+                Some("ipv6" | "ip6") => IpFamily::V6,
+                Some(_) => return Read::Ok,
+                None => return Read::Opaque,
+            };
+            if (named == family) == negated {
+                Read::OtherFamily
+            } else {
+                Read::Ok
+            }
+        }
         _ => Read::Opaque,
     }
 }
@@ -336,14 +360,21 @@ fn read_protocol(right: &Value, negated: bool, m: &mut Matches) -> Read {
     Read::Ok
 }
 
-fn ipv4_net(right: &Value) -> Option<Ipv4Net> {
-    if let Some(text) = right.as_str() {
-        return text.parse::<Ipv4Addr>().ok().map(Ipv4Net::from);
-    }
-    let prefix = right.get("prefix")?;
-    let addr: Ipv4Addr = prefix.get("addr")?.as_str()?.parse().ok()?;
-    let len = u8::try_from(prefix.get("len")?.as_u64()?).ok()?;
-    Ipv4Net::new(addr, len).ok().map(|n| n.trunc())
+/// An address or prefix of `family` (`"10.0.0.1"`, `{"prefix": {"addr", "len"}}`).
+fn ip_net(right: &Value, family: IpFamily) -> Option<IpNet> {
+    let net = if let Some(text) = right.as_str() {
+        text.parse::<IpAddr>().ok().map(IpNet::from)?
+    } else {
+        let prefix = right.get("prefix")?;
+        let addr: IpAddr = prefix.get("addr")?.as_str()?.parse().ok()?;
+        let len = u8::try_from(prefix.get("len")?.as_u64()?).ok()?;
+        IpNet::new(addr, len).ok()?.trunc()
+    };
+    let same = match family {
+        IpFamily::V4 => net.addr().is_ipv4(),
+        IpFamily::V6 => net.addr().is_ipv6(),
+    };
+    same.then_some(net)
 }
 
 fn port(value: &Value) -> Option<u16> {
@@ -377,38 +408,80 @@ fn strings(right: &Value) -> Option<Vec<String>> {
     }
 }
 
-/// The verdict on `rule` under `policy`, `searched` being the chains searched.
+/// The verdict on `rule` under `policy`, `searched` being the chains searched, in each address
+/// family of `nets` the rule's table carries: removed when it drops the cluster's traffic of
+/// either family. An IPv6 network without pod ranges (a single-stack IPv4 cluster) is not
+/// judged: it has no IPv6 traffic of its own.
 pub fn verdict(
     rule: &NftRule,
     searched: &BTreeSet<ChainKey>,
     policy: &RejectRulesCheck,
-    net: &ClusterNetwork,
+    nets: &[ClusterNetwork],
 ) -> Verdict {
     if !is_unowned_drop(rule, searched) {
         return Verdict::Keep(
             "it is not a reject or drop rule this policy may remove (owned by Kubernetes or the CNI, managed by iptables-nft, or not in a chain hooked where spec.checks.rejectRules.chains are)".to_string(),
         );
     }
-    let m = match matches(rule) {
-        RuleMatches::Ipv6Only => {
-            return Verdict::Keep(
-                "it matches IPv6 packets only (the cluster's traffic checked is IPv4)".to_string(),
+    let mut removed: Option<Vec<String>> = None;
+    // Why it stays, in the families it can match; then why no family applies.
+    let mut kept = Vec::new();
+    let mut not_applicable = Vec::new();
+    for net in nets
+        .iter()
+        .filter(|n| table_carries(&rule.family, n.family))
+    {
+        let ip = match net.family {
+            IpFamily::V4 => "IPv4",
+            IpFamily::V6 => "IPv6",
+        };
+        if net.family == IpFamily::V6 && net.pod_cidrs.is_empty() {
+            not_applicable.push(
+                "the cluster has no IPv6 pod ranges (its IPv6 traffic is not checked)".to_string(),
             );
+            continue;
         }
-        RuleMatches::Ipv4(m) => m,
-    };
-    scope_verdict(scope_of(m, net), policy)
+        let Some(m) = matches(rule, net.family) else {
+            not_applicable.push(format!("it matches no {ip} packet"));
+            continue;
+        };
+        match scope_verdict(scope_of(m, net), policy) {
+            Verdict::Remove(drops) => {
+                let all = removed.get_or_insert_with(Vec::new);
+                all.extend(
+                    drops
+                        .into_iter()
+                        .filter(|d| !all.contains(d))
+                        .collect::<Vec<_>>(),
+                );
+            }
+            Verdict::Keep(why) => kept.push(format!("{ip}: {why}")),
+        }
+    }
+    match removed {
+        Some(drops) => Verdict::Remove(drops),
+        None if !kept.is_empty() => Verdict::Keep(kept.join("; ")),
+        None if !not_applicable.is_empty() => Verdict::Keep(not_applicable.join("; ")),
+        None => Verdict::Keep(format!(
+            "a table of family {} carries no IP packets",
+            rule.family
+        )),
+    }
 }
 
 /// What firewalld users change so that the rule is not put back on the next reload.
 const FIREWALLD_HINT: &str = "firewalld puts this rule back on every reload: put the pod interfaces (cni0, flannel.1, cali+, tunl0) and the pod CIDRs in the trusted zone (firewall-cmd --permanent --zone=trusted --add-interface=cni0 --add-source=<pod CIDR>; firewall-cmd --reload)";
 
 /// The `RejectRule` findings of nftables' own tables.
-pub fn findings(nft: &Nftables, policy: &RejectRulesCheck, net: &ClusterNetwork) -> Vec<Finding> {
+pub fn findings(
+    nft: &Nftables,
+    policy: &RejectRulesCheck,
+    nets: &[ClusterNetwork],
+) -> Vec<Finding> {
     let searched = searched_chains(nft, policy);
     nft.rules
         .iter()
-        .filter_map(|r| Some((r, verdict(r, &searched, policy, net).removed()?)))
+        .filter_map(|r| Some((r, verdict(r, &searched, policy, nets).removed()?)))
         .map(|(r, drops)| {
             let what = what_it_drops(&drops);
             let verdict = dropping_verdict(r).unwrap_or("reject");
@@ -564,6 +637,29 @@ mod tests {
         }
     }
 
+    /// A single-stack IPv4 cluster: no IPv6 pod ranges.
+    fn nets() -> [ClusterNetwork; 2] {
+        [
+            net(),
+            ClusterNetwork {
+                family: IpFamily::V6,
+                ..Default::default()
+            },
+        ]
+    }
+
+    /// A dual-stack cluster.
+    fn dual_stack() -> [ClusterNetwork; 2] {
+        [
+            net(),
+            ClusterNetwork {
+                family: IpFamily::V6,
+                pod_cidrs: vec!["fd00:10:244::/56".parse().unwrap()],
+                ..Default::default()
+            },
+        ]
+    }
+
     fn rule(nft: &Nftables, handle: u64, chain: &str) -> NftRule {
         nft.rules
             .iter()
@@ -613,7 +709,7 @@ mod tests {
         let removed: Vec<(String, u64)> = nft
             .rules
             .iter()
-            .filter(|r| matches!(verdict(r, &searched, &policy, &net()), Verdict::Remove(_)))
+            .filter(|r| matches!(verdict(r, &searched, &policy, &nets()), Verdict::Remove(_)))
             .map(|r| (r.chain.clone(), r.handle))
             .collect();
         assert_eq!(
@@ -627,7 +723,7 @@ mod tests {
             &rule(&nft, handle, chain),
             &searched,
             &policy,
-            &net(),
+            &nets(),
         ) {
             Verdict::Keep(why) => why,
             Verdict::Remove(d) => panic!("{chain} {handle} removed: {d:?}"),
@@ -649,7 +745,7 @@ mod tests {
                 &rule(&nft, 29, "filter_IN_public"),
                 &searched,
                 &everything,
-                &net()
+                &nets()
             ),
             Verdict::Remove(Vec::new())
         );
@@ -658,7 +754,7 @@ mod tests {
                 &rule(&nft, 6, "reject-chain"),
                 &searched,
                 &everything,
-                &net()
+                &nets()
             ),
             Verdict::Keep(_)
         ));
@@ -667,25 +763,71 @@ mod tests {
     #[test]
     fn matches_are_read_as_iptables_would_have_them() {
         let nft = parse_ruleset(FIREWALLD).unwrap();
-        let RuleMatches::Ipv4(m) = matches(&rule(&nft, 30, "filter_IN_public")) else {
+        let Some(m) = matches(&rule(&nft, 30, "filter_IN_public"), IpFamily::V4) else {
             panic!("IPv4 rule read as IPv6");
         };
         assert_eq!(m.in_interface.map(|n| n.value), Some("cni+".to_string()));
         assert_eq!(m.protocol.map(|p| p.value), Some(Proto::Number(6)));
         assert_eq!(m.destination_ports.map(|p| p.value), Some(vec![1..=1024]));
         assert_eq!(m.opaque, None);
-        let RuleMatches::Ipv4(m) = matches(&rule(&nft, 29, "filter_IN_public")) else {
+        let Some(m) = matches(&rule(&nft, 29, "filter_IN_public"), IpFamily::V4) else {
             panic!("IPv4 rule read as IPv6");
         };
+        assert_eq!(
+            matches(&rule(&nft, 29, "filter_IN_public"), IpFamily::V6),
+            None,
+            "ip saddr matches no IPv6 packet"
+        );
         assert_eq!(
             m.source.map(|s| s.value),
             Some("203.0.113.0/24".parse().unwrap())
         );
         // `ct status dnat` is not seen through.
-        let RuleMatches::Ipv4(m) = matches(&rule(&nft, 10, "filter_INPUT")) else {
+        let Some(m) = matches(&rule(&nft, 10, "filter_INPUT"), IpFamily::V4) else {
             panic!("IPv4 rule read as IPv6");
         };
         assert_eq!(m.opaque.as_deref(), Some("ct status dnat"));
+        // firewalld's martian reject: IPv6 only, a set of prefixes not seen through.
+        let martian = rule(&nft, 21, "filter_FORWARD");
+        assert_eq!(matches(&martian, IpFamily::V4), None);
+        let m = matches(&martian, IpFamily::V6).unwrap();
+        assert!(
+            m.opaque.as_deref().unwrap_or("").starts_with("ip6 daddr"),
+            "{m:?}"
+        );
+    }
+
+    #[test]
+    fn on_a_dual_stack_cluster_inet_rejects_drop_both_families() {
+        let nft = parse_ruleset(FIREWALLD).unwrap();
+        let policy = RejectRulesCheck::default();
+        let searched = searched_chains(&nft, &policy);
+        let verdicts: Vec<(u64, Verdict)> = nft
+            .rules
+            .iter()
+            .filter(|r| [14, 21, 23].contains(&r.handle) && r.table == "firewalld")
+            .map(|r| (r.handle, verdict(r, &searched, &policy, &dual_stack())))
+            .collect();
+        let Verdict::Remove(drops) = &verdicts[0].1 else {
+            panic!("{verdicts:?}");
+        };
+        assert!(
+            drops.iter().any(|d| d == "pod traffic (10.244.0.0/16)")
+                && drops.iter().any(|d| d == "pod traffic (fd00:10:244::/56)"),
+            "{drops:?}"
+        );
+        let Verdict::Keep(why) = &verdicts[1].1 else {
+            panic!("the martian reject stays: {verdicts:?}");
+        };
+        assert!(why.starts_with("IPv6: its match ip6 daddr"), "{why}");
+        assert!(matches!(verdicts[2].1, Verdict::Remove(_)));
+        // On the single-stack cluster the same catch-all drops IPv4 traffic only.
+        let Verdict::Remove(drops) =
+            verdict(&rule(&nft, 14, "filter_INPUT"), &searched, &policy, &nets())
+        else {
+            panic!("removed");
+        };
+        assert!(drops.iter().all(|d| !d.contains("fd00")), "{drops:?}");
     }
 
     #[test]
@@ -712,10 +854,13 @@ mod tests {
     }
 
     #[test]
-    fn xtables_and_ip6_tables_are_left_to_iptables() {
+    fn xtables_tables_are_left_to_iptables_and_owned_tables_never_searched() {
         assert!(!is_searched_table("ip", "filter"));
         assert!(!is_searched_table("ip6", "nat"));
-        assert!(!is_searched_table("ip6", "myfirewall"));
+        assert!(!is_searched_table("ip6", "filter"));
+        assert!(!is_searched_table("ip6", "kube-proxy"));
+        assert!(!is_searched_table("arp", "myfirewall"));
+        assert!(is_searched_table("ip6", "myfirewall"));
         assert!(!is_searched_table("ip", "kube-proxy"));
         assert!(!is_searched_table("ip", "calico"));
         assert!(!is_searched_table("inet", "cilium_filter"));

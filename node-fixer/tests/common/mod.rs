@@ -125,6 +125,16 @@ pub fn node(name: &str, pod_cidr: &str, vtep_mac: &str, public_ip: &str) -> Node
     .unwrap()
 }
 
+/// A Node of a dual-stack cluster: an IPv4 and an IPv6 pod range.
+pub fn dual_stack_node(name: &str, v4: &str, v6: &str) -> Node {
+    serde_json::from_value(serde_json::json!({
+        "apiVersion": "v1", "kind": "Node",
+        "metadata": {"name": name},
+        "spec": {"podCIDR": v4, "podCIDRs": [v4, v6]}
+    }))
+    .unwrap()
+}
+
 /// The node-fixer binary.
 pub fn bin() -> std::process::Command {
     std::process::Command::new(env!("CARGO_BIN_EXE_node-fixer"))

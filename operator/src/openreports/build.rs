@@ -436,6 +436,11 @@ mod tests {
                 Check::Masquerade,
             ),
             (
+                "ip6tables: ip6tables-nft-save failed",
+                Check::RejectRule,
+                Check::ServiceVipMissing,
+            ),
+            (
                 "flannel: /run/flannel/subnet.env: no FLANNEL_SUBNET",
                 Check::BridgeSubnetMismatch,
                 Check::Mtu,
