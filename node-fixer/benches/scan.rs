@@ -241,7 +241,7 @@ fn fix_cost(shape: &Shape) {
         for i in 0..fixes {
             let (a, b, c) = ((i >> 8) & 0xff, i & 0xff, i >> 16);
             let target = node_fixer::fix::neighbour::Target::Neighbour {
-                ip: std::net::Ipv4Addr::new(11, c as u8, a as u8, b as u8),
+                ip: std::net::Ipv4Addr::new(11, c as u8, a as u8, b as u8).into(),
                 interface: "calibench0".into(),
                 lladdr: None,
             };

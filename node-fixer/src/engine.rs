@@ -314,7 +314,7 @@ fn delete_neighbour(
             ip: ip.parse().map_err(|_| OrderError::InvalidParameter {
                 key: "ip",
                 value: ip.to_string(),
-                expected: "an IPv4 address",
+                expected: "an IPv4 or IPv6 address",
             })?,
             interface,
             lladdr: mac,

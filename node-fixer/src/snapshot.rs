@@ -1,9 +1,9 @@
 //! What the probes read from the kernel: plain data, no I/O. Checks consume a [`Snapshot`].
 
-use ipnet::Ipv4Net;
+use ipnet::{Ipv4Net, Ipv6Net};
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
-use std::net::{IpAddr, Ipv4Addr};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
 /// `NUD_INCOMPLETE`.
 pub const NUD_INCOMPLETE: u16 = 0x01;
@@ -109,11 +109,11 @@ pub struct Address {
 /// ethtool's netlink interface lists them.
 pub type Features = BTreeSet<String>;
 
-/// An IPv4 neighbour (ARP) entry.
+/// A neighbour entry: IPv4 (ARP, the default) or IPv6 (NDP, [`Neighbour6`]).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct Neighbour {
+pub struct Neighbour<A = Ipv4Addr> {
     /// The neighbour's address.
-    pub ip: Ipv4Addr,
+    pub ip: A,
     /// The interface it is on.
     pub ifindex: u32,
     /// Its link-layer address, when known.
@@ -122,7 +122,10 @@ pub struct Neighbour {
     pub state: u16,
 }
 
-impl Neighbour {
+/// An IPv6 neighbour (NDP) entry.
+pub type Neighbour6 = Neighbour<Ipv6Addr>;
+
+impl<A> Neighbour<A> {
     /// PERMANENT (static) entry.
     pub fn is_permanent(&self) -> bool {
         self.state & NUD_PERMANENT != 0
@@ -140,6 +143,17 @@ pub struct FdbEntry {
     pub dst: IpAddr,
     /// `NUD_*` bits.
     pub state: u16,
+}
+
+/// An IPv6 unicast route (what the IPv6 checks need of it).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Route6 {
+    /// Destination prefix.
+    pub dst: Ipv6Net,
+    /// Output interface.
+    pub oif: Option<u32>,
+    /// Routing table.
+    pub table: u32,
 }
 
 /// An IPv4 unicast route.
@@ -334,6 +348,10 @@ pub struct NsSnapshot {
     pub fdb: Vec<FdbEntry>,
     /// IPv4 unicast routes of every table except `local`.
     pub routes: Vec<Route>,
+    /// IPv6 neighbours (empty on a kernel without IPv6).
+    pub neighbours6: Vec<Neighbour6>,
+    /// IPv6 unicast routes of every table except `local`.
+    pub routes6: Vec<Route6>,
     /// The sysctls the checks read.
     pub sysctls: Sysctls,
     /// The rules of the backend in use.

@@ -20,7 +20,9 @@ use crate::probe::rtnl::message_length;
 use futures::StreamExt;
 use futures::channel::mpsc::UnboundedReceiver;
 use nix::sched::{CloneFlags, setns};
-use rtnetlink::constants::{RTMGRP_IPV4_IFADDR, RTMGRP_IPV4_ROUTE, RTMGRP_LINK, RTMGRP_NEIGH};
+use rtnetlink::constants::{
+    RTMGRP_IPV4_IFADDR, RTMGRP_IPV4_ROUTE, RTMGRP_IPV6_ROUTE, RTMGRP_LINK, RTMGRP_NEIGH,
+};
 use rtnetlink::packet_core::{NetlinkMessage, NetlinkPayload};
 use rtnetlink::packet_route::RouteNetlinkMessage;
 use rtnetlink::packet_route::neighbour::NeighbourState;
@@ -205,7 +207,11 @@ fn open(netns: Option<PathBuf>, runtime: tokio::runtime::Handle) -> Result<Opene
             let socket = conn.socket_mut().socket_mut();
             socket.bind(&SocketAddr::new(
                 0,
-                RTMGRP_NEIGH | RTMGRP_IPV4_ROUTE | RTMGRP_IPV4_IFADDR | RTMGRP_LINK,
+                RTMGRP_NEIGH
+                    | RTMGRP_IPV4_ROUTE
+                    | RTMGRP_IPV6_ROUTE
+                    | RTMGRP_IPV4_IFADDR
+                    | RTMGRP_LINK,
             ))?;
             if rustix::net::sockopt::set_socket_recv_buffer_size_force(&*socket, RX_BUFFER_BYTES)
                 .is_err()

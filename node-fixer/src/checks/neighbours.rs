@@ -55,6 +55,25 @@ pub fn check(input: &Input<'_>) -> (Vec<Finding>, Vec<PendingNeighbour>) {
             });
         }
     }
+    // IPv6 (Calico's dual-stack pods): the same rule on veths; flannel's IPv6 VTEP is not
+    // audited (its neighbours are not compared with backend-v6-data yet).
+    for n in host.neighbours6.iter().filter(|n| n.is_permanent()) {
+        let Some(iface) = host.link_name(n.ifindex) else {
+            continue;
+        };
+        if !pats.matches(iface) || iface.starts_with("flannel") {
+            continue;
+        }
+        let best = host
+            .routes6
+            .iter()
+            .filter(|r| r.table == RT_TABLE_MAIN && r.dst.contains(&n.ip))
+            .max_by_key(|r| r.dst.prefix_len())
+            .map(|r| (r.dst.to_string(), r.dst.prefix_len(), r.oif));
+        if let Some(why) = route_verdict(host, n.ifindex, iface, &n.ip.to_string(), best) {
+            out.push(neighbour_finding(n, iface, &why));
+        }
+    }
     if !peers.is_empty() {
         for e in host.fdb.iter().filter(|e| e.state & 0x80 != 0) {
             let Some(iface) = host.link_name(e.ifindex) else {
@@ -80,15 +99,35 @@ pub fn route_problem(host: &NsSnapshot, n: &Neighbour, iface: &str) -> Option<St
         .filter(|r| r.table == RT_TABLE_MAIN && r.dst.contains(&n.ip))
         .max_by_key(|r| r.dst.prefix_len());
     match best {
+        // The common case of 100k healthy entries: no text built.
         Some(r) if r.dst.prefix_len() > 0 && r.oif == Some(n.ifindex) => None,
-        Some(r) if r.dst.prefix_len() > 0 => Some(format!(
-            "the route {} goes through {}, not {iface}",
-            r.dst,
-            r.oif
-                .and_then(|i| host.link_name(i))
+        _ => route_verdict(
+            host,
+            n.ifindex,
+            iface,
+            &n.ip.to_string(),
+            best.map(|r| (r.dst.to_string(), r.dst.prefix_len(), r.oif)),
+        ),
+    }
+}
+
+/// The verdict on a PERMANENT neighbour of `ip` on `iface` whose longest-prefix main-table
+/// route is `best` (its destination, prefix length and output interface).
+fn route_verdict(
+    host: &NsSnapshot,
+    ifindex: u32,
+    iface: &str,
+    ip: &str,
+    best: Option<(String, u8, Option<u32>)>,
+) -> Option<String> {
+    match best {
+        Some((_, len, oif)) if len > 0 && oif == Some(ifindex) => None,
+        Some((dst, len, oif)) if len > 0 => Some(format!(
+            "the route {dst} goes through {}, not {iface}",
+            oif.and_then(|i| host.link_name(i))
                 .unwrap_or("another interface")
         )),
-        _ => Some(format!("no route to {} (the pod is gone)", n.ip)),
+        _ => Some(format!("no route to {ip} (the pod is gone)")),
     }
 }
 
@@ -129,7 +168,11 @@ pub fn fdb_problem(e: &FdbEntry, peers: &[Peer]) -> Option<String> {
 }
 
 /// The finding of a stale neighbour. Built by concatenation: a scan may build 100k of them.
-pub fn neighbour_finding(n: &Neighbour, iface: &str, why: &str) -> Finding {
+pub fn neighbour_finding<A: std::fmt::Display>(
+    n: &Neighbour<A>,
+    iface: &str,
+    why: &str,
+) -> Finding {
     let ip = n.ip.to_string();
     let lladdr = n.lladdr.map(|m| m.text()).unwrap_or_default();
     let state = state_name(n.state);

@@ -9,15 +9,16 @@ use rtnetlink::packet_route::neighbour::{
     NeighbourAddress, NeighbourAttribute, NeighbourFlags, NeighbourMessage, NeighbourState,
 };
 use rtnetlink::packet_route::{AddressFamily, RouteNetlinkMessage};
-use std::net::{IpAddr, Ipv4Addr};
+use std::net::IpAddr;
 
 /// What to delete.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Target {
-    /// An IPv4 neighbour; `lladdr` is what the finding saw (the order is stale if it changed).
+    /// An IPv4 or IPv6 neighbour; `lladdr` is what the finding saw (the order is stale if it
+    /// changed).
     Neighbour {
         /// Address.
-        ip: Ipv4Addr,
+        ip: IpAddr,
         /// Interface name.
         interface: String,
         /// The MAC seen by the scan, if any.
@@ -62,7 +63,7 @@ fn ifindex(rtnl: &mut Rtnl, name: &str) -> Result<Option<u32>, String> {
 
 fn delete_neighbour(
     rtnl: &mut Rtnl,
-    ip: Ipv4Addr,
+    ip: IpAddr,
     interface: &str,
     lladdr: Option<Mac>,
     dry_run: bool,
@@ -83,7 +84,7 @@ fn delete_neighbour(
         Ok(None) => return FixOutcome::no_change("absent", None),
         Err(e) => return FixOutcome::failed("", format!("neighbour {ip} dev {interface}: {e}")),
     };
-    let describe = |n: &crate::snapshot::Neighbour| {
+    let describe = |n: &crate::snapshot::Neighbour<IpAddr>| {
         format!(
             "{} dev {interface} lladdr {} {}",
             n.ip,
@@ -119,10 +120,14 @@ fn delete_neighbour(
         return FixOutcome::applied(full, "absent", Some("dry-run: not deleted".into()));
     }
     let mut msg = NeighbourMessage::default();
-    msg.header.family = AddressFamily::Inet;
+    let (family, address) = match ip {
+        IpAddr::V4(a) => (AddressFamily::Inet, NeighbourAddress::Inet(a)),
+        IpAddr::V6(a) => (AddressFamily::Inet6, NeighbourAddress::Inet6(a)),
+    };
+    msg.header.family = family;
     msg.header.ifindex = index;
     msg.attributes
-        .push(NeighbourAttribute::Destination(NeighbourAddress::Inet(ip)));
+        .push(NeighbourAttribute::Destination(address));
     if let Err(e) = rtnl.execute(RouteNetlinkMessage::DelNeighbour(msg)) {
         return FixOutcome::failed(before, format!("netlink delete {ip} dev {interface}: {e}"));
     }

@@ -156,6 +156,11 @@ fn probe_netlink(snap: &mut NsSnapshot) -> Result<(), ProbeError> {
     snap.neighbours = neigh::dump_neighbours(&mut rtnl).map_err(dump("neighbour"))?;
     snap.fdb = neigh::dump_fdb(&mut rtnl).map_err(dump("fdb"))?;
     snap.routes = route::dump_routes(&mut rtnl).map_err(dump("route"))?;
+    // A kernel (or namespace) without IPv6 has no IPv6 tables to read: not an error.
+    if std::path::Path::new("/proc/thread-self/net/if_inet6").exists() {
+        snap.neighbours6 = neigh::dump_neighbours6(&mut rtnl).map_err(dump("neighbour6"))?;
+        snap.routes6 = route::dump_routes6(&mut rtnl).map_err(dump("route6"))?;
+    }
     Ok(())
 }
 

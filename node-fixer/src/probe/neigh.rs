@@ -1,7 +1,7 @@
-//! Neighbour (ARP) and vxlan fdb dumps over rtnetlink.
+//! Neighbour (ARP and NDP) and vxlan fdb dumps over rtnetlink.
 
 use super::rtnl::{Rtnl, RtnlError};
-use crate::snapshot::{FdbEntry, Mac, Neighbour};
+use crate::snapshot::{FdbEntry, Mac, Neighbour, Neighbour6};
 use rtnetlink::packet_route::neighbour::{NeighbourAddress, NeighbourAttribute, NeighbourMessage};
 use rtnetlink::packet_route::{AddressFamily, RouteNetlinkMessage};
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
@@ -25,32 +25,63 @@ pub fn dump_neighbours(rtnl: &mut Rtnl) -> Result<Vec<Neighbour>, RtnlError> {
     dump(rtnl, AddressFamily::Inet, neighbour_from)
 }
 
-/// The IPv4 neighbour `ip` on interface `ifindex`, asked for alone (`RTM_GETNEIGH` without a
-/// dump, Linux 5.0+): one fix on a table of 100k entries reads one entry, not the table.
+/// Dump every IPv6 neighbour.
+pub fn dump_neighbours6(rtnl: &mut Rtnl) -> Result<Vec<Neighbour6>, RtnlError> {
+    dump(rtnl, AddressFamily::Inet6, neighbour6_from)
+}
+
+/// The neighbour `ip` (IPv4 or IPv6) on interface `ifindex`, asked for alone (`RTM_GETNEIGH`
+/// without a dump, Linux 5.0+): one fix on a table of 100k entries reads one entry, not the
+/// table.
 pub fn get_neighbour(
     rtnl: &mut Rtnl,
-    ip: Ipv4Addr,
+    ip: IpAddr,
     ifindex: u32,
-) -> Result<Option<Neighbour>, RtnlError> {
+) -> Result<Option<Neighbour<IpAddr>>, RtnlError> {
     let mut request = NeighbourMessage::default();
-    request.header.family = AddressFamily::Inet;
+    request.header.family = match ip {
+        IpAddr::V4(_) => AddressFamily::Inet,
+        IpAddr::V6(_) => AddressFamily::Inet6,
+    };
     request.header.ifindex = ifindex;
     request
         .attributes
-        .push(NeighbourAttribute::Destination(NeighbourAddress::Inet(ip)));
+        .push(NeighbourAttribute::Destination(match ip {
+            IpAddr::V4(a) => NeighbourAddress::Inet(a),
+            IpAddr::V6(a) => NeighbourAddress::Inet6(a),
+        }));
     rtnl.get(RouteNetlinkMessage::GetNeighbour(request), |m| match m {
-        RouteNetlinkMessage::NewNeighbour(msg) => neighbour_from(&msg),
+        RouteNetlinkMessage::NewNeighbour(msg) => any_neighbour_from(&msg),
         _ => None,
     })
 }
 
-/// Decode one IPv4 neighbour message.
-pub fn neighbour_from(msg: &NeighbourMessage) -> Option<Neighbour> {
+/// Decode one neighbour message of either family.
+fn any_neighbour_from(msg: &NeighbourMessage) -> Option<Neighbour<IpAddr>> {
+    decode(msg, |a| match a {
+        NeighbourAddress::Inet(a) => Some(IpAddr::V4(*a)),
+        NeighbourAddress::Inet6(a) => Some(IpAddr::V6(*a)),
+        _ => None,
+    })
+}
+
+/// Decode one IPv6 neighbour message.
+pub fn neighbour6_from(msg: &NeighbourMessage) -> Option<Neighbour6> {
+    decode(msg, |a| match a {
+        NeighbourAddress::Inet6(a) => Some(*a),
+        _ => None,
+    })
+}
+
+fn decode<A>(
+    msg: &NeighbourMessage,
+    address: impl Fn(&NeighbourAddress) -> Option<A>,
+) -> Option<Neighbour<A>> {
     let mut ip = None;
     let mut lladdr = None;
     for attr in &msg.attributes {
         match attr {
-            NeighbourAttribute::Destination(NeighbourAddress::Inet(a)) => ip = Some(*a),
+            NeighbourAttribute::Destination(a) => ip = address(a),
             NeighbourAttribute::LinkLayerAddress(bytes) => lladdr = Mac::from_bytes(bytes),
             _ => {}
         }
@@ -60,6 +91,14 @@ pub fn neighbour_from(msg: &NeighbourMessage) -> Option<Neighbour> {
         ifindex: msg.header.ifindex,
         lladdr,
         state: u16::from(msg.header.state),
+    })
+}
+
+/// Decode one IPv4 neighbour message.
+pub fn neighbour_from(msg: &NeighbourMessage) -> Option<Neighbour> {
+    decode(msg, |a| match a {
+        NeighbourAddress::Inet(a) => Some(*a),
+        _ => None,
     })
 }
 
