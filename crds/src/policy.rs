@@ -19,7 +19,7 @@ pub const MAX_INTERFACE_PATTERNS: usize = 32;
 pub const DEFAULT_ARP_IGNORE_INTERFACES: [&str; 5] =
     ["cali*", "flannel.1", "cni0", "tunl0", "vxlan.calico"];
 /// The interfaces whose PERMANENT neighbours are audited by default (FAULTS.md, `StaleNeighbour`).
-pub const DEFAULT_NEIGHBOUR_INTERFACES: [&str; 2] = ["cali*", "flannel.1"];
+pub const DEFAULT_NEIGHBOUR_INTERFACES: [&str; 3] = ["cali*", "flannel.1", "flannel-v6.1"];
 /// The overlay devices whose offload features `TunnelOffload` reads by default.
 pub const DEFAULT_TUNNEL_INTERFACES: [&str; 3] = ["flannel.1", "vxlan.calico", "tunl0"];
 /// The offload features `TunnelOffload` flags by default when they are active: VXLAN transmit

@@ -146,7 +146,7 @@ fn an_empty_spec_gets_the_documented_defaults() {
     );
     assert_eq!(
         spec.checks.stale_neighbours.interfaces,
-        ["cali*", "flannel.1"]
+        ["cali*", "flannel.1", "flannel-v6.1"]
     );
     assert_eq!(spec.checks.reject_rules.chains, ["INPUT", "FORWARD"]);
     assert!(spec.checks.ip_forward.enabled && spec.checks.duplicate_pod_ips.enabled);

@@ -320,10 +320,11 @@ fn delete_neighbour(
             lladdr: mac,
         }
     };
-    // fdb entries of live peers' VTEPs stay, whatever neighbour carried their MAC.
+    // fdb entries of live peers' VTEPs (IPv4 and IPv6) stay, whatever neighbour carried their MAC.
     let protected: Vec<Mac> = peers(&config.cluster)
         .iter()
-        .filter_map(|p| p.vtep_mac)
+        .flat_map(|p| [p.vtep_mac, p.vtep_mac6])
+        .flatten()
         .collect();
     let ns = order_netns(order, config)?;
     let dry_run = order.dry_run;

@@ -306,3 +306,195 @@ fn failed_fix_on_a_vanished_interface_changes_nothing() {
     assert!(r.message.unwrap().contains("\"ip\""));
     assert_eq!(exec(&o.a, "ip neigh show"), before);
 }
+
+/// flannel's IPv6 VTEP between two nodes: IPv6 underlay fd77::1/fd77::2, IPv6 pod subnets
+/// fd00:10:244:1::/64 and fd00:10:244:2::/64 (IPv6 `spec.podCIDRs`), `flannel-v6.1` on each with
+/// the PERMANENT neighbour, fdb entry and onlink route flannel programs for the other.
+fn overlay6(tag: &str) -> Overlay {
+    let a = netns(&format!("nf-{tag}-a"));
+    let b = netns(&format!("nf-{tag}-b"));
+    veth(&a, "eth0", &b, "eth0");
+    for (ns, me, my_mac, my_net, peer, peer_mac, peer_net) in [
+        (&a, "fd77::1", MAC_A, 1, "fd77::2", MAC_B, 2),
+        (&b, "fd77::2", MAC_B, 2, "fd77::1", MAC_A, 1),
+    ] {
+        ns.set_sysctl("net/ipv4/ip_forward", "1").unwrap();
+        ns.set_sysctl("net/ipv6/conf/all/forwarding", "1").unwrap();
+        ip(ns, &format!("-6 addr add {me}/64 dev eth0 nodad"));
+        ip(
+            ns,
+            &format!(
+                "link add flannel-v6.1 type vxlan id 1 local {me} dev eth0 nolearning dstport 8472"
+            ),
+        );
+        ip(ns, &format!("link set flannel-v6.1 address {my_mac}"));
+        ip(
+            ns,
+            &format!("-6 addr add fd00:10:244:{my_net}::/128 dev flannel-v6.1 nodad"),
+        );
+        ip(ns, "link set flannel-v6.1 up");
+        ip(ns, "link add cni0 type bridge");
+        ip(
+            ns,
+            &format!("-6 addr add fd00:10:244:{my_net}::1/64 dev cni0 nodad"),
+        );
+        ip(ns, "link set cni0 up");
+        ip(
+            ns,
+            &format!(
+                "-6 neigh replace fd00:10:244:{peer_net}:: lladdr {peer_mac} dev flannel-v6.1 nud permanent"
+            ),
+        );
+        exec(
+            ns,
+            &format!("bridge fdb append {peer_mac} dev flannel-v6.1 dst {peer} self permanent"),
+        );
+        ip(
+            ns,
+            &format!(
+                "-6 route add fd00:10:244:{peer_net}::/64 via fd00:10:244:{peer_net}:: dev flannel-v6.1 onlink"
+            ),
+        );
+    }
+    Overlay { a, _b: b }
+}
+
+/// Nodes of an IPv6 flannel: `backend-v6-data`, `public-ipv6` and an IPv6 pod range.
+fn nodes6() -> Vec<k8s_openapi::api::core::v1::Node> {
+    [("node-a", 1, MAC_A, "fd77::1"), ("node-b", 2, MAC_B, "fd77::2")]
+        .into_iter()
+        .map(|(name, net, mac, ip)| {
+            serde_json::from_value(serde_json::json!({
+                "apiVersion": "v1", "kind": "Node",
+                "metadata": {"name": name, "annotations": {
+                    "flannel.alpha.coreos.com/backend-v6-data": format!("{{\"VNI\":1,\"VtepMAC\":\"{mac}\"}}"),
+                    "flannel.alpha.coreos.com/public-ipv6": ip,
+                    "flannel.alpha.coreos.com/backend-type": "vxlan"}},
+                "spec": {"podCIDR": format!("fd00:10:244:{net}::/64"), "podCIDRs": [format!("fd00:10:244:{net}::/64")]}
+            }))
+            .unwrap()
+        })
+        .collect()
+}
+
+fn pod_ping6(o: &Overlay) -> bool {
+    o.a.exec(
+        "ping",
+        &[
+            "-6",
+            "-n",
+            "-q",
+            "-c",
+            "2",
+            "-W",
+            "1",
+            "-i",
+            "0.2",
+            "-I",
+            "fd00:10:244:1::1",
+            "fd00:10:244:2::1",
+        ],
+    )
+    .is_ok()
+}
+
+#[test]
+fn stale_ipv6_vtep_mac_is_deleted_with_its_fdb_entry_and_the_gaps_are_reported() {
+    let o = overlay6("vx6");
+    assert!(pod_ping6(&o), "healthy IPv6 overlay must carry traffic");
+    let dir = tempfile::tempdir().unwrap();
+    let config = config(&o.a, "vx6", dir.path(), nodes6(), "node-a");
+    let policy = policy();
+    let healthy = engine::scan(&policy, &config);
+    assert!(healthy.errors.is_empty(), "{:?}", healthy.errors);
+    assert!(
+        healthy.findings.is_empty(),
+        "{:?}",
+        targets(&healthy.findings)
+    );
+
+    // node-b's IPv6 VTEP MAC was OLD_B before it restarted; node-a still points there.
+    ip(
+        &o.a,
+        &format!("-6 neigh replace fd00:10:244:2:: lladdr {OLD_B} dev flannel-v6.1 nud permanent"),
+    );
+    exec(
+        &o.a,
+        &format!("bridge fdb append {OLD_B} dev flannel-v6.1 dst fd77::2 self permanent"),
+    );
+    assert!(
+        !pod_ping6(&o),
+        "a stale IPv6 VTEP MAC must break pod traffic"
+    );
+    let scan = engine::scan(&policy, &config);
+    assert!(scan.errors.is_empty(), "{:?}", scan.errors);
+    assert_eq!(
+        targets(&scan.findings),
+        [
+            format!("fdb {OLD_B} dev flannel-v6.1 dst fd77::2"),
+            "neigh fd00:10:244:2:: dev flannel-v6.1".to_string(),
+        ]
+    );
+    let neigh = scan
+        .findings
+        .iter()
+        .find(|f| f.target.starts_with("neigh"))
+        .unwrap();
+    assert_eq!(neigh.check, Check::StaleNeighbour);
+    assert!(
+        neigh
+            .message
+            .clone()
+            .unwrap_or_default()
+            .contains(&format!("IPv6 VtepMAC {MAC_B}")),
+        "{neigh:?}"
+    );
+
+    let results = fix_all(&policy, &config, false);
+    assert!(
+        results
+            .iter()
+            .all(|r| matches!(r.outcome, Outcome::Applied | Outcome::NoChange)),
+        "{results:?}"
+    );
+    let fdb = exec(&o.a, "bridge fdb show dev flannel-v6.1");
+    assert!(!fdb.contains(OLD_B), "{fdb}");
+    assert!(
+        fdb.contains(MAC_B),
+        "the live peer's fdb entry stays: {fdb}"
+    );
+    // The gap is the CNI agent's to refill.
+    let after = engine::scan(&policy, &config);
+    assert_eq!(
+        targets(&after.findings),
+        ["neigh fd00:10:244:2:: dev flannel-v6.1"]
+    );
+    assert_eq!(after.findings.to_vec()[0].check, Check::VtepMissing);
+    assert_eq!(
+        after.findings.to_vec()[0].action,
+        Some(Action::RestartCniPod)
+    );
+    ip(
+        &o.a,
+        &format!("-6 neigh replace fd00:10:244:2:: lladdr {MAC_B} dev flannel-v6.1 nud permanent"),
+    );
+    assert!(pod_ping6(&o), "IPv6 traffic flows again");
+    assert!(engine::scan(&policy, &config).findings.is_empty());
+
+    // A lost IPv6 peer route and fdb entry are the other two IPv6 gaps.
+    ip(&o.a, "-6 route del fd00:10:244:2::/64");
+    exec(
+        &o.a,
+        &format!("bridge fdb del {MAC_B} dev flannel-v6.1 dst fd77::2 self"),
+    );
+    let gaps = engine::scan(&policy, &config);
+    assert_eq!(
+        targets(&gaps.findings),
+        [
+            format!("fdb {MAC_B} dev flannel-v6.1 dst fd77::2"),
+            "route fd00:10:244:2::/64".to_string(),
+        ]
+    );
+    let checks: Vec<Check> = gaps.findings.iter().map(|f| f.check).collect();
+    assert!(checks.contains(&Check::VtepMissing) && checks.contains(&Check::PeerRouteMissing));
+}

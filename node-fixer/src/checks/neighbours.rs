@@ -6,10 +6,10 @@
 use super::findings::PendingNeighbour;
 use super::peers::{Peer, peers};
 use super::{Input, details, finding, patterns};
-use crate::snapshot::{FdbEntry, Mac, Neighbour, NsSnapshot, state_name};
+use crate::snapshot::{FdbEntry, Mac, Neighbour, Neighbour6, NsSnapshot, state_name};
 use netheal_crds::{Check, Finding};
 use std::collections::HashMap;
-use std::net::Ipv4Addr;
+use std::net::IpAddr;
 use std::sync::Arc;
 
 /// The main routing table.
@@ -18,6 +18,11 @@ const RT_TABLE_MAIN: u32 = 254;
 /// Whether an interface is a flannel VTEP (audited against the Node objects).
 pub fn is_vtep(name: &str) -> bool {
     name.starts_with("flannel.")
+}
+
+/// Whether an interface is flannel's IPv6 VTEP (`flannel-v6.<VNI>`, dual-stack flannel).
+pub fn is_vtep6(name: &str) -> bool {
+    name.starts_with("flannel-v6.")
 }
 
 /// All stale neighbours and fdb entries on the audited interfaces: those on VTEPs and the fdb
@@ -55,13 +60,21 @@ pub fn check(input: &Input<'_>) -> (Vec<Finding>, Vec<PendingNeighbour>) {
             });
         }
     }
-    // IPv6 (Calico's dual-stack pods): the same rule on veths; flannel's IPv6 VTEP is not
-    // audited (its neighbours are not compared with backend-v6-data yet).
+    // IPv6: Calico's dual-stack pods on veths by the same rule, flannel's IPv6 VTEP against
+    // the Nodes' `backend-v6-data` and IPv6 pod CIDRs.
     for n in host.neighbours6.iter().filter(|n| n.is_permanent()) {
         let Some(iface) = host.link_name(n.ifindex) else {
             continue;
         };
-        if !pats.matches(iface) || iface.starts_with("flannel") {
+        if !pats.matches(iface) || is_vtep(iface) {
+            continue;
+        }
+        if is_vtep6(iface) {
+            if !peers.is_empty()
+                && let Some(why) = vtep6_problem(n, &peers)
+            {
+                out.push(neighbour_finding(n, iface, &why));
+            }
             continue;
         }
         let best = host
@@ -79,10 +92,17 @@ pub fn check(input: &Input<'_>) -> (Vec<Finding>, Vec<PendingNeighbour>) {
             let Some(iface) = host.link_name(e.ifindex) else {
                 continue;
             };
-            if !pats.matches(iface) || !is_vtep(iface) || e.mac == Mac([0; 6]) {
+            if !pats.matches(iface) || e.mac == Mac([0; 6]) {
                 continue;
             }
-            if let Some(why) = fdb_problem(e, &peers) {
+            let why = if is_vtep(iface) {
+                fdb_problem(e, &peers)
+            } else if is_vtep6(iface) {
+                fdb6_problem(e, &peers)
+            } else {
+                continue;
+            };
+            if let Some(why) = why {
                 out.push(fdb_finding(e, iface, why));
             }
         }
@@ -148,6 +168,46 @@ pub fn vtep_problem(n: &Neighbour, peers: &[Peer]) -> Option<String> {
             owner.name
         )),
         _ => None,
+    }
+}
+
+/// Why a PERMANENT neighbour on flannel's IPv6 VTEP is stale, if it is: its MAC must be the
+/// owning Node's IPv6 VtepMAC (`backend-v6-data`), and some Node's IPv6 pod CIDR must hold it.
+pub fn vtep6_problem(n: &Neighbour6, peers: &[Peer]) -> Option<String> {
+    let Some(owner) = peers
+        .iter()
+        .find(|p| p.pod_cidr6.is_some_and(|c| c.contains(&n.ip)))
+    else {
+        return Some(format!(
+            "no Node owns an IPv6 pod subnet containing {}",
+            n.ip
+        ));
+    };
+    if owner.is_self {
+        return None;
+    }
+    match (owner.vtep_mac6, n.lladdr) {
+        (Some(want), Some(have)) if want != have => Some(format!(
+            "Node {} has IPv6 VtepMAC {want}, the entry says {have}",
+            owner.name
+        )),
+        _ => None,
+    }
+}
+
+/// Why a vxlan fdb entry on flannel's IPv6 VTEP is stale, if it is: its MAC must be a live
+/// peer's IPv6 VtepMAC and its destination that peer's `public-ipv6`.
+pub fn fdb6_problem(e: &FdbEntry, peers: &[Peer]) -> Option<String> {
+    match peers.iter().find(|p| p.vtep_mac6 == Some(e.mac)) {
+        None => Some(format!("no Node has IPv6 VtepMAC {}", e.mac)),
+        Some(p) if p.public_ipv6.is_some_and(|ip| IpAddr::V6(ip) != e.dst) => Some(format!(
+            "Node {} with IPv6 VtepMAC {} has public IPv6 {}, not {}",
+            p.name,
+            e.mac,
+            p.public_ipv6.map(|i| i.to_string()).unwrap_or_default(),
+            e.dst
+        )),
+        Some(_) => None,
     }
 }
 
@@ -220,7 +280,7 @@ fn fdb_finding(e: &FdbEntry, iface: &str, why: String) -> Finding {
 }
 
 /// `neigh 10.244.1.0 dev flannel.1`.
-pub fn neigh_target(ip: Ipv4Addr, iface: &str) -> String {
+pub fn neigh_target(ip: impl std::fmt::Display, iface: &str) -> String {
     concat(&["neigh ", &ip.to_string(), " dev ", iface])
 }
 
