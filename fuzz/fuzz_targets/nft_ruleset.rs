@@ -30,7 +30,8 @@ fuzz_target!(|data: &[u8]| {
     let net6 = ClusterNetwork {
         family: IpFamily::V6,
         pod_cidrs: vec![ipnet::IpNet::V6(
-            ipnet::Ipv6Net::new([0xfd00, 0x10, 0x244, 0, 0, 0, 0, 0].into(), 56).unwrap_or_default(),
+            ipnet::Ipv6Net::new([0xfd00, 0x10, 0x244, 0, 0, 0, 0, 0].into(), 56)
+                .unwrap_or_default(),
         )],
         ..Default::default()
     };

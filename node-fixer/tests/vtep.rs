@@ -18,48 +18,107 @@ struct Overlay {
     _b: Netns,
 }
 
-/// `nf-<tag>-a` (underlay 192.168.77.1, pods 10.244.1.0/24) and `nf-<tag>-b` (192.168.77.2,
-/// 10.244.2.0/24), `flannel.1` on each with PERMANENT neighbour + fdb entries for the other.
-fn overlay(tag: &str) -> Overlay {
+/// The addressing of one overlay family, as flannel sets it up.
+struct Plan {
+    /// The `ip` option of the family (`""` or `"-6 "`).
+    ip: &'static str,
+    /// The VTEP device.
+    dev: &'static str,
+    /// The two nodes' underlay addresses, with their prefix.
+    underlay: [&'static str; 2],
+    /// Node `n`'s pod subnet network address (the VTEP's address and the peers' neighbour).
+    subnet: fn(u8) -> String,
+    /// The prefix of the VTEP's own address, and of a pod subnet.
+    host_len: u8,
+    pod_len: u8,
+    /// Added to every address (IPv6: no duplicate address detection wait).
+    flags: &'static str,
+}
+
+const V4: Plan = Plan {
+    ip: "",
+    dev: "flannel.1",
+    underlay: ["192.168.77.1/24", "192.168.77.2/24"],
+    subnet: |n| format!("10.244.{n}.0"),
+    host_len: 32,
+    pod_len: 24,
+    flags: "",
+};
+
+const V6: Plan = Plan {
+    ip: "-6 ",
+    dev: "flannel-v6.1",
+    underlay: ["fd77::1/64", "fd77::2/64"],
+    subnet: |n| format!("fd00:10:244:{n}::"),
+    host_len: 128,
+    pod_len: 64,
+    flags: " nodad",
+};
+
+/// `nf-<tag>-a` (underlay .1, pod subnet 1) and `nf-<tag>-b` (.2, subnet 2), the plan's VTEP on
+/// each with the PERMANENT neighbour, fdb entry and onlink route flannel programs for the other,
+/// and `cni0` holding the subnet's first address.
+fn build(tag: &str, plan: &Plan) -> Overlay {
     let a = netns(&format!("nf-{tag}-a"));
     let b = netns(&format!("nf-{tag}-b"));
     veth(&a, "eth0", &b, "eth0");
+    let Plan {
+        ip: v, dev, flags, ..
+    } = *plan;
     for (ns, me, my_mac, my_net, peer, peer_mac, peer_net) in [
-        (&a, "192.168.77.1", MAC_A, 1, "192.168.77.2", MAC_B, 2),
-        (&b, "192.168.77.2", MAC_B, 2, "192.168.77.1", MAC_A, 1),
+        (&a, plan.underlay[0], MAC_A, 1, plan.underlay[1], MAC_B, 2),
+        (&b, plan.underlay[1], MAC_B, 2, plan.underlay[0], MAC_A, 1),
     ] {
+        let (me_ip, peer_ip) = (
+            me.split('/').next().unwrap(),
+            peer.split('/').next().unwrap(),
+        );
+        let (mine, theirs) = ((plan.subnet)(my_net), (plan.subnet)(peer_net));
         ns.set_sysctl("net/ipv4/ip_forward", "1").unwrap();
-        ip(ns, &format!("addr add {me}/24 dev eth0"));
+        ns.set_sysctl("net/ipv6/conf/all/forwarding", "1").unwrap();
+        ip(ns, &format!("{v}addr add {me} dev eth0{flags}"));
         ip(
             ns,
             &format!(
-                "link add flannel.1 type vxlan id 1 local {me} dev eth0 nolearning dstport 8472"
+                "link add {dev} type vxlan id 1 local {me_ip} dev eth0 nolearning dstport 8472"
             ),
         );
-        ip(ns, &format!("link set flannel.1 address {my_mac}"));
-        ip(ns, &format!("addr add 10.244.{my_net}.0/32 dev flannel.1"));
-        ip(ns, "link set flannel.1 up");
+        ip(ns, &format!("link set {dev} address {my_mac}"));
+        ip(
+            ns,
+            &format!("{v}addr add {mine}/{} dev {dev}{flags}", plan.host_len),
+        );
+        ip(ns, &format!("link set {dev} up"));
         ip(ns, "link add cni0 type bridge");
-        ip(ns, &format!("addr add 10.244.{my_net}.1/24 dev cni0"));
+        // The subnet's first address: `.1` / `::1`.
+        let first = format!("{}1", mine.trim_end_matches('0'));
+        ip(
+            ns,
+            &format!("{v}addr add {first}/{} dev cni0{flags}", plan.pod_len),
+        );
         ip(ns, "link set cni0 up");
         ip(
             ns,
-            &format!(
-                "neigh replace 10.244.{peer_net}.0 lladdr {peer_mac} dev flannel.1 nud permanent"
-            ),
+            &format!("{v}neigh replace {theirs} lladdr {peer_mac} dev {dev} nud permanent"),
         );
         exec(
             ns,
-            &format!("bridge fdb append {peer_mac} dev flannel.1 dst {peer} self permanent"),
+            &format!("bridge fdb append {peer_mac} dev {dev} dst {peer_ip} self permanent"),
         );
         ip(
             ns,
             &format!(
-                "route add 10.244.{peer_net}.0/24 via 10.244.{peer_net}.0 dev flannel.1 onlink"
+                "{v}route add {theirs}/{} via {theirs} dev {dev} onlink",
+                plan.pod_len
             ),
         );
     }
     Overlay { a, _b: b }
+}
+
+/// The IPv4 overlay: underlay 192.168.77.0/24, pods 10.244.1.0/24 and 10.244.2.0/24, `flannel.1`.
+fn overlay(tag: &str) -> Overlay {
+    build(tag, &V4)
 }
 
 fn nodes() -> Vec<k8s_openapi::api::core::v1::Node> {
@@ -308,55 +367,9 @@ fn failed_fix_on_a_vanished_interface_changes_nothing() {
 }
 
 /// flannel's IPv6 VTEP between two nodes: IPv6 underlay fd77::1/fd77::2, IPv6 pod subnets
-/// fd00:10:244:1::/64 and fd00:10:244:2::/64 (IPv6 `spec.podCIDRs`), `flannel-v6.1` on each with
-/// the PERMANENT neighbour, fdb entry and onlink route flannel programs for the other.
+/// fd00:10:244:1::/64 and fd00:10:244:2::/64 (IPv6 `spec.podCIDRs`), `flannel-v6.1`.
 fn overlay6(tag: &str) -> Overlay {
-    let a = netns(&format!("nf-{tag}-a"));
-    let b = netns(&format!("nf-{tag}-b"));
-    veth(&a, "eth0", &b, "eth0");
-    for (ns, me, my_mac, my_net, peer, peer_mac, peer_net) in [
-        (&a, "fd77::1", MAC_A, 1, "fd77::2", MAC_B, 2),
-        (&b, "fd77::2", MAC_B, 2, "fd77::1", MAC_A, 1),
-    ] {
-        ns.set_sysctl("net/ipv4/ip_forward", "1").unwrap();
-        ns.set_sysctl("net/ipv6/conf/all/forwarding", "1").unwrap();
-        ip(ns, &format!("-6 addr add {me}/64 dev eth0 nodad"));
-        ip(
-            ns,
-            &format!(
-                "link add flannel-v6.1 type vxlan id 1 local {me} dev eth0 nolearning dstport 8472"
-            ),
-        );
-        ip(ns, &format!("link set flannel-v6.1 address {my_mac}"));
-        ip(
-            ns,
-            &format!("-6 addr add fd00:10:244:{my_net}::/128 dev flannel-v6.1 nodad"),
-        );
-        ip(ns, "link set flannel-v6.1 up");
-        ip(ns, "link add cni0 type bridge");
-        ip(
-            ns,
-            &format!("-6 addr add fd00:10:244:{my_net}::1/64 dev cni0 nodad"),
-        );
-        ip(ns, "link set cni0 up");
-        ip(
-            ns,
-            &format!(
-                "-6 neigh replace fd00:10:244:{peer_net}:: lladdr {peer_mac} dev flannel-v6.1 nud permanent"
-            ),
-        );
-        exec(
-            ns,
-            &format!("bridge fdb append {peer_mac} dev flannel-v6.1 dst {peer} self permanent"),
-        );
-        ip(
-            ns,
-            &format!(
-                "-6 route add fd00:10:244:{peer_net}::/64 via fd00:10:244:{peer_net}:: dev flannel-v6.1 onlink"
-            ),
-        );
-    }
-    Overlay { a, _b: b }
+    build(tag, &V6)
 }
 
 /// Nodes of an IPv6 flannel: `backend-v6-data`, `public-ipv6` and an IPv6 pod range.

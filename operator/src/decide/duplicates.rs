@@ -240,19 +240,24 @@ mod tests {
             pod("default", "young", "n1", "10.244.1.5", 9),
         ];
         let groups = detect(&pods);
-        let mut report = NodeNetworkReport::new("n1", Default::default());
-        let mut finding = groups[0].finding.clone();
-        finding
-            .details
-            .insert("routePod".into(), "default/young".into());
-        report.status = Some(netheal_crds::NodeNetworkReportStatus {
-            findings: vec![finding],
-            ..Default::default()
-        });
+        let report = route_report(&groups[0], "10.244.1.5", "default/young");
         assert_eq!(
             keeper(&groups[0], Some(&report)).unwrap().key(),
             "default/young"
         );
+    }
+
+    /// n1's report: the pod `route_pod` carries the host route of `ip` of `group`.
+    fn route_report(group: &DuplicateGroup, ip: &str, route_pod: &str) -> NodeNetworkReport {
+        let mut report = NodeNetworkReport::new("n1", Default::default());
+        let mut finding = group.finding.clone();
+        finding.details.insert("ip".into(), ip.into());
+        finding.details.insert("routePod".into(), route_pod.into());
+        report.status = Some(netheal_crds::NodeNetworkReportStatus {
+            findings: vec![finding],
+            ..Default::default()
+        });
+        report
     }
     fn dual(ns: &str, name: &str, v4: &str, v6: &str, created: i64) -> Arc<SlimPod> {
         let mut p = pod(ns, name, "n1", v4, created);
@@ -282,18 +287,7 @@ mod tests {
             "2 pods hold 10.244.1.5 and fd00:10:244:1::5"
         );
         // The node names the pod carrying the IPv6 host route: it keeps both IPs.
-        let mut report = NodeNetworkReport::new("n1", Default::default());
-        let mut finding = g.finding.clone();
-        finding
-            .details
-            .insert("ip".into(), "fd00:10:244:1::5".into());
-        finding
-            .details
-            .insert("routePod".into(), "default/young".into());
-        report.status = Some(netheal_crds::NodeNetworkReportStatus {
-            findings: vec![finding],
-            ..Default::default()
-        });
+        let report = route_report(g, "fd00:10:244:1::5", "default/young");
         assert_eq!(keeper(g, Some(&report)).unwrap().key(), "default/young");
         assert_eq!(keeper(g, None).unwrap().key(), "default/old");
     }
