@@ -115,8 +115,9 @@ pub fn snapshot(
             || c.reject_rules.enabled,
         sysctls: true,
         iptables: c.reject_rules.enabled || c.masquerade.enabled || c.service_vip.enabled,
-        // ip6tables rules matter only where pods have IPv6 addresses.
-        ip6tables: c.reject_rules.enabled && checks::ip_forward::has_ipv6_pods(&config.cluster),
+        // ip6tables rules matter only where pods have IPv6 addresses (and Services IPv6 IPs).
+        ip6tables: (c.reject_rules.enabled || c.service_vip.enabled)
+            && checks::ip_forward::has_ipv6_pods(&config.cluster),
         nftables: c.reject_rules.enabled,
         features_of: c.tunnel_offload.enabled.then(|| {
             checks::patterns(

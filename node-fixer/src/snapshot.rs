@@ -375,8 +375,8 @@ pub struct NsSnapshot {
 pub struct ServiceKey {
     /// `tcp`, `udp` or `sctp`.
     pub protocol: String,
-    /// The Service IP.
-    pub addr: Ipv4Addr,
+    /// The Service IP (IPv4, or IPv6 on a dual-stack cluster).
+    pub addr: IpAddr,
     /// The Service port.
     pub port: u16,
 }
@@ -384,10 +384,13 @@ pub struct ServiceKey {
 /// kube-proxy's Service tables besides iptables (whose rules are in [`NsSnapshot::iptables`]).
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct ProxyTables {
-    /// The IPv4 virtual services of `/proc/net/ip_vs`; `None` without IPVS in the kernel.
+    /// The IPv4 and IPv6 virtual services of `/proc/net/ip_vs`; `None` without IPVS in the
+    /// kernel.
     pub ipvs: Option<Vec<ServiceKey>>,
     /// The keys of `map ip kube-proxy service-ips`; `None` without that table.
     pub nft: Option<Vec<ServiceKey>>,
+    /// The keys of `map ip6 kube-proxy service-ips` (dual-stack); `None` without that table.
+    pub nft6: Option<Vec<ServiceKey>>,
 }
 
 impl NsSnapshot {

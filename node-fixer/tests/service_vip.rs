@@ -126,3 +126,58 @@ fn a_dns_vip_missing_from_kube_proxys_nftables_map_is_reported() {
         assert_eq!(snapshot.host.proxy.ipvs, None);
     }
 }
+
+/// Dual-stack: kube-dns has an IPv6 cluster IP too; kube-proxy programmed its IPv4 side only.
+/// The IPv6 VIP is reported from ip6tables' nat `KUBE-SERVICES`, the IPv4 one is not.
+#[test]
+fn an_ipv6_dns_vip_missing_from_ip6tables_is_reported_on_a_dual_stack_cluster() {
+    let node = netns("nf-svc-ip6");
+    let dir = tempfile::tempdir().unwrap();
+    let nodes = vec![dual_stack_node("n1", "10.244.1.0/24", "fd00:10:244:1::/64")];
+    let mut config = config(&node, "svc6", dir.path(), nodes, "n1");
+    let mut dns = kube_dns();
+    if let Some(spec) = dns.spec.as_mut() {
+        spec.cluster_ips = Some(vec!["10.96.0.10".into(), "fd00:10:96::a".into()]);
+    }
+    config.cluster.services = vec![dns];
+    for tool in ["iptables-nft", "ip6tables-nft"] {
+        exec(&node, &format!("{tool} -w -t nat -N KUBE-SERVICES"));
+        exec(&node, &format!("{tool} -w -t nat -N KUBE-SVC-DNS"));
+    }
+    for (proto, port) in [("udp", 53), ("tcp", 53), ("tcp", 9153)] {
+        exec(
+            &node,
+            &format!(
+                "iptables-nft -w -t nat -A KUBE-SERVICES -d 10.96.0.10/32 -p {proto} -m {proto} --dport {port} -j KUBE-SVC-DNS"
+            ),
+        );
+    }
+    exec(
+        &node,
+        "ip6tables-nft -w -t nat -A KUBE-SERVICES -d fd00:10:96::1/128 -p tcp -m tcp --dport 443 -j KUBE-SVC-DNS",
+    );
+    let found = vip_findings(&config);
+    assert_eq!(
+        targets(&found),
+        [
+            "service kube-system/kube-dns [fd00:10:96::a]:53/TCP",
+            "service kube-system/kube-dns [fd00:10:96::a]:53/UDP",
+            "service kube-system/kube-dns [fd00:10:96::a]:9153/TCP",
+        ]
+    );
+    assert_eq!(found[0].details["clusterIP"], "fd00:10:96::a");
+    for (proto, port) in [("udp", 53), ("tcp", 53), ("tcp", 9153)] {
+        exec(
+            &node,
+            &format!(
+                "ip6tables-nft -w -t nat -A KUBE-SERVICES -d fd00:10:96::a/128 -p {proto} -m {proto} --dport {port} -j KUBE-SVC-DNS"
+            ),
+        );
+    }
+    assert!(vip_findings(&config).is_empty());
+    // A single-stack IPv4 cluster does not read ip6tables: the IPv6 VIP is not judged.
+    exec(&node, "ip6tables-nft -w -t nat -F KUBE-SERVICES");
+    let mut v4_only = config.clone();
+    v4_only.cluster.nodes = vec![];
+    assert!(vip_findings(&v4_only).is_empty());
+}

@@ -8,48 +8,91 @@
 //! when the nat table has `KUBE-SERVICES` rules (`-d VIP/32 -p PROTO --dport PORT`). A port is
 //! present when any mode found holds it (a mode being switched leaves the old one's remains
 //! until kube-proxy cleans them); with no mode found (no kube-proxy, or a CNI that replaces it)
-//! nothing is judged.
+//! nothing is judged. On a dual-stack cluster a Service's IPv6 cluster IP is judged against
+//! the IPv6 side of the same modes: the IPVS table (it holds both families), `table ip6
+//! kube-proxy`, ip6tables' nat `KUBE-SERVICES`; an IPv6 IP is not judged where no IPv6 side was
+//! read.
 
 use super::{Input, details, finding};
 use crate::probe::iptables::split_args;
+use crate::snapshot::Iptables;
 use crate::snapshot::ServiceKey;
 use k8s_openapi::api::core::v1::Service;
 use netheal_crds::{Check, Finding};
 use std::collections::BTreeSet;
-use std::net::Ipv4Addr;
+use std::net::IpAddr;
 
 /// The dummy device kube-proxy's IPVS mode binds every Service IP to.
 pub const IPVS_DEVICE: &str = "kube-ipvs0";
 
-/// The Service keys each kube-proxy mode found on the node holds, by mode name.
-pub fn proxy_modes(input: &Input<'_>) -> Vec<(&'static str, BTreeSet<ServiceKey>)> {
+/// A kube-proxy mode found on the node: its name, whether it covers IPv6 Service IPs (and
+/// IPv4 ones), and the Service keys it holds.
+pub struct ProxyMode {
+    /// `IPVS`, `nftables` or `iptables`.
+    pub name: &'static str,
+    /// It was read for IPv4 Service IPs.
+    pub ipv4: bool,
+    /// It was read for IPv6 Service IPs.
+    pub ipv6: bool,
+    /// What it holds.
+    pub keys: BTreeSet<ServiceKey>,
+}
+
+impl ProxyMode {
+    /// Whether this mode was read for the family of `addr`.
+    pub fn covers(&self, addr: &IpAddr) -> bool {
+        if addr.is_ipv4() { self.ipv4 } else { self.ipv6 }
+    }
+}
+
+/// Each kube-proxy mode found on the node (one entry per mode, both families merged).
+pub fn proxy_modes(input: &Input<'_>) -> Vec<ProxyMode> {
     let host = &input.snapshot.host;
-    let mut modes = Vec::new();
     if host.link_by_name(IPVS_DEVICE).is_some()
         && let Some(keys) = &host.proxy.ipvs
     {
         // IPVS mode's own KUBE-SERVICES rules match ipsets, not Service IPs: IPVS alone.
-        modes.push(("IPVS", keys.iter().cloned().collect()));
-        return modes;
+        return vec![ProxyMode {
+            name: "IPVS",
+            ipv4: true,
+            ipv6: true,
+            keys: keys.iter().cloned().collect(),
+        }];
     }
-    if let Some(keys) = &host.proxy.nft {
-        modes.push(("nftables", keys.iter().cloned().collect()));
+    let mut modes = Vec::new();
+    let (nft, nft6) = (&host.proxy.nft, &host.proxy.nft6);
+    if nft.is_some() || nft6.is_some() {
+        modes.push(ProxyMode {
+            name: "nftables",
+            ipv4: nft.is_some(),
+            ipv6: nft6.is_some(),
+            keys: nft.iter().chain(nft6).flatten().cloned().collect(),
+        });
     }
-    if let Some(ipt) = &host.iptables {
-        let services: Vec<_> = ipt
-            .rules
-            .iter()
-            .filter(|r| r.table == "nat" && r.chain == "KUBE-SERVICES")
-            .collect();
-        if !services.is_empty() {
-            let keys = services
-                .iter()
-                .filter_map(|r| iptables_key(&r.spec))
-                .collect();
-            modes.push(("iptables", keys));
-        }
+    let (v4, v6) = (
+        host.iptables.as_ref().and_then(services_chain),
+        host.ip6tables.as_ref().and_then(services_chain),
+    );
+    if v4.is_some() || v6.is_some() {
+        modes.push(ProxyMode {
+            name: "iptables",
+            ipv4: v4.is_some(),
+            ipv6: v6.is_some(),
+            keys: v4.into_iter().chain(v6).flatten().collect(),
+        });
     }
     modes
+}
+
+/// The keys of nat `KUBE-SERVICES`, when it has rules.
+fn services_chain(ipt: &Iptables) -> Option<BTreeSet<ServiceKey>> {
+    let mut rules = ipt
+        .rules
+        .iter()
+        .filter(|r| r.table == "nat" && r.chain == "KUBE-SERVICES")
+        .peekable();
+    rules.peek()?;
+    Some(rules.filter_map(|r| iptables_key(&r.spec)).collect())
 }
 
 /// The key of a `KUBE-SERVICES` rule (`-d 10.96.0.10/32 -p udp ... --dport 53 -j KUBE-SVC-…`).
@@ -61,7 +104,11 @@ pub fn iptables_key(spec: &str) -> Option<ServiceKey> {
             .map(|w| w[1].as_str())
     };
     let addr = value("-d")?;
-    let addr: Ipv4Addr = addr.strip_suffix("/32").unwrap_or(addr).parse().ok()?;
+    let host = addr
+        .strip_suffix("/32")
+        .or_else(|| addr.strip_suffix("/128"))
+        .unwrap_or(addr);
+    let addr: IpAddr = host.parse().ok()?;
     Some(ServiceKey {
         protocol: value("-p")?.to_ascii_lowercase(),
         addr,
@@ -69,8 +116,8 @@ pub fn iptables_key(spec: &str) -> Option<ServiceKey> {
     })
 }
 
-/// The (namespace/name, key) of every IPv4 cluster IP and port of `services`; headless and
-/// ExternalName Services have none.
+/// The (namespace/name, key) of every cluster IP (IPv4 and IPv6) and port of `services`;
+/// headless and ExternalName Services have none.
 pub fn service_keys(services: &[Service]) -> Vec<(String, ServiceKey)> {
     let mut out = Vec::new();
     for service in services {
@@ -81,7 +128,7 @@ pub fn service_keys(services: &[Service]) -> Vec<(String, ServiceKey)> {
             meta.name.as_deref().unwrap_or_default()
         );
         let Some(spec) = &service.spec else { continue };
-        let ips: BTreeSet<Ipv4Addr> = spec
+        let ips: BTreeSet<IpAddr> = spec
             .cluster_ips
             .iter()
             .flatten()
@@ -117,13 +164,24 @@ pub fn check(input: &Input<'_>) -> Vec<Finding> {
     if modes.is_empty() {
         return Vec::new();
     }
-    let names: Vec<&str> = modes.iter().map(|(name, _)| *name).collect();
-    let searched = names.join(" and ");
     service_keys(&input.cluster.services)
         .into_iter()
-        .filter(|(_, key)| !modes.iter().any(|(_, keys)| keys.contains(key)))
-        .map(|(service, key)| {
-            let endpoint = format!("{}:{}/{}", key.addr, key.port, key.protocol.to_ascii_uppercase());
+        .filter_map(|(service, key)| {
+            let covering: Vec<&ProxyMode> =
+                modes.iter().filter(|m| m.covers(&key.addr)).collect();
+            // No mode read for this family, or one holds the key: nothing to say.
+            if covering.is_empty() || covering.iter().any(|m| m.keys.contains(&key)) {
+                return None;
+            }
+            let names: Vec<&str> = covering.iter().map(|m| m.name).collect();
+            Some((service, key, names))
+        })
+        .map(|(service, key, names)| {
+            let searched = names.join(" and ");
+            let endpoint = match key.addr {
+                IpAddr::V4(a) => format!("{a}:{}/{}", key.port, key.protocol.to_ascii_uppercase()),
+                IpAddr::V6(a) => format!("[{a}]:{}/{}", key.port, key.protocol.to_ascii_uppercase()),
+            };
             finding(
                 Check::ServiceVipMissing,
                 format!("service {service} {endpoint}"),
@@ -229,7 +287,7 @@ mod tests {
     }
 
     #[test]
-    fn every_ipv4_cluster_ip_and_port_is_a_key_and_headless_services_have_none() {
+    fn every_cluster_ip_of_both_families_and_port_is_a_key_and_headless_services_have_none() {
         let dns: Service = serde_json::from_value(serde_json::json!({
             "metadata": {"name": "kube-dns", "namespace": "kube-system"},
             "spec": {"clusterIP": "10.96.0.10", "clusterIPs": ["10.96.0.10", "fd00::a"],
@@ -253,7 +311,10 @@ mod tests {
             [
                 "kube-system/kube-dns 10.96.0.10:53/udp",
                 "kube-system/kube-dns 10.96.0.10:53/tcp",
-                "kube-system/kube-dns 10.96.0.10:9153/tcp"
+                "kube-system/kube-dns 10.96.0.10:9153/tcp",
+                "kube-system/kube-dns fd00::a:53/udp",
+                "kube-system/kube-dns fd00::a:53/tcp",
+                "kube-system/kube-dns fd00::a:9153/tcp"
             ]
         );
     }

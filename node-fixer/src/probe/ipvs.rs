@@ -3,7 +3,7 @@
 //! addresses and ports in hex (`UDP  0A60000A:0035 rr` is `10.96.0.10:53`).
 
 use crate::snapshot::ServiceKey;
-use std::net::Ipv4Addr;
+use std::net::{IpAddr, Ipv4Addr};
 
 /// The thread's IPVS table.
 pub const IP_VS: &str = "/proc/thread-self/net/ip_vs";
@@ -33,8 +33,9 @@ pub fn read() -> Result<Option<Vec<ServiceKey>>, IpvsError> {
     }
 }
 
-/// The IPv4 TCP, UDP and SCTP virtual services of the table's text. Real servers (`  -> `),
-/// the header, firewall-mark (`FWM`) and IPv6 (`[…]`) services are read past.
+/// The TCP, UDP and SCTP virtual services of the table's text, IPv4 (`0A60000A:0035`) and IPv6
+/// (`[fd00:0010:0000:0000:0000:0000:0000:000a]:0035`). Real servers (`  -> `), the header and
+/// firewall-mark (`FWM`) services are read past.
 pub fn parse(text: &str) -> Result<Vec<ServiceKey>, IpvsError> {
     let mut out = Vec::new();
     for (index, raw) in text.lines().enumerate() {
@@ -47,15 +48,21 @@ pub fn parse(text: &str) -> Result<Vec<ServiceKey>, IpvsError> {
             text: raw.to_string(),
         };
         let endpoint = fields.next().ok_or_else(bad)?;
-        if endpoint.starts_with('[') {
-            continue;
-        }
-        let (addr, port) = endpoint.split_once(':').ok_or_else(bad)?;
-        let addr = u32::from_str_radix(addr, 16).map_err(|_| bad())?;
+        let (addr, port) = match endpoint.strip_prefix('[') {
+            Some(rest) => {
+                let (addr, port) = rest.split_once("]:").ok_or_else(bad)?;
+                (IpAddr::V6(addr.parse().map_err(|_| bad())?), port)
+            }
+            None => {
+                let (addr, port) = endpoint.split_once(':').ok_or_else(bad)?;
+                let addr = u32::from_str_radix(addr, 16).map_err(|_| bad())?;
+                (IpAddr::V4(Ipv4Addr::from(addr)), port)
+            }
+        };
         let port = u16::from_str_radix(port, 16).map_err(|_| bad())?;
         out.push(ServiceKey {
             protocol: protocol.to_ascii_lowercase(),
-            addr: Ipv4Addr::from(addr),
+            addr,
             port,
         });
     }
@@ -93,7 +100,8 @@ TCP  [fd00:0000:0000:0000:0000:0000:0000:000a]:0035 rr
             [
                 "tcp 10.96.0.10:53",
                 "tcp 10.96.0.10:9153",
-                "udp 10.96.0.10:53"
+                "udp 10.96.0.10:53",
+                "tcp fd00::a:53"
             ]
         );
         assert!(parse("").unwrap().is_empty());
@@ -105,5 +113,7 @@ TCP  [fd00:0000:0000:0000:0000:0000:0000:000a]:0035 rr
         assert!(e.contains("line 1") && e.contains("10.96.0.10:53"), "{e}");
         assert!(parse("UDP\n").is_err());
         assert!(parse("TCP  0A60000A rr\n").is_err());
+        assert!(parse("TCP  [fd00::zz]:0035 rr\n").is_err());
+        assert!(parse("TCP  [fd00::a] rr\n").is_err());
     }
 }

@@ -126,8 +126,12 @@ fn probe_here(set: ProbeSet) -> (NsSnapshot, Vec<String>) {
                 if set.proxy
                     && let Some(listing) = &ruleset
                 {
-                    match nft::kube_proxy_service_ips(&listing.tables) {
+                    match nft::kube_proxy_service_ips(&listing.tables, "ip") {
                         Ok(keys) => snap.proxy.nft = keys,
+                        Err(e) => errors.push(format!("kube-proxy: {e}")),
+                    }
+                    match nft::kube_proxy_service_ips(&listing.tables, "ip6") {
+                        Ok(keys) => snap.proxy.nft6 = keys,
                         Err(e) => errors.push(format!("kube-proxy: {e}")),
                     }
                 }

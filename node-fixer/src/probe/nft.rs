@@ -65,17 +65,18 @@ pub fn probe(wanted: impl Fn(&str, &str) -> bool) -> Result<Option<Nftables>, Pr
     Ok(Some(out))
 }
 
-/// kube-proxy's table in nftables mode, and its map from (Service IP, protocol, port) to the
-/// Service's chain.
-pub const KUBE_PROXY_SERVICE_IPS: (&str, &str, &str) = ("ip", "kube-proxy", "service-ips");
+/// kube-proxy's table in nftables mode (`ip kube-proxy`, and `ip6 kube-proxy` on a dual-stack
+/// cluster), and its map from (Service IP, protocol, port) to the Service's chain.
+pub const KUBE_PROXY_SERVICE_IPS: (&str, &str) = ("kube-proxy", "service-ips");
 
-/// The keys of kube-proxy's `service-ips` map, with `nft -j list map ip kube-proxy
-/// service-ips`, when `tables` holds kube-proxy's table and it has that map (`Ok(None)`
-/// otherwise, or without nft).
+/// The keys of kube-proxy's `service-ips` map of `family` (`ip` or `ip6`), with `nft -j list
+/// map <family> kube-proxy service-ips`, when `tables` holds kube-proxy's table of that family
+/// and it has that map (`Ok(None)` otherwise, or without nft).
 pub fn kube_proxy_service_ips(
     tables: &[(String, String)],
+    family: &str,
 ) -> Result<Option<Vec<ServiceKey>>, ProbeError> {
-    let (family, table, map) = KUBE_PROXY_SERVICE_IPS;
+    let (table, map) = KUBE_PROXY_SERVICE_IPS;
     if !tables.iter().any(|(f, t)| f == family && t == table) {
         return Ok(None);
     }
