@@ -11,7 +11,7 @@ use clap::{Parser, Subcommand};
 use netheal_e2e::cluster::state::{
     ClusterState, cleanup_stale, list_cluster_namespaces, state_path,
 };
-use netheal_e2e::cluster::{Cluster, PodOptions, PodStyle};
+use netheal_e2e::cluster::{Cluster, PodOptions, PodStyle, Stack};
 
 /// Network-namespace nodes with a flannel-style overlay, for trying netheal on one machine.
 #[derive(Debug, Parser)]
@@ -37,6 +37,10 @@ enum Command {
         /// Pods per node.
         #[arg(long, default_value_t = 1)]
         pods_per_node: usize,
+        /// Dual-stack: an IPv6 underlay, `flannel-v6.1`, an IPv6 range per node and an IPv6
+        /// address per pod beside the IPv4 ones.
+        #[arg(long)]
+        dual_stack: bool,
     },
     /// Remove a cluster (every `nhc-<name>-*` and `cni-<name>-*` namespace and its state).
     Down {
@@ -67,12 +71,18 @@ async fn main() -> anyhow::Result<()> {
             name,
             pod_style,
             pods_per_node,
+            dual_stack,
         } => {
             up(UpArgs {
                 nodes,
                 name,
                 pod_style,
                 pods_per_node,
+                stack: if dual_stack {
+                    Stack::DualStack
+                } else {
+                    Stack::Ipv4
+                },
             })
             .await
         }
@@ -85,10 +95,12 @@ struct UpArgs {
     name: String,
     pod_style: PodStyle,
     pods_per_node: usize,
+    stack: Stack,
 }
 
 fn build(args: &UpArgs) -> anyhow::Result<Cluster> {
-    let mut cluster = Cluster::build(&args.name, args.nodes).context("building the cluster")?;
+    let mut cluster =
+        Cluster::build_with(&args.name, args.nodes, args.stack).context("building the cluster")?;
     let names: Vec<String> = cluster.nodes().iter().map(|n| n.name.clone()).collect();
     for node in &names {
         for _ in 0..args.pods_per_node {
@@ -102,14 +114,20 @@ fn build(args: &UpArgs) -> anyhow::Result<Cluster> {
 
 fn print_cluster(state: &ClusterState) {
     for node in &state.nodes {
+        let v6 = node
+            .pod_cidr6
+            .as_ref()
+            .map(|cidr| format!(" podCIDR6: {cidr}"))
+            .unwrap_or_default();
         println!(
-            "node: {} netns: {} ip: {} podCIDR: {} vtep: {}",
+            "node: {} netns: {} ip: {} podCIDR: {} vtep: {}{v6}",
             node.name, node.netns, node.underlay_ip, node.pod_cidr, node.vtep_mac
         );
     }
     for pod in &state.pods {
+        let v6 = pod.ip6.map(|ip| format!(" ip6: {ip}")).unwrap_or_default();
         println!(
-            "pod: {} netns: {} ip: {} node: {}",
+            "pod: {} netns: {} ip: {}{v6} node: {}",
             pod.name, pod.netns, pod.ip, pod.node
         );
     }

@@ -1,9 +1,12 @@
 //! The `ip`/`bridge` command lines that build the overlay and the pods: pure data, so the exact
 //! dataplane a node gets can be read (and tested) without a kernel.
 
-use std::net::Ipv4Addr;
+use std::net::{Ipv4Addr, Ipv6Addr};
 
-use super::plan::{CALICO_GATEWAY, POD_BRIDGE, UPLINK, VNI, VXLAN_DEVICE, VXLAN_PORT};
+use super::plan::{
+    CALICO_GATEWAY, CALICO_GATEWAY_V6, POD_BRIDGE, UPLINK, VNI, VXLAN_DEVICE, VXLAN_DEVICE_V6,
+    VXLAN_PORT,
+};
 
 /// One command to run inside a network namespace (`ip -n NS …` / `bridge -n NS …`).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -46,6 +49,21 @@ pub struct PeerFacts {
     pub vtep_ip: Ipv4Addr,
     /// The peer's pod CIDR.
     pub pod_cidr: String,
+    /// The peer's IPv6 side, on a dual-stack cluster.
+    pub v6: Option<PeerFacts6>,
+}
+
+/// What one node must know about a peer to reach its pods over IPv6 (`flannel-v6.1`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PeerFacts6 {
+    /// The peer's IPv6 underlay address (flannel `public-ipv6`).
+    pub underlay_ip: Ipv6Addr,
+    /// The peer's IPv6 VTEP MAC (flannel `backend-v6-data` `VtepMAC`).
+    pub vtep_mac: String,
+    /// The peer's IPv6 VTEP address, the first address of its IPv6 range.
+    pub vtep_ip: Ipv6Addr,
+    /// The peer's IPv6 pod range.
+    pub pod_cidr: String,
 }
 
 /// The node's underlay: address on the uplink and a default route via the underlay gateway.
@@ -56,6 +74,47 @@ pub fn uplink(ip: Ipv4Addr, prefix_len: u8, gateway: Ipv4Addr) -> Vec<Cmd> {
         Cmd::ip(&["addr", "add", &addr, "dev", UPLINK]),
         Cmd::ip(&["link", "set", UPLINK, "up"]),
         Cmd::ip(&["route", "add", "default", "via", &gw, "dev", UPLINK]),
+    ]
+}
+
+/// The node's IPv6 underlay: an address on the uplink (no duplicate address detection: the
+/// underlay is the cluster's own) and a default route via the IPv6 underlay gateway.
+pub fn uplink6(ip: Ipv6Addr, prefix_len: u8, gateway: Ipv6Addr) -> Vec<Cmd> {
+    let addr = format!("{ip}/{prefix_len}");
+    let gw = gateway.to_string();
+    vec![
+        Cmd::ip(&["-6", "addr", "add", &addr, "dev", UPLINK, "nodad"]),
+        Cmd::ip(&["-6", "route", "add", "default", "via", &gw, "dev", UPLINK]),
+    ]
+}
+
+/// flannel's IPv6 VXLAN device `flannel-v6.1`: VNI 1, port 8472 over the IPv6 underlay, no
+/// learning, its own fixed MAC, `<range>::/128`.
+pub fn vxlan_device6(local: Ipv6Addr, vtep_mac: &str, vtep_ip: Ipv6Addr) -> Vec<Cmd> {
+    let local = local.to_string();
+    let vni = VNI.to_string();
+    let port = VXLAN_PORT.to_string();
+    let addr = format!("{vtep_ip}/128");
+    vec![
+        Cmd::ip(&[
+            "link",
+            "add",
+            VXLAN_DEVICE_V6,
+            "type",
+            "vxlan",
+            "id",
+            &vni,
+            "local",
+            &local,
+            "dev",
+            UPLINK,
+            "dstport",
+            &port,
+            "nolearning",
+        ]),
+        Cmd::ip(&["link", "set", VXLAN_DEVICE_V6, "address", vtep_mac]),
+        Cmd::ip(&["-6", "addr", "add", &addr, "dev", VXLAN_DEVICE_V6, "nodad"]),
+        Cmd::ip(&["link", "set", VXLAN_DEVICE_V6, "up"]),
     ]
 }
 
@@ -88,12 +147,12 @@ pub fn vxlan_device(local: Ipv4Addr, vtep_mac: &str, vtep_ip: Ipv4Addr) -> Vec<C
     ]
 }
 
-/// Change the VXLAN device's MAC (a node that rejoins with a new VTEP).
-pub fn vxlan_mac(vtep_mac: &str) -> Vec<Cmd> {
+/// Change a VXLAN device's MAC (a node that rejoins with a new VTEP).
+pub fn vxlan_mac(device: &str, vtep_mac: &str) -> Vec<Cmd> {
     vec![
-        Cmd::ip(&["link", "set", VXLAN_DEVICE, "down"]),
-        Cmd::ip(&["link", "set", VXLAN_DEVICE, "address", vtep_mac]),
-        Cmd::ip(&["link", "set", VXLAN_DEVICE, "up"]),
+        Cmd::ip(&["link", "set", device, "down"]),
+        Cmd::ip(&["link", "set", device, "address", vtep_mac]),
+        Cmd::ip(&["link", "set", device, "up"]),
     ]
 }
 
@@ -107,61 +166,92 @@ pub fn pod_bridge(bridge_ip: Ipv4Addr) -> Vec<Cmd> {
     ]
 }
 
-/// What flannel programs for one peer: a PERMANENT neighbour, an fdb entry, a route.
+/// One family's overlay facts of a peer: the arguments of its entries.
+struct Overlay<'a> {
+    family: &'static str,
+    device: &'static str,
+    vtep_ip: String,
+    underlay_ip: String,
+    vtep_mac: &'a str,
+    pod_cidr: &'a str,
+}
+
+impl PeerFacts {
+    fn overlays(&self) -> Vec<Overlay<'_>> {
+        let mut all = vec![Overlay {
+            family: "-4",
+            device: VXLAN_DEVICE,
+            vtep_ip: self.vtep_ip.to_string(),
+            underlay_ip: self.underlay_ip.to_string(),
+            vtep_mac: &self.vtep_mac,
+            pod_cidr: &self.pod_cidr,
+        }];
+        if let Some(v6) = &self.v6 {
+            all.push(Overlay {
+                family: "-6",
+                device: VXLAN_DEVICE_V6,
+                vtep_ip: v6.vtep_ip.to_string(),
+                underlay_ip: v6.underlay_ip.to_string(),
+                vtep_mac: &v6.vtep_mac,
+                pod_cidr: &v6.pod_cidr,
+            });
+        }
+        all
+    }
+}
+
+/// What flannel programs for one peer, per family: a PERMANENT neighbour, an fdb entry, a
+/// route (on `flannel.1`, and on `flannel-v6.1` when the peer has an IPv6 side).
 pub fn peer_entries(peer: &PeerFacts) -> Vec<Cmd> {
-    let vtep = peer.vtep_ip.to_string();
-    let dst = peer.underlay_ip.to_string();
-    vec![
-        Cmd::ip(&[
+    let mut cmds = Vec::new();
+    for o in peer.overlays() {
+        cmds.push(Cmd::ip(&[
+            o.family,
             "neigh",
             "replace",
-            &vtep,
+            &o.vtep_ip,
             "lladdr",
-            &peer.vtep_mac,
+            o.vtep_mac,
             "dev",
-            VXLAN_DEVICE,
+            o.device,
             "nud",
             "permanent",
-        ]),
-        Cmd::bridge(&[
+        ]));
+        cmds.push(Cmd::bridge(&[
             "fdb",
             "append",
-            &peer.vtep_mac,
+            o.vtep_mac,
             "dev",
-            VXLAN_DEVICE,
+            o.device,
             "dst",
-            &dst,
-        ]),
-        Cmd::ip(&[
-            "route",
-            "replace",
-            &peer.pod_cidr,
-            "via",
-            &vtep,
-            "dev",
-            VXLAN_DEVICE,
-            "onlink",
-        ]),
-    ]
+            &o.underlay_ip,
+        ]));
+        cmds.push(Cmd::ip(&[
+            o.family, "route", "replace", o.pod_cidr, "via", &o.vtep_ip, "dev", o.device, "onlink",
+        ]));
+    }
+    cmds
 }
 
 /// What flannel removes when a peer Node goes away. Each may fail when already gone.
 pub fn remove_peer_entries(peer: &PeerFacts) -> Vec<Cmd> {
-    let vtep = peer.vtep_ip.to_string();
-    let dst = peer.underlay_ip.to_string();
-    vec![
-        Cmd::ip(&["route", "del", &peer.pod_cidr]),
-        Cmd::ip(&["neigh", "del", &vtep, "dev", VXLAN_DEVICE]),
-        Cmd::bridge(&[
+    let mut cmds = Vec::new();
+    for o in peer.overlays() {
+        cmds.push(Cmd::ip(&[o.family, "route", "del", o.pod_cidr]));
+        cmds.push(Cmd::ip(&[
+            o.family, "neigh", "del", &o.vtep_ip, "dev", o.device,
+        ]));
+        cmds.push(Cmd::bridge(&[
             "fdb",
             "del",
-            &peer.vtep_mac,
+            o.vtep_mac,
             "dev",
-            VXLAN_DEVICE,
+            o.device,
             "dst",
-            &dst,
-        ]),
-    ]
+            &o.underlay_ip,
+        ]));
+    }
+    cmds
 }
 
 /// Host side of a bridge-style pod: its veth joins `cni0`.
@@ -180,6 +270,46 @@ pub fn bridge_pod_inside(pod_ip: Ipv4Addr, gateway: Ipv4Addr) -> Vec<Cmd> {
         Cmd::ip(&["addr", "add", &addr, "dev", "eth0"]),
         Cmd::ip(&["link", "set", "eth0", "up"]),
         Cmd::ip(&["route", "add", "default", "via", &gw, "dev", "eth0"]),
+    ]
+}
+
+/// Inside a bridge-style pod of a dual-stack cluster: `IP6/64` on eth0, the IPv6 default
+/// route via the node's IPv6 `cni0` address.
+pub fn bridge_pod_inside6(pod_ip: Ipv6Addr, gateway: Ipv6Addr) -> Vec<Cmd> {
+    let addr = format!("{pod_ip}/64");
+    let gw = gateway.to_string();
+    vec![
+        Cmd::ip(&["-6", "addr", "add", &addr, "dev", "eth0", "nodad"]),
+        Cmd::ip(&["-6", "route", "add", "default", "via", &gw, "dev", "eth0"]),
+    ]
+}
+
+/// The node's IPv6 `cni0` address.
+pub fn pod_bridge6(bridge_ip: Ipv6Addr) -> Vec<Cmd> {
+    let addr = format!("{bridge_ip}/64");
+    vec![Cmd::ip(&[
+        "-6", "addr", "add", &addr, "dev", POD_BRIDGE, "nodad",
+    ])]
+}
+
+/// Host side of a Calico-style pod's IPv6 address: the host route `IP6 dev caliX` when the pod
+/// owns the address.
+pub fn calico_pod_host6(host_veth: &str, pod_ip: Ipv6Addr, with_route: bool) -> Vec<Cmd> {
+    if !with_route {
+        return Vec::new();
+    }
+    let ip = pod_ip.to_string();
+    vec![Cmd::ip(&["-6", "route", "replace", &ip, "dev", host_veth])]
+}
+
+/// Inside a Calico-style pod of a dual-stack cluster: `IP6/128` on eth0 and the default route
+/// via the host veth's link-local address (`fe80::ecee:eeff:feee:eeee`), as Calico sets it.
+pub fn calico_pod_inside6(pod_ip: Ipv6Addr) -> Vec<Cmd> {
+    let addr = format!("{pod_ip}/128");
+    let gw = CALICO_GATEWAY_V6.to_string();
+    vec![
+        Cmd::ip(&["-6", "addr", "add", &addr, "dev", "eth0", "nodad"]),
+        Cmd::ip(&["-6", "route", "add", "default", "via", &gw, "dev", "eth0"]),
     ]
 }
 
@@ -219,6 +349,7 @@ mod tests {
             vtep_mac: "0a:e1:14:02:00:00".into(),
             vtep_ip: Ipv4Addr::new(10, 244, 2, 0),
             pod_cidr: "10.244.2.0/24".into(),
+            v6: None,
         }
     }
 
@@ -228,11 +359,44 @@ mod tests {
         assert_eq!(
             lines,
             vec![
-                "ip neigh replace 10.244.2.0 lladdr 0a:e1:14:02:00:00 dev flannel.1 nud permanent",
+                "ip -4 neigh replace 10.244.2.0 lladdr 0a:e1:14:02:00:00 dev flannel.1 nud permanent",
                 "bridge fdb append 0a:e1:14:02:00:00 dev flannel.1 dst 172.31.20.2",
-                "ip route replace 10.244.2.0/24 via 10.244.2.0 dev flannel.1 onlink",
+                "ip -4 route replace 10.244.2.0/24 via 10.244.2.0 dev flannel.1 onlink",
             ]
         );
+    }
+
+    #[test]
+    fn a_dual_stack_peer_gets_flannel_v6_entries_too() {
+        let mut facts = peer();
+        facts.v6 = Some(PeerFacts6 {
+            underlay_ip: "fd31:14::2".parse().unwrap(),
+            vtep_mac: "0a:e6:14:02:00:00".into(),
+            vtep_ip: "fd00:10:244:2::".parse().unwrap(),
+            pod_cidr: "fd00:10:244:2::/64".into(),
+        });
+        let lines: Vec<String> = peer_entries(&facts).iter().map(Cmd::display).collect();
+        assert_eq!(lines.len(), 6);
+        assert_eq!(
+            lines[3..],
+            [
+                "ip -6 neigh replace fd00:10:244:2:: lladdr 0a:e6:14:02:00:00 dev flannel-v6.1 nud permanent",
+                "bridge fdb append 0a:e6:14:02:00:00 dev flannel-v6.1 dst fd31:14::2",
+                "ip -6 route replace fd00:10:244:2::/64 via fd00:10:244:2:: dev flannel-v6.1 onlink",
+            ]
+        );
+        let removed: Vec<String> = remove_peer_entries(&facts)
+            .iter()
+            .map(Cmd::display)
+            .collect();
+        assert!(removed.contains(&"ip -6 route del fd00:10:244:2::/64".to_string()));
+        let inside: Vec<String> = calico_pod_inside6("fd00:10:244:1::5".parse().unwrap())
+            .iter()
+            .map(Cmd::display)
+            .collect();
+        assert!(inside.contains(
+            &"ip -6 route add default via fe80::ecee:eeff:feee:eeee dev eth0".to_string()
+        ));
     }
 
     #[test]

@@ -3,10 +3,10 @@
 //! [`Cluster::symptom_present`] can prove. None of them undoes itself: undoing is the job of
 //! the healing under test.
 
-use std::net::Ipv4Addr;
+use std::net::{IpAddr, Ipv4Addr};
 
 use super::inspect::Neighbour;
-use super::plan::VXLAN_DEVICE;
+use super::plan::{VXLAN_DEVICE, VXLAN_DEVICE_V6};
 use super::{Cluster, ClusterError, PodOptions, PodOwner, PodStyle, commands, read_sysctl, run_in};
 use crate::netns::run;
 
@@ -31,6 +31,15 @@ pub enum Fault {
     VanishedNode,
     /// `proxy_arp=0` on a Calico pod's `cali*` veth (000, report-only).
     ProxyArpOff,
+}
+
+/// The address family an injector breaks, where a fault has an IPv4 and an IPv6 variant.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Family {
+    /// IPv4 (`flannel.1`, `iptables`, `net.ipv4.*`).
+    V4,
+    /// IPv6 (`flannel-v6.1`, `ip6tables`, `net.ipv6.*`), on a dual-stack cluster.
+    V6,
 }
 
 /// How a neighbour entry is lost.
@@ -86,7 +95,7 @@ pub enum Change {
         /// Namespace.
         netns: String,
         /// IP.
-        ip: Ipv4Addr,
+        ip: IpAddr,
         /// Interface.
         dev: String,
         /// The stale link-layer address.
@@ -99,14 +108,14 @@ pub enum Change {
         /// MAC.
         mac: String,
         /// Remote VTEP.
-        dst: Ipv4Addr,
+        dst: IpAddr,
     },
     /// A neighbour entry was removed or made INCOMPLETE.
     LostNeighbour {
         /// Namespace.
         netns: String,
         /// IP.
-        ip: Ipv4Addr,
+        ip: IpAddr,
         /// Interface.
         dev: String,
         /// The link-layer address it had.
@@ -139,6 +148,13 @@ pub enum Change {
 pub enum Symptom {
     /// `from_pod` cannot ping `to_pod`.
     Unreachable {
+        /// Pod namespace pinging.
+        from_pod: String,
+        /// Pod namespace pinged.
+        to_pod: String,
+    },
+    /// `from_pod` cannot ping `to_pod`'s IPv6 address (dual-stack clusters).
+    Unreachable6 {
         /// Pod namespace pinging.
         from_pod: String,
         /// Pod namespace pinged.
@@ -182,6 +198,14 @@ pub const KUBE_PROXY_JUMP: &str =
 pub const REJECT_RULES: [&str; 2] = [
     "-A INPUT -j REJECT --reject-with icmp-host-prohibited",
     "-A FORWARD -j REJECT --reject-with icmp-host-prohibited",
+];
+
+/// kube-proxy's IPv6 REJECT for a Service without endpoints (dual-stack); it must survive.
+pub const KUBE_PROXY_RULE_V6: &str = "-A KUBE-SERVICES -d fd00:10:96::a/128 -p tcp -m comment --comment \"default/svc: has no endpoints\" -m tcp --dport 80 -j REJECT --reject-with icmp6-port-unreachable";
+/// The IPv6 firewall rules a RHEL-style default firewall adds (`ip6tables`).
+pub const REJECT_RULES_V6: [&str; 2] = [
+    "-A INPUT -j REJECT --reject-with icmp6-adm-prohibited",
+    "-A FORWARD -j REJECT --reject-with icmp6-adm-prohibited",
 ];
 
 /// The seed-004 REJECT as a RHEL 8/9 node has it today: firewalld on its nftables backend
@@ -258,6 +282,33 @@ impl Cluster {
             .ok_or_else(|| ClusterError::UnknownPod(format!("any pod off {node} to probe with")))
     }
 
+    /// The symptom "a pod off `node` cannot reach a pod on `node`" in `family`.
+    fn unreachable(
+        &self,
+        from_pod: String,
+        to_pod: String,
+        family: Family,
+    ) -> Result<Symptom, ClusterError> {
+        Ok(match family {
+            Family::V4 => Symptom::Unreachable { from_pod, to_pod },
+            Family::V6 => {
+                self.require_ipv6()?;
+                Symptom::Unreachable6 { from_pod, to_pod }
+            }
+        })
+    }
+
+    fn require_ipv6(&self) -> Result<(), ClusterError> {
+        if self.stack.has_ipv6() {
+            Ok(())
+        } else {
+            Err(ClusterError::Value {
+                what: format!("IPv6 fault on cluster {}", self.name()),
+                value: "an IPv4-only cluster (build it dual-stack)".into(),
+            })
+        }
+    }
+
     fn write_sysctl(&self, netns: &str, path: &str, value: &str) -> Result<Change, ClusterError> {
         let ns = self.netns(netns)?;
         let before = read_sysctl(ns, path)?;
@@ -331,6 +382,79 @@ impl Cluster {
             changes,
             symptom,
         })
+    }
+
+    /// Seed 004 §2, IPv6: `net.ipv6.conf.all.forwarding=0` on `node` of a dual-stack cluster:
+    /// pods on other nodes cannot reach its pods over IPv6 (IPv4 still works).
+    pub fn inject_ip6_forward_off(&self, node: &str) -> Result<Injected, ClusterError> {
+        let ns = self.node(node)?.netns.name().to_string();
+        let symptom = self.unreachable(
+            self.first_pod_off(node)?,
+            self.first_pod_on(node)?,
+            Family::V6,
+        )?;
+        let changes = vec![self.write_sysctl(&ns, "net/ipv6/conf/all/forwarding", "0")?];
+        Ok(Injected {
+            fault: Fault::IpForward,
+            node: node.to_string(),
+            changes,
+            symptom,
+        })
+    }
+
+    /// Seed 004 §6, IPv6: `ip6tables` `-A INPUT/FORWARD -j REJECT --reject-with
+    /// icmp6-adm-prohibited` on `node` of a dual-stack cluster, plus kube-proxy's IPv6 REJECT
+    /// ([`KUBE_PROXY_RULE_V6`]) and its jump, which must survive. The INPUT rule drops the
+    /// VXLAN packets of `flannel-v6.1` (and the underlay's neighbour discovery), so pods on other
+    /// nodes cannot reach the node's pods over IPv6; IPv4 is untouched.
+    pub fn inject_ip6tables_rejects(&self, node: &str) -> Result<Injected, ClusterError> {
+        let ns = self.node(node)?;
+        let netns = ns.netns.name().to_string();
+        let symptom = self.unreachable(
+            self.first_pod_off(node)?,
+            self.first_pod_on(node)?,
+            Family::V6,
+        )?;
+        let _ = ns
+            .netns
+            .exec("ip6tables", &["-t", "filter", "-N", "KUBE-SERVICES"]);
+        let mut changes = Vec::new();
+        for (rule, must_survive) in [
+            (KUBE_PROXY_RULE_V6, true),
+            (KUBE_PROXY_JUMP, true),
+            (REJECT_RULES_V6[0], false),
+            (REJECT_RULES_V6[1], false),
+        ] {
+            let args = split_rule(rule);
+            let mut all: Vec<&str> = vec!["-t", "filter"];
+            all.extend(args.iter().map(String::as_str));
+            ns.netns.exec("ip6tables", &all)?;
+            changes.push(Change::Rule {
+                netns: netns.clone(),
+                rule: rule.to_string(),
+                must_survive,
+            });
+        }
+        Ok(Injected {
+            fault: Fault::RejectRule,
+            node: node.to_string(),
+            changes,
+            symptom,
+        })
+    }
+
+    /// `ip6tables-save -t filter` inside a node.
+    pub fn ip6tables_save(&self, node: &str) -> Result<String, ClusterError> {
+        let out = self
+            .node(node)?
+            .netns
+            .exec("ip6tables-save", &["-t", "filter"])?;
+        Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+    }
+
+    /// True when `ip6tables-save` in `node` lists exactly this rule line.
+    pub fn has_rule6(&self, node: &str, rule: &str) -> Result<bool, ClusterError> {
+        Ok(self.ip6tables_save(node)?.lines().any(|l| l.trim() == rule))
     }
 
     /// Seed 004 §6: `-A INPUT/FORWARD -j REJECT --reject-with icmp-host-prohibited` on `node`,
@@ -436,6 +560,10 @@ impl Cluster {
     /// the peers are programmed again (its agent restarted with it), but every peer keeps
     /// the PERMANENT neighbour and the fdb entry with the old MAC, so peers' pods cannot reach
     /// its pods.
+    ///
+    /// On a dual-stack cluster `flannel-v6.1` gets a new MAC too (`backend-v6-data`), and the
+    /// peers keep stale IPv6 entries as well; the symptom stays the IPv4 one (the IPv6 ping
+    /// fails the same way).
     pub fn inject_vtep_mac_change(&mut self, node: &str) -> Result<Injected, ClusterError> {
         let symptom = Symptom::Unreachable {
             from_pod: self.first_pod_off(node)?,
@@ -447,9 +575,20 @@ impl Cluster {
         this.generation = this.generation.wrapping_add(1);
         this.vtep_mac = plan.vtep_mac(this.index, this.generation);
         let after = this.vtep_mac.clone();
+        let (index, generation) = (this.index, this.generation);
+        let before6 = this.v6.as_mut().map(|v6| {
+            let before6 = v6.vtep_mac.clone();
+            v6.vtep_mac = plan.vtep_mac6(index, generation);
+            before6
+        });
         let this = self.node(node)?;
-        for cmd in commands::vxlan_mac(&after) {
+        for cmd in commands::vxlan_mac(VXLAN_DEVICE, &after) {
             run_in(this.netns.name(), &cmd)?;
+        }
+        if let Some(v6) = &this.v6 {
+            for cmd in commands::vxlan_mac(VXLAN_DEVICE_V6, &v6.vtep_mac) {
+                run_in(this.netns.name(), &cmd)?;
+            }
         }
         // The link went down and changed address: the kernel flushed its routes and neighbours
         // on flannel.1. The rejoining node's own agent programs its peers again at start.
@@ -462,15 +601,28 @@ impl Cluster {
         for peer in self.nodes.iter().filter(|p| p.name != node) {
             changes.push(Change::StaleNeighbour {
                 netns: peer.netns.name().to_string(),
-                ip: this.vtep_ip,
+                ip: this.vtep_ip.into(),
                 dev: VXLAN_DEVICE.to_string(),
                 lladdr: before.clone(),
             });
             changes.push(Change::StaleFdb {
                 netns: peer.netns.name().to_string(),
                 mac: before.clone(),
-                dst: this.underlay_ip,
+                dst: this.underlay_ip.into(),
             });
+            if let (Some(v6), Some(before6)) = (&this.v6, &before6) {
+                changes.push(Change::StaleNeighbour {
+                    netns: peer.netns.name().to_string(),
+                    ip: v6.vtep_ip.into(),
+                    dev: VXLAN_DEVICE_V6.to_string(),
+                    lladdr: before6.clone(),
+                });
+                changes.push(Change::StaleFdb {
+                    netns: peer.netns.name().to_string(),
+                    mac: before6.clone(),
+                    dst: v6.underlay_ip.into(),
+                });
+            }
         }
         Ok(Injected {
             fault: Fault::StaleVtep,
@@ -489,35 +641,41 @@ impl Cluster {
         peer: &str,
         how: LostHow,
     ) -> Result<Injected, ClusterError> {
+        self.inject_lost_neighbour_of(on, peer, how, Family::V4)
+    }
+
+    /// [`Cluster::inject_lost_neighbour`] in `family` (IPv6: the `flannel-v6.1` neighbour of
+    /// `peer`'s IPv6 VTEP, on a dual-stack cluster).
+    pub fn inject_lost_neighbour_of(
+        &self,
+        on: &str,
+        peer: &str,
+        how: LostHow,
+        family: Family,
+    ) -> Result<Injected, ClusterError> {
         let this = self.node(on)?;
         let target = self.node(peer)?;
-        let symptom = Symptom::Unreachable {
-            from_pod: self.first_pod_on(on)?,
-            to_pod: self.first_pod_on(peer)?,
+        let symptom = self.unreachable(self.first_pod_on(on)?, self.first_pod_on(peer)?, family)?;
+        let (vtep, dev, lladdr): (IpAddr, &str, String) = match (family, &target.v6) {
+            (Family::V6, Some(v6)) => (v6.vtep_ip.into(), VXLAN_DEVICE_V6, v6.vtep_mac.clone()),
+            _ => (target.vtep_ip.into(), VXLAN_DEVICE, target.vtep_mac.clone()),
         };
-        let vtep = target.vtep_ip.to_string();
+        let vtep_s = vtep.to_string();
         match how {
-            LostHow::Deleted => this
-                .netns
-                .ip(&["neigh", "del", &vtep, "dev", VXLAN_DEVICE])?,
-            LostHow::Incomplete => this.netns.ip(&[
-                "neigh",
-                "replace",
-                &vtep,
-                "dev",
-                VXLAN_DEVICE,
-                "nud",
-                "incomplete",
-            ])?,
+            LostHow::Deleted => this.netns.ip(&["neigh", "del", &vtep_s, "dev", dev])?,
+            LostHow::Incomplete => {
+                this.netns
+                    .ip(&["neigh", "replace", &vtep_s, "dev", dev, "nud", "incomplete"])?
+            }
         };
         Ok(Injected {
             fault: Fault::VtepMissing,
             node: on.to_string(),
             changes: vec![Change::LostNeighbour {
                 netns: this.netns.name().to_string(),
-                ip: target.vtep_ip,
-                dev: VXLAN_DEVICE.to_string(),
-                lladdr: target.vtep_mac.clone(),
+                ip: vtep,
+                dev: dev.to_string(),
+                lladdr,
                 how,
             }],
             symptom,
@@ -527,19 +685,31 @@ impl Cluster {
     /// Seed 001: on node `on`, the route to `peer`'s pod CIDR is deleted; pods on `on` cannot
     /// reach pods on `peer`.
     pub fn inject_missing_route(&self, on: &str, peer: &str) -> Result<Injected, ClusterError> {
+        self.inject_missing_route_of(on, peer, Family::V4)
+    }
+
+    /// [`Cluster::inject_missing_route`] in `family` (IPv6: the route to `peer`'s IPv6 range
+    /// via `flannel-v6.1`, on a dual-stack cluster).
+    pub fn inject_missing_route_of(
+        &self,
+        on: &str,
+        peer: &str,
+        family: Family,
+    ) -> Result<Injected, ClusterError> {
         let this = self.node(on)?;
         let target = self.node(peer)?;
-        let symptom = Symptom::Unreachable {
-            from_pod: self.first_pod_on(on)?,
-            to_pod: self.first_pod_on(peer)?,
+        let symptom = self.unreachable(self.first_pod_on(on)?, self.first_pod_on(peer)?, family)?;
+        let dst = match (family, &target.v6) {
+            (Family::V6, Some(v6)) => v6.pod_cidr.clone(),
+            _ => target.pod_cidr.clone(),
         };
-        this.netns.ip(&["route", "del", &target.pod_cidr])?;
+        this.netns.ip(&["route", "del", &dst])?;
         Ok(Injected {
             fault: Fault::PeerRouteMissing,
             node: on.to_string(),
             changes: vec![Change::RouteRemoved {
                 netns: this.netns.name().to_string(),
-                dst: target.pod_cidr.clone(),
+                dst,
             }],
             symptom,
         })
@@ -563,14 +733,14 @@ impl Cluster {
         for (_, netns) in &peers {
             changes.push(Change::StaleNeighbour {
                 netns: netns.clone(),
-                ip: facts.vtep_ip,
+                ip: facts.vtep_ip.into(),
                 dev: VXLAN_DEVICE.to_string(),
                 lladdr: facts.vtep_mac.clone(),
             });
             changes.push(Change::StaleFdb {
                 netns: netns.clone(),
                 mac: facts.vtep_mac.clone(),
-                dst: facts.underlay_ip,
+                dst: facts.underlay_ip.into(),
             });
         }
         let nodes: Vec<String> = peers.into_iter().map(|(name, _)| name).collect();
@@ -617,7 +787,9 @@ impl Cluster {
     /// Calico pod of namespace `default` (made if there is none). Each copy is owned by a ReplicaSet (so it can be
     /// recreated), has no host route, and its `cali*` veth carries a PERMANENT neighbour for
     /// the shared address; the original keeps the route and gets its own (correct) PERMANENT
-    /// entry, as Calico programs it. Pod objects then show `copies + 1` pods with one IP.
+    /// entry, as Calico programs it. Pod objects then show `copies + 1` pods with one IP. On a
+    /// dual-stack cluster the copies share the IPv6 address too (no IPv6 host route either, a
+    /// PERMANENT IPv6 neighbour on each veth): pods linked by two IPs.
     pub fn inject_duplicate_pod_ip(
         &mut self,
         node: &str,
@@ -642,14 +814,18 @@ impl Cluster {
                 netns
             }
         };
-        let (ip, app, host_veth) = {
+        let (ip, ip6, app, host_veth) = {
             let pod = self.pod(&original)?;
-            (pod.ip, pod.app.clone(), pod.host_veth.clone())
+            (pod.ip, pod.ip6, pod.app.clone(), pod.host_veth.clone())
         };
-        self.permanent_pod_neighbour(node, &original, &host_veth, ip)?;
+        let shared: Vec<IpAddr> = super::objects::dual(ip, ip6);
+        for addr in &shared {
+            self.permanent_pod_neighbour(node, &original, &host_veth, *addr)?;
+        }
         for _ in 0..copies {
             let mut opts = PodOptions::calico();
             opts.ip = Some(ip);
+            opts.ip6 = ip6;
             opts.host_route = false;
             opts.app = app.clone();
             opts.owner = Some(PodOwner::ReplicaSet(format!("{app}-rs")));
@@ -659,19 +835,21 @@ impl Cluster {
                 pod.name.clone(),
                 pod.host_veth.clone(),
             );
-            let lladdr = self.permanent_pod_neighbour(node, &netns, &veth, ip)?;
             changes.push(Change::PodAdded {
                 netns: netns.clone(),
                 name,
                 ip,
                 routed: false,
             });
-            changes.push(Change::StaleNeighbour {
-                netns: self.node(node)?.netns.name().to_string(),
-                ip,
-                dev: veth,
-                lladdr,
-            });
+            for addr in &shared {
+                let lladdr = self.permanent_pod_neighbour(node, &netns, &veth, *addr)?;
+                changes.push(Change::StaleNeighbour {
+                    netns: self.node(node)?.netns.name().to_string(),
+                    ip: *addr,
+                    dev: veth.clone(),
+                    lladdr,
+                });
+            }
         }
         Ok(Injected {
             fault: Fault::DuplicatePodIp,
@@ -690,7 +868,7 @@ impl Cluster {
         node: &str,
         pod_netns: &str,
         host_veth: &str,
-        ip: Ipv4Addr,
+        ip: IpAddr,
     ) -> Result<String, ClusterError> {
         let mac = self.pod_mac(pod_netns)?;
         let ip = ip.to_string();
@@ -729,18 +907,23 @@ impl Cluster {
             })
     }
 
-    /// PERMANENT neighbours for `ip` on `cali*` interfaces of `node` other than the one its
-    /// host route names (all of them when no route names one): the stale entries of seed 002.
+    /// PERMANENT neighbours for `ip` (IPv4 or IPv6) on `cali*` interfaces of `node` other than
+    /// the one its host route names (all of them when no route names one): the stale entries
+    /// of seed 002.
     pub fn stale_cali_neighbours(
         &self,
         node: &str,
-        ip: Ipv4Addr,
+        ip: impl Into<IpAddr>,
     ) -> Result<Vec<Neighbour>, ClusterError> {
+        let ip: IpAddr = ip.into();
         let ip_s = ip.to_string();
-        let routed_dev = self
-            .routes(node)?
+        let (routes, host_len) = match ip {
+            IpAddr::V4(_) => (self.routes(node)?, 32),
+            IpAddr::V6(_) => (self.routes6(node)?, 128),
+        };
+        let routed_dev = routes
             .into_iter()
-            .find(|r| r.dst == ip_s || r.dst == format!("{ip_s}/32"))
+            .find(|r| r.dst == ip_s || r.dst == format!("{ip_s}/{host_len}"))
             .and_then(|r| r.dev);
         Ok(self
             .neighbours(node)?
@@ -754,6 +937,7 @@ impl Cluster {
     pub fn symptom_present(&self, injected: &Injected) -> Result<bool, ClusterError> {
         match &injected.symptom {
             Symptom::Unreachable { from_pod, to_pod } => Ok(!self.ping(from_pod, to_pod)?),
+            Symptom::Unreachable6 { from_pod, to_pod } => Ok(!self.ping6(from_pod, to_pod)?),
             Symptom::LeftoverVtep { nodes, ip } => {
                 let ip = ip.to_string();
                 for node in nodes {

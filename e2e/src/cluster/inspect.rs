@@ -47,7 +47,7 @@ pub struct FdbEntry {
     pub state: Option<String>,
 }
 
-/// One IPv4 route.
+/// One route (IPv4 or IPv6).
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
 pub struct Route {
     /// The destination (`default`, `10.244.2.0/24`, `10.244.1.5`).

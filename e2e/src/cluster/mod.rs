@@ -12,6 +12,12 @@
 //!                 caliXXXXXXXXXXX (proxy_arp) ──────── cni-<c>-nodeI-<n> eth0 10.244.I.<n+2>/32
 //! ```
 //!
+//! A dual-stack cluster ([`Stack::DualStack`]) adds the IPv6 side beside it: `eth0`
+//! `fd31:<o>::I/64`, `flannel-v6.1` (VNI 1 :8472 over the IPv6 underlay, `fd00:10:244:I::/128`,
+//! VtepMAC `0a:e6:<o>:<I>:00:<gen>`), `cni0` `fd00:10:244:I::1/64`, and each pod
+//! `fd00:10:244:I::<n+2>` (/64 on a bridge pod, /128 with a host route and the default route via
+//! `fe80::ecee:eeff:feee:eeee` on a Calico pod, whose host veth has Calico's `ee:ee:ee:ee:ee:ee`).
+//!
 //! Everything is removed when the [`Cluster`] is dropped (also when a test panics);
 //! [`state::cleanup_stale`] removes what a killed process left behind.
 
@@ -23,13 +29,17 @@ pub mod plan;
 pub mod register;
 pub mod state;
 
-use std::net::Ipv4Addr;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::process::Output;
 
 use crate::netns::{Netns, NetnsError, run};
-use commands::{Cmd, PeerFacts};
+use commands::{Cmd, PeerFacts, PeerFacts6};
 use inspect::{FdbEntry, Neighbour, Route};
-use plan::{ClusterPlan, MAX_NODE_INDEX, MAX_NODE_NAME, UNDERLAY_BRIDGE, UPLINK, VXLAN_DEVICE};
+pub use plan::Stack;
+use plan::{
+    ClusterPlan, MAX_NODE_INDEX, MAX_NODE_NAME, UNDERLAY_BRIDGE, UPLINK, VXLAN_DEVICE,
+    VXLAN_DEVICE_V6,
+};
 
 /// An error building, changing or inspecting a cluster.
 #[derive(Debug, thiserror::Error)]
@@ -162,6 +172,8 @@ pub struct PodOptions {
     pub owner: Option<PodOwner>,
     /// A fixed address (e.g. a duplicate); default the next free one on the node.
     pub ip: Option<Ipv4Addr>,
+    /// A fixed IPv6 address on a dual-stack cluster; default the next free one on the node.
+    pub ip6: Option<Ipv6Addr>,
     /// Install the host route `IP dev caliX` (Calico only; default true). A pod without it is
     /// one that lost its address to another pod.
     pub host_route: bool,
@@ -177,6 +189,7 @@ impl PodOptions {
             app: "web".into(),
             owner: None,
             ip: None,
+            ip6: None,
             host_route: true,
         }
     }
@@ -225,7 +238,22 @@ pub struct ClusterNode {
     pub vtep_mac: String,
     /// How often the node (re)joined; part of the VTEP MAC.
     pub generation: u8,
+    /// The node's IPv6 side, on a dual-stack cluster.
+    pub v6: Option<NodeV6>,
     next_pod: u32,
+}
+
+/// A node's IPv6 side on a dual-stack cluster.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NodeV6 {
+    /// IPv6 underlay address (InternalIP, flannel `public-ipv6`).
+    pub underlay_ip: Ipv6Addr,
+    /// IPv6 pod range.
+    pub pod_cidr: String,
+    /// VTEP address on `flannel-v6.1`.
+    pub vtep_ip: Ipv6Addr,
+    /// Current VTEP MAC of `flannel-v6.1`.
+    pub vtep_mac: String,
 }
 
 impl ClusterNode {
@@ -236,7 +264,20 @@ impl ClusterNode {
             vtep_mac: self.vtep_mac.clone(),
             vtep_ip: self.vtep_ip,
             pod_cidr: self.pod_cidr.clone(),
+            v6: self.v6.as_ref().map(|v6| PeerFacts6 {
+                underlay_ip: v6.underlay_ip,
+                vtep_mac: v6.vtep_mac.clone(),
+                vtep_ip: v6.vtep_ip,
+                pod_cidr: v6.pod_cidr.clone(),
+            }),
         }
+    }
+
+    /// The pod ranges, IPv4 first.
+    pub fn pod_cidrs(&self) -> Vec<String> {
+        let mut all = vec![self.pod_cidr.clone()];
+        all.extend(self.v6.iter().map(|v6| v6.pod_cidr.clone()));
+        all
     }
 }
 
@@ -255,6 +296,8 @@ pub struct ClusterPod {
     pub netns: Netns,
     /// Its address.
     pub ip: Ipv4Addr,
+    /// Its IPv6 address, on a dual-stack cluster.
+    pub ip6: Option<Ipv6Addr>,
     /// Wiring style.
     pub style: PodStyle,
     /// Host-side veth on the node.
@@ -271,6 +314,7 @@ pub const INHERITED_DEVCONF: [&str; 3] = ["arp_ignore", "arp_announce", "rp_filt
 #[derive(Debug)]
 pub struct Cluster {
     plan: ClusterPlan,
+    stack: Stack,
     // Field order is drop order: pods, then nodes, then the underlay.
     pods: Vec<ClusterPod>,
     nodes: Vec<ClusterNode>,
@@ -298,32 +342,56 @@ pub fn read_sysctl(ns: &Netns, path: &str) -> Result<String, ClusterError> {
 }
 
 impl Cluster {
-    /// An empty cluster: the underlay namespace and bridge, no nodes yet. Leftovers of an
+    /// An empty IPv4 cluster: the underlay namespace and bridge, no nodes yet. Leftovers of an
     /// earlier run with the same name are removed first.
     pub fn new(name: &str) -> Result<Self, ClusterError> {
+        Self::with_stack(name, Stack::Ipv4)
+    }
+
+    /// An empty cluster of `stack` (see [`Cluster::new`]).
+    pub fn with_stack(name: &str, stack: Stack) -> Result<Self, ClusterError> {
         let plan = ClusterPlan::new(name)?;
         state::cleanup_stale(name)?;
         let net = Netns::create(&plan.net_netns())?;
         let gw = format!("{}/{}", plan.underlay_gateway(), plan.underlay_prefix_len());
         net.ip(&["link", "add", UNDERLAY_BRIDGE, "type", "bridge"])?;
         net.ip(&["addr", "add", &gw, "dev", UNDERLAY_BRIDGE])?;
+        if stack.has_ipv6() {
+            let gw6 = format!(
+                "{}/{}",
+                plan.underlay_gateway6(),
+                plan.underlay6_prefix_len()
+            );
+            net.ip(&["-6", "addr", "add", &gw6, "dev", UNDERLAY_BRIDGE, "nodad"])?;
+        }
         net.ip(&["link", "set", UNDERLAY_BRIDGE, "up"])?;
-        tracing::debug!(cluster = name, "underlay ready");
+        tracing::debug!(cluster = name, ?stack, "underlay ready");
         Ok(Self {
             plan,
+            stack,
             pods: Vec::new(),
             nodes: Vec::new(),
             net,
         })
     }
 
-    /// A cluster with nodes `node1..=nodeN`, no pods.
+    /// An IPv4 cluster with nodes `node1..=nodeN`, no pods.
     pub fn build(name: &str, nodes: usize) -> Result<Self, ClusterError> {
-        let mut cluster = Self::new(name)?;
+        Self::build_with(name, nodes, Stack::Ipv4)
+    }
+
+    /// A cluster of `stack` with nodes `node1..=nodeN`, no pods.
+    pub fn build_with(name: &str, nodes: usize, stack: Stack) -> Result<Self, ClusterError> {
+        let mut cluster = Self::with_stack(name, stack)?;
         for i in 1..=nodes {
             cluster.add_node(&format!("node{i}"))?;
         }
         Ok(cluster)
+    }
+
+    /// The address families the cluster runs.
+    pub fn stack(&self) -> Stack {
+        self.stack
     }
 
     /// The cluster's naming and addressing.
@@ -421,6 +489,12 @@ impl Cluster {
             vtep_ip: self.plan.vtep_ip(index),
             vtep_mac: self.plan.vtep_mac(index, 0),
             generation: 0,
+            v6: self.stack.has_ipv6().then(|| NodeV6 {
+                underlay_ip: self.plan.underlay_ip6(index),
+                pod_cidr: self.plan.pod_cidr6(index),
+                vtep_ip: self.plan.vtep_ip6(index),
+                vtep_mac: self.plan.vtep_mac6(index, 0),
+            }),
             next_pod: 0,
             netns,
         };
@@ -476,6 +550,25 @@ impl Cluster {
             &commands::vxlan_device(node.underlay_ip, &node.vtep_mac, node.vtep_ip),
         )?;
         run_all(ns, &commands::pod_bridge(self.plan.bridge_ip(node.index)))?;
+        if let Some(v6) = &node.v6 {
+            // Addresses and link-local addresses of new interfaces are usable at once (no
+            // duplicate address detection: every address of the cluster is planned).
+            disable_dad(&node.netns)?;
+            node.netns.set_sysctl("net/ipv6/conf/all/forwarding", "1")?;
+            run_all(
+                ns,
+                &commands::uplink6(
+                    v6.underlay_ip,
+                    self.plan.underlay6_prefix_len(),
+                    self.plan.underlay_gateway6(),
+                ),
+            )?;
+            run_all(
+                ns,
+                &commands::vxlan_device6(v6.underlay_ip, &v6.vtep_mac, v6.vtep_ip),
+            )?;
+            run_all(ns, &commands::pod_bridge6(self.plan.bridge_ip6(node.index)))?;
+        }
         Ok(())
     }
 
@@ -529,6 +622,11 @@ impl Cluster {
             Some(ip) => ip,
             None => self.plan.pod_ip(index, n)?,
         };
+        let ip6 = match (self.stack.has_ipv6(), opts.ip6) {
+            (false, _) => None,
+            (true, Some(ip6)) => Some(ip6),
+            (true, None) => Some(self.plan.pod_ip6(index, n)?),
+        };
         let netns_name = self.plan.pod_netns(node, n);
         let calico = opts.style == PodStyle::Calico;
         let host_veth = self.plan.host_veth(&netns_name, calico);
@@ -536,6 +634,9 @@ impl Cluster {
         self.nodes[pos].next_pod += 1;
         let node_ref = &self.nodes[pos];
         inherit_devconf(&node_ref.netns, &pod_ns)?;
+        if ip6.is_some() {
+            disable_dad(&pod_ns)?;
+        }
         let node_ns = node_ref.netns.name();
         let mtu = plan::POD_MTU.to_string();
         node_ref.netns.ip(&[
@@ -561,6 +662,12 @@ impl Cluster {
                     pod_ns.name(),
                     &commands::bridge_pod_inside(ip, self.plan.bridge_ip(index)),
                 )?;
+                if let Some(ip6) = ip6 {
+                    run_all(
+                        pod_ns.name(),
+                        &commands::bridge_pod_inside6(ip6, self.plan.bridge_ip6(index)),
+                    )?;
+                }
             }
             PodStyle::Calico => {
                 node_ref
@@ -569,11 +676,29 @@ impl Cluster {
                 node_ref
                     .netns
                     .set_sysctl(&format!("net/ipv4/neigh/{host_veth}/proxy_delay"), "0")?;
+                if ip6.is_some() {
+                    // Calico's host-side MAC, set while the veth is down: its link-local
+                    // address is the pods' IPv6 gateway.
+                    node_ref.netns.ip(&[
+                        "link",
+                        "set",
+                        &host_veth,
+                        "address",
+                        plan::CALICO_HOST_MAC,
+                    ])?;
+                }
                 run_all(
                     node_ns,
                     &commands::calico_pod_host(&host_veth, ip, opts.host_route),
                 )?;
                 run_all(pod_ns.name(), &commands::calico_pod_inside(ip))?;
+                if let Some(ip6) = ip6 {
+                    run_all(
+                        node_ns,
+                        &commands::calico_pod_host6(&host_veth, ip6, opts.host_route),
+                    )?;
+                    run_all(pod_ns.name(), &commands::calico_pod_inside6(ip6))?;
+                }
             }
         }
         let name = opts
@@ -590,6 +715,7 @@ impl Cluster {
             node: node.to_string(),
             netns: pod_ns,
             ip,
+            ip6,
             style: opts.style,
             host_veth,
             owner,
@@ -616,9 +742,18 @@ impl Cluster {
         self.ping_ip(from_pod, to)
     }
 
-    /// Ping an address from inside a pod.
-    pub fn ping_ip(&self, from_pod: &str, to: Ipv4Addr) -> Result<bool, ClusterError> {
-        Ok(self.pod(from_pod)?.netns.ping(&to.to_string(), 2))
+    /// Ping `to_pod`'s IPv6 address from inside `from_pod` (as [`Cluster::ping`]).
+    pub fn ping6(&self, from_pod: &str, to_pod: &str) -> Result<bool, ClusterError> {
+        let to = self.pod(to_pod)?.ip6.ok_or_else(|| ClusterError::Value {
+            what: format!("IPv6 address of pod {to_pod}"),
+            value: "none (an IPv4 cluster)".into(),
+        })?;
+        self.ping_ip(from_pod, to)
+    }
+
+    /// Ping an address (IPv4 or IPv6) from inside a pod.
+    pub fn ping_ip(&self, from_pod: &str, to: impl Into<IpAddr>) -> Result<bool, ClusterError> {
+        Ok(self.pod(from_pod)?.netns.ping(&to.into().to_string(), 2))
     }
 
     /// The neighbour table of a node (all interfaces).
@@ -629,17 +764,29 @@ impl Cluster {
 
     /// The fdb of a node's `flannel.1`.
     pub fn fdb(&self, node: &str) -> Result<Vec<FdbEntry>, ClusterError> {
+        self.fdb_of(node, VXLAN_DEVICE)
+    }
+
+    /// The fdb of a node's `flannel-v6.1` (dual-stack clusters).
+    pub fn fdb6(&self, node: &str) -> Result<Vec<FdbEntry>, ClusterError> {
+        self.fdb_of(node, VXLAN_DEVICE_V6)
+    }
+
+    fn fdb_of(&self, node: &str, device: &str) -> Result<Vec<FdbEntry>, ClusterError> {
         let ns = self.node(node)?.netns.name();
-        let out = run(
-            "bridge",
-            &["-n", ns, "-j", "fdb", "show", "dev", VXLAN_DEVICE],
-        )?;
+        let out = run("bridge", &["-n", ns, "-j", "fdb", "show", "dev", device])?;
         inspect::parse_fdb(&String::from_utf8_lossy(&out.stdout))
     }
 
     /// The IPv4 main routing table of a node.
     pub fn routes(&self, node: &str) -> Result<Vec<Route>, ClusterError> {
         let out = self.node(node)?.netns.ip(&["-j", "-4", "route", "show"])?;
+        inspect::parse_routes(&String::from_utf8_lossy(&out.stdout))
+    }
+
+    /// The IPv6 main routing table of a node.
+    pub fn routes6(&self, node: &str) -> Result<Vec<Route>, ClusterError> {
+        let out = self.node(node)?.netns.ip(&["-j", "-6", "route", "show"])?;
         inspect::parse_routes(&String::from_utf8_lossy(&out.stdout))
     }
 
@@ -686,6 +833,14 @@ impl Cluster {
             .find(|n| n.name == name)
             .ok_or_else(|| ClusterError::UnknownNode(name.to_string()))
     }
+}
+
+/// No duplicate address detection in `ns` for interfaces made from now on.
+fn disable_dad(ns: &Netns) -> Result<(), ClusterError> {
+    for scope in ["all", "default"] {
+        ns.set_sysctl(&format!("net/ipv6/conf/{scope}/accept_dad"), "0")?;
+    }
+    Ok(())
 }
 
 /// Copy the node's `conf/{all,default}` values of [`INHERITED_DEVCONF`] into a new pod namespace.

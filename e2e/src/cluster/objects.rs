@@ -2,7 +2,7 @@
 //! workload Pods, and one CNI agent pod (canal) per node. Pure builders over plain facts.
 
 use std::collections::BTreeMap;
-use std::net::Ipv4Addr;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
 use k8s_openapi::api::core::v1::{
     Container, ContainerState, ContainerStateRunning, ContainerStatus, HostIP, Node, NodeAddress,
@@ -14,12 +14,16 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, OwnerReference,
 use k8s_openapi::jiff::Timestamp;
 
 use super::plan::fnv1a;
-use super::{Cluster, ClusterNode, ClusterPod, PodOwner, PodStyle};
+use super::{Cluster, ClusterNode, ClusterPod, NodeV6, PodOwner, PodStyle};
 
 /// Annotation with flannel's backend data (`{"VNI":1,"VtepMAC":"…"}`).
 pub const BACKEND_DATA: &str = "flannel.alpha.coreos.com/backend-data";
 /// Annotation with flannel's public IP (the underlay address).
 pub const PUBLIC_IP: &str = "flannel.alpha.coreos.com/public-ip";
+/// Annotation with flannel's IPv6 backend data (dual-stack: `flannel-v6.1`'s VtepMAC).
+pub const BACKEND_V6_DATA: &str = "flannel.alpha.coreos.com/backend-v6-data";
+/// Annotation with flannel's IPv6 public IP (dual-stack: the IPv6 underlay address).
+pub const PUBLIC_IPV6: &str = "flannel.alpha.coreos.com/public-ipv6";
 /// Annotation with flannel's backend type.
 pub const BACKEND_TYPE: &str = "flannel.alpha.coreos.com/backend-type";
 /// The node pool label.
@@ -42,6 +46,8 @@ pub struct NodeFacts {
     pub pod_cidr: String,
     /// Current VTEP MAC.
     pub vtep_mac: String,
+    /// The IPv6 side of a dual-stack node.
+    pub v6: Option<NodeV6>,
 }
 
 /// What a Pod object says about a pod.
@@ -57,8 +63,12 @@ pub struct PodFacts {
     pub node: String,
     /// Node underlay address (hostIP).
     pub host_ip: Ipv4Addr,
+    /// Node IPv6 underlay address (second hostIP, dual-stack).
+    pub host_ip6: Option<Ipv6Addr>,
     /// Pod address.
     pub ip: Ipv4Addr,
+    /// Pod IPv6 address (second podIP, dual-stack).
+    pub ip6: Option<Ipv6Addr>,
     /// Owner.
     pub owner: PodOwner,
     /// The pod's network namespace (annotation `netheal.io/netns`, for people reading the objects).
@@ -111,9 +121,41 @@ fn node_resources() -> BTreeMap<String, Quantity> {
         .collect()
 }
 
-/// The Node object of a node.
+/// The addresses of one thing, IPv4 first (the order `status.podIPs` and `hostIPs` keep).
+pub fn dual(v4: Ipv4Addr, v6: Option<Ipv6Addr>) -> Vec<IpAddr> {
+    let mut all = vec![IpAddr::V4(v4)];
+    all.extend(v6.map(IpAddr::V6));
+    all
+}
+
+/// The Node object of a node (dual-stack: both ranges in `spec.podCIDRs`, both InternalIPs,
+/// flannel's `backend-v6-data` and `public-ipv6`).
 pub fn node_object(facts: &NodeFacts, now: Timestamp) -> Node {
     let backend = serde_json::json!({"VNI": 1, "VtepMAC": facts.vtep_mac}).to_string();
+    let mut annotations = labels(&[
+        (BACKEND_DATA, &backend),
+        (BACKEND_TYPE, "vxlan"),
+        (PUBLIC_IP, &facts.underlay_ip.to_string()),
+    ]);
+    let mut pod_cidrs = vec![facts.pod_cidr.clone()];
+    let mut addresses = vec![NodeAddress {
+        type_: "InternalIP".into(),
+        address: facts.underlay_ip.to_string(),
+    }];
+    if let Some(v6) = &facts.v6 {
+        let backend6 = serde_json::json!({"VNI": 1, "VtepMAC": v6.vtep_mac}).to_string();
+        annotations.insert(BACKEND_V6_DATA.into(), backend6);
+        annotations.insert(PUBLIC_IPV6.into(), v6.underlay_ip.to_string());
+        pod_cidrs.push(v6.pod_cidr.clone());
+        addresses.push(NodeAddress {
+            type_: "InternalIP".into(),
+            address: v6.underlay_ip.to_string(),
+        });
+    }
+    addresses.push(NodeAddress {
+        type_: "Hostname".into(),
+        address: facts.name.clone(),
+    });
     Node {
         metadata: ObjectMeta {
             name: Some(facts.name.clone()),
@@ -124,29 +166,16 @@ pub fn node_object(facts: &NodeFacts, now: Timestamp) -> Node {
                 ("kubernetes.io/arch", "amd64"),
                 (POOL_LABEL, &facts.pool),
             ])),
-            annotations: Some(labels(&[
-                (BACKEND_DATA, &backend),
-                (BACKEND_TYPE, "vxlan"),
-                (PUBLIC_IP, &facts.underlay_ip.to_string()),
-            ])),
+            annotations: Some(annotations),
             ..ObjectMeta::default()
         },
         spec: Some(NodeSpec {
             pod_cidr: Some(facts.pod_cidr.clone()),
-            pod_cidrs: Some(vec![facts.pod_cidr.clone()]),
+            pod_cidrs: Some(pod_cidrs),
             ..NodeSpec::default()
         }),
         status: Some(NodeStatus {
-            addresses: Some(vec![
-                NodeAddress {
-                    type_: "InternalIP".into(),
-                    address: facts.underlay_ip.to_string(),
-                },
-                NodeAddress {
-                    type_: "Hostname".into(),
-                    address: facts.name.clone(),
-                },
-            ]),
+            addresses: Some(addresses),
             conditions: Some(vec![ready_node_condition(now)]),
             capacity: Some(node_resources()),
             allocatable: Some(node_resources()),
@@ -179,11 +208,12 @@ fn owner_reference(kind: &str, api_version: &str, name: &str, namespace: &str) -
     }
 }
 
-/// The status a kubelet writes once `container` runs: Running, Ready, the pod and host IPs.
+/// The status a kubelet writes once `container` runs: Running, Ready, the pod and host IPs
+/// (`hostIP`/`podIP` the first of each, `hostIPs`/`podIPs` all, IPv4 first).
 pub fn running_status(
     container: &Container,
-    host_ip: Ipv4Addr,
-    pod_ip: Ipv4Addr,
+    host_ips: &[IpAddr],
+    pod_ips: &[IpAddr],
     now: Timestamp,
 ) -> PodStatus {
     let cond = |type_: &str| PodCondition {
@@ -194,14 +224,20 @@ pub fn running_status(
     };
     PodStatus {
         phase: Some("Running".into()),
-        host_ip: Some(host_ip.to_string()),
-        host_ips: Some(vec![HostIP {
-            ip: host_ip.to_string(),
-        }]),
-        pod_ip: Some(pod_ip.to_string()),
-        pod_ips: Some(vec![PodIP {
-            ip: pod_ip.to_string(),
-        }]),
+        host_ip: host_ips.first().map(IpAddr::to_string),
+        host_ips: Some(
+            host_ips
+                .iter()
+                .map(|ip| HostIP { ip: ip.to_string() })
+                .collect(),
+        ),
+        pod_ip: pod_ips.first().map(IpAddr::to_string),
+        pod_ips: Some(
+            pod_ips
+                .iter()
+                .map(|ip| PodIP { ip: ip.to_string() })
+                .collect(),
+        ),
         start_time: Some(Time(now)),
         container_statuses: Some(vec![ContainerStatus {
             name: container.name.clone(),
@@ -262,13 +298,18 @@ pub fn pod_object(facts: &PodFacts, now: Timestamp) -> Pod {
             containers: vec![container.clone()],
             ..PodSpec::default()
         }),
-        status: Some(running_status(&container, facts.host_ip, facts.ip, now)),
+        status: Some(running_status(
+            &container,
+            &dual(facts.host_ip, facts.host_ip6),
+            &dual(facts.ip, facts.ip6),
+            now,
+        )),
     }
 }
 
 /// The CNI agent pod (canal) of a node: `kube-system`, `k8s-app: canal`, owned by DaemonSet
-/// `canal`, host network, its IP is the node's.
-pub fn cni_agent_pod(node: &str, host_ip: Ipv4Addr, now: Timestamp) -> Pod {
+/// `canal`, host network, its IPs are the node's.
+pub fn cni_agent_pod(node: &str, host_ips: &[IpAddr], now: Timestamp) -> Pod {
     let name = format!("{CNI_DAEMONSET}-{node}");
     let container = Container {
         name: "kube-flannel".into(),
@@ -295,7 +336,7 @@ pub fn cni_agent_pod(node: &str, host_ip: Ipv4Addr, now: Timestamp) -> Pod {
             containers: vec![container.clone()],
             ..PodSpec::default()
         }),
-        status: Some(running_status(&container, host_ip, host_ip, now)),
+        status: Some(running_status(&container, host_ips, host_ips, now)),
     }
 }
 
@@ -308,19 +349,32 @@ impl ClusterNode {
             underlay_ip: self.underlay_ip,
             pod_cidr: self.pod_cidr.clone(),
             vtep_mac: self.vtep_mac.clone(),
+            v6: self.v6.clone(),
         }
+    }
+
+    /// Its underlay addresses, IPv4 first.
+    pub fn host_ips(&self) -> Vec<IpAddr> {
+        dual(self.underlay_ip, self.v6.as_ref().map(|v6| v6.underlay_ip))
     }
 }
 
 impl ClusterPod {
-    fn facts(&self, host_ip: Ipv4Addr) -> PodFacts {
+    /// Its addresses, IPv4 first.
+    pub fn ips(&self) -> Vec<IpAddr> {
+        dual(self.ip, self.ip6)
+    }
+
+    fn facts(&self, node: &ClusterNode) -> PodFacts {
         PodFacts {
             name: self.name.clone(),
             namespace: self.namespace.clone(),
             app: self.app.clone(),
             node: self.node.clone(),
-            host_ip,
+            host_ip: node.underlay_ip,
+            host_ip6: node.v6.as_ref().map(|v6| v6.underlay_ip),
             ip: self.ip,
+            ip6: self.ip6,
             owner: self.owner.clone(),
             netns: self.netns.name().to_string(),
             style: self.style,
@@ -347,13 +401,13 @@ impl Cluster {
             .iter()
             .filter_map(|p| {
                 let node = self.nodes.iter().find(|n| n.name == p.node)?;
-                Some(pod_object(&p.facts(node.underlay_ip), now))
+                Some(pod_object(&p.facts(node), now))
             })
             .collect();
         pods.extend(
             self.nodes
                 .iter()
-                .map(|n| cni_agent_pod(&n.name, n.underlay_ip, now)),
+                .map(|n| cni_agent_pod(&n.name, &n.host_ips(), now)),
         );
         pods
     }
@@ -370,7 +424,52 @@ mod tests {
             underlay_ip: Ipv4Addr::new(172, 31, 20, 2),
             pod_cidr: "10.244.2.0/24".into(),
             vtep_mac: "0a:e1:14:02:00:00".into(),
+            v6: None,
         }
+    }
+
+    #[test]
+    fn a_dual_stack_node_carries_both_families() {
+        let mut facts = node_facts();
+        facts.v6 = Some(NodeV6 {
+            underlay_ip: "fd31:14::2".parse().unwrap(),
+            pod_cidr: "fd00:10:244:2::/64".into(),
+            vtep_ip: "fd00:10:244:2::".parse().unwrap(),
+            vtep_mac: "0a:e6:14:02:00:00".into(),
+        });
+        let node = node_object(&facts, Timestamp::UNIX_EPOCH);
+        let ann = node.metadata.annotations.unwrap();
+        let backend6: serde_json::Value = serde_json::from_str(&ann[BACKEND_V6_DATA]).unwrap();
+        assert_eq!(backend6["VtepMAC"], "0a:e6:14:02:00:00");
+        assert_eq!(ann[PUBLIC_IPV6], "fd31:14::2");
+        let spec = node.spec.unwrap();
+        assert_eq!(
+            spec.pod_cidrs.unwrap(),
+            ["10.244.2.0/24", "fd00:10:244:2::/64"]
+        );
+        assert_eq!(spec.pod_cidr.as_deref(), Some("10.244.2.0/24"));
+        let internal: Vec<String> = node
+            .status
+            .unwrap()
+            .addresses
+            .unwrap()
+            .into_iter()
+            .filter(|a| a.type_ == "InternalIP")
+            .map(|a| a.address)
+            .collect();
+        assert_eq!(internal, ["172.31.20.2", "fd31:14::2"]);
+    }
+
+    #[test]
+    fn a_dual_stack_pod_lists_both_ips_ipv4_first() {
+        let mut facts = pod_facts(PodOwner::Bare);
+        facts.ip6 = Some("fd00:10:244:2::2".parse().unwrap());
+        facts.host_ip6 = Some("fd31:14::2".parse().unwrap());
+        let status = pod_object(&facts, Timestamp::UNIX_EPOCH).status.unwrap();
+        let ips: Vec<String> = status.pod_ips.unwrap().into_iter().map(|p| p.ip).collect();
+        assert_eq!(ips, ["10.244.2.2", "fd00:10:244:2::2"]);
+        assert_eq!(status.pod_ip.as_deref(), Some("10.244.2.2"));
+        assert_eq!(status.host_ips.unwrap().len(), 2);
     }
 
     #[test]
@@ -413,7 +512,9 @@ mod tests {
             app: "web".into(),
             node: "node2".into(),
             host_ip: Ipv4Addr::new(172, 31, 20, 2),
+            host_ip6: None,
             ip: Ipv4Addr::new(10, 244, 2, 2),
+            ip6: None,
             owner,
             netns: "cni-t1-node2-0".into(),
             style: PodStyle::Calico,
@@ -448,7 +549,7 @@ mod tests {
     fn cni_agent_is_a_host_network_daemonset_pod() {
         let pod = cni_agent_pod(
             "node1",
-            Ipv4Addr::new(172, 31, 20, 1),
+            &[IpAddr::V4(Ipv4Addr::new(172, 31, 20, 1))],
             Timestamp::UNIX_EPOCH,
         );
         assert_eq!(pod.metadata.namespace.as_deref(), Some("kube-system"));

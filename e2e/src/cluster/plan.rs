@@ -4,7 +4,7 @@
 //! with different names never share a network namespace, and the addresses live only inside the
 //! cluster's own namespaces (nothing is configured in the root namespace).
 
-use std::net::Ipv4Addr;
+use std::net::{Ipv4Addr, Ipv6Addr};
 
 use super::ClusterError;
 
@@ -18,6 +18,8 @@ pub const MAX_NODE_INDEX: u8 = 200;
 pub const MAX_PODS_PER_NODE: u32 = 250;
 /// The VXLAN device name on every node.
 pub const VXLAN_DEVICE: &str = "flannel.1";
+/// flannel's IPv6 VXLAN device on every node of a dual-stack cluster.
+pub const VXLAN_DEVICE_V6: &str = "flannel-v6.1";
 /// The VNI of the overlay.
 pub const VNI: u32 = 1;
 /// The VXLAN UDP port (flannel's default).
@@ -33,6 +35,31 @@ pub const UPLINK: &str = "eth0";
 pub const UNDERLAY_BRIDGE: &str = "br0";
 /// Calico's fake gateway: the pod's default route points at it and the host answers by proxy ARP.
 pub const CALICO_GATEWAY: Ipv4Addr = Ipv4Addr::new(169, 254, 1, 1);
+/// The MAC Calico gives every host-side `cali*` veth; its EUI-64 link-local address is the IPv6
+/// default gateway of every Calico pod.
+pub const CALICO_HOST_MAC: &str = "ee:ee:ee:ee:ee:ee";
+/// Calico's IPv6 gateway: the link-local address of [`CALICO_HOST_MAC`].
+pub const CALICO_GATEWAY_V6: Ipv6Addr =
+    Ipv6Addr::new(0xfe80, 0, 0, 0, 0xecee, 0xeeff, 0xfeee, 0xeeee);
+
+/// Which address families a cluster runs.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Stack {
+    /// IPv4 only.
+    #[default]
+    Ipv4,
+    /// IPv4 and IPv6: an IPv6 underlay, `flannel-v6.1`, an IPv6 range per node and an IPv6
+    /// address per pod beside the IPv4 ones.
+    DualStack,
+}
+
+impl Stack {
+    /// True for [`Stack::DualStack`].
+    pub fn has_ipv6(self) -> bool {
+        self == Self::DualStack
+    }
+}
 
 /// The names and addresses of one cluster.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -175,6 +202,70 @@ impl ClusterPlan {
         Ok(Ipv4Addr::new(10, 244, index, (n + 2) as u8))
     }
 
+    /// The IPv6 underlay prefix length.
+    pub fn underlay6_prefix_len(&self) -> u8 {
+        64
+    }
+
+    /// Node `index`'s IPv6 underlay address (InternalIP, flannel `public-ipv6`):
+    /// `fd31:<octet>::<index>` (hex).
+    pub fn underlay_ip6(&self, index: u8) -> Ipv6Addr {
+        Ipv6Addr::new(
+            0xfd31,
+            u16::from(self.octet),
+            0,
+            0,
+            0,
+            0,
+            0,
+            u16::from(index),
+        )
+    }
+
+    /// The IPv6 underlay gateway, `fd31:<octet>::fe`.
+    pub fn underlay_gateway6(&self) -> Ipv6Addr {
+        Ipv6Addr::new(0xfd31, u16::from(self.octet), 0, 0, 0, 0, 0, 0xfe)
+    }
+
+    /// Node `index`'s IPv6 pod range, `fd00:10:244:<index>::/64` (hex).
+    pub fn pod_cidr6(&self, index: u8) -> String {
+        format!("{}/64", self.vtep_ip6(index))
+    }
+
+    /// Node `index`'s IPv6 VTEP address (`flannel-v6.1`, /128): the range's first address.
+    pub fn vtep_ip6(&self, index: u8) -> Ipv6Addr {
+        Ipv6Addr::new(0xfd00, 0x10, 0x244, u16::from(index), 0, 0, 0, 0)
+    }
+
+    /// Node `index`'s IPv6 `cni0` address, `fd00:10:244:<index>::1`.
+    pub fn bridge_ip6(&self, index: u8) -> Ipv6Addr {
+        Ipv6Addr::new(0xfd00, 0x10, 0x244, u16::from(index), 0, 0, 0, 1)
+    }
+
+    /// The IPv6 address of pod `n` on node `index`: `fd00:10:244:<index>::<n + 2>` (hex).
+    pub fn pod_ip6(&self, index: u8, n: u32) -> Result<Ipv6Addr, ClusterError> {
+        let v4 = self.pod_ip(index, n)?;
+        Ok(Ipv6Addr::new(
+            0xfd00,
+            0x10,
+            0x244,
+            u16::from(index),
+            0,
+            0,
+            0,
+            u16::from(v4.octets()[3]),
+        ))
+    }
+
+    /// Node `index`'s IPv6 VTEP MAC (`flannel-v6.1`) for its `generation`-th join:
+    /// `0a:e6:<octet>:<index>:00:<generation>`.
+    pub fn vtep_mac6(&self, index: u8, generation: u8) -> String {
+        format!(
+            "0a:e6:{:02x}:{:02x}:00:{:02x}",
+            self.octet, index, generation
+        )
+    }
+
     /// Node `index`'s VTEP MAC for its `generation`-th join: locally administered, unicast,
     /// `0a:e1:<octet>:<index>:00:<generation>` in hex.
     pub fn vtep_mac(&self, index: u8, generation: u8) -> String {
@@ -223,6 +314,25 @@ mod tests {
         assert_eq!(plan.bridge_ip(3), Ipv4Addr::new(10, 244, 3, 1));
         assert_eq!(plan.pod_ip(3, 0).unwrap(), Ipv4Addr::new(10, 244, 3, 2));
         assert!(plan.pod_ip(3, MAX_PODS_PER_NODE).is_err());
+    }
+
+    #[test]
+    fn ipv6_addresses_follow_the_node_index() {
+        let plan = ClusterPlan::new("t1").unwrap();
+        let o = plan.octet();
+        assert_eq!(plan.underlay_ip6(3).to_string(), format!("fd31:{o:x}::3"));
+        assert_eq!(
+            plan.underlay_gateway6().to_string(),
+            format!("fd31:{o:x}::fe")
+        );
+        assert_eq!(plan.pod_cidr6(3), "fd00:10:244:3::/64");
+        assert_eq!(plan.vtep_ip6(3).to_string(), "fd00:10:244:3::");
+        assert_eq!(plan.bridge_ip6(3).to_string(), "fd00:10:244:3::1");
+        assert_eq!(plan.pod_ip6(3, 0).unwrap().to_string(), "fd00:10:244:3::2");
+        assert_eq!(plan.pod_ip6(12, 9).unwrap().to_string(), "fd00:10:244:c::b");
+        assert!(plan.pod_ip6(3, MAX_PODS_PER_NODE).is_err());
+        assert_ne!(plan.vtep_mac6(3, 0), plan.vtep_mac(3, 0));
+        assert_eq!(CALICO_GATEWAY_V6.to_string(), "fe80::ecee:eeff:feee:eeee");
     }
 
     #[test]

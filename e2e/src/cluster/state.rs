@@ -1,7 +1,7 @@
 //! What `netheal-cluster up` leaves behind for `down`: a JSON state file, and the removal of
 //! every namespace of a cluster by name (also the leftovers of a killed run).
 
-use std::net::Ipv4Addr;
+use std::net::{Ipv4Addr, Ipv6Addr};
 use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
@@ -26,6 +26,9 @@ pub struct NodeState {
     pub pod_cidr: String,
     /// VTEP MAC.
     pub vtep_mac: String,
+    /// IPv6 pod range (dual-stack).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pod_cidr6: Option<String>,
 }
 
 /// A pod as recorded in the state file.
@@ -39,6 +42,9 @@ pub struct PodState {
     pub node: String,
     /// Address.
     pub ip: Ipv4Addr,
+    /// IPv6 address (dual-stack).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ip6: Option<Ipv6Addr>,
     /// Wiring style.
     pub style: PodStyle,
 }
@@ -77,6 +83,7 @@ impl ClusterState {
                     underlay_ip: n.underlay_ip,
                     pod_cidr: n.pod_cidr.clone(),
                     vtep_mac: n.vtep_mac.clone(),
+                    pod_cidr6: n.v6.as_ref().map(|v6| v6.pod_cidr.clone()),
                 })
                 .collect(),
             pods: cluster
@@ -87,6 +94,7 @@ impl ClusterState {
                     netns: p.netns.name().to_string(),
                     node: p.node.clone(),
                     ip: p.ip,
+                    ip6: p.ip6,
                     style: p.style,
                 })
                 .collect(),
@@ -223,6 +231,7 @@ mod tests {
                 netns: "cni-x-node1-0".into(),
                 node: "node1".into(),
                 ip: Ipv4Addr::new(10, 244, 1, 2),
+                ip6: Some("fd00:10:244:1::2".parse().unwrap()),
                 style: PodStyle::Calico,
             }],
             kubeconfig: Some("/tmp/k".into()),

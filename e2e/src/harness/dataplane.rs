@@ -40,12 +40,12 @@ impl Dataplane for ClusterDataplane {
         })
     }
 
-    fn pod_ip(&self, namespace: &str, name: &str) -> Option<String> {
+    fn pod_ips(&self, namespace: &str, name: &str) -> Option<Vec<String>> {
         self.with(|c| {
             Ok(c.pods()
                 .iter()
                 .find(|p| p.namespace == namespace && p.name == name)
-                .map(|p| p.ip.to_string()))
+                .map(|p| p.ips().iter().map(ToString::to_string).collect()))
         })
         .ok()
         .flatten()
@@ -58,7 +58,7 @@ impl Dataplane for ClusterDataplane {
         name: &str,
         style: &str,
         app: &str,
-    ) -> Result<String, String> {
+    ) -> Result<Vec<String>, String> {
         let style: PodStyle = style
             .parse()
             .map_err(|e| format!("{namespace}/{name}: {e}"))?;
@@ -69,7 +69,7 @@ impl Dataplane for ClusterDataplane {
             let pod = c
                 .add_pod(node, opts)
                 .map_err(|e| format!("start pod {namespace}/{name} on {node}: {e}"))?;
-            Ok(pod.ip.to_string())
+            Ok(pod.ips().iter().map(ToString::to_string).collect())
         })
     }
 

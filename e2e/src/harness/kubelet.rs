@@ -45,9 +45,11 @@ pub use crate::cluster::objects::POD_STYLE_ANNOTATION;
 pub trait Dataplane: Send + Sync + 'static {
     /// The CNI agent on `node` restarted: re-program that node's overlay entries.
     fn cni_restarted(&self, node: &str) -> Result<(), String>;
-    /// The address of the pod network namespace of `namespace/name`, if it has one.
-    fn pod_ip(&self, namespace: &str, name: &str) -> Option<String>;
-    /// Make a pod network namespace for `namespace/name` on `node`; returns its address.
+    /// The addresses of the pod network namespace of `namespace/name` (IPv4 first), if it has
+    /// one.
+    fn pod_ips(&self, namespace: &str, name: &str) -> Option<Vec<String>>;
+    /// Make a pod network namespace for `namespace/name` on `node`; returns its addresses
+    /// (IPv4 first; two on a dual-stack cluster).
     fn start_pod(
         &self,
         node: &str,
@@ -55,7 +57,7 @@ pub trait Dataplane: Send + Sync + 'static {
         name: &str,
         style: &str,
         app: &str,
-    ) -> Result<String, String>;
+    ) -> Result<Vec<String>, String>;
     /// Remove the namespace of `namespace/name` (nothing when it has none).
     fn pod_gone(&self, namespace: &str, name: &str) -> Result<(), String>;
 }
@@ -79,7 +81,7 @@ pub enum KubeletEvent {
         old: String,
         /// The replacement's name.
         new: String,
-        /// The replacement's IP.
+        /// The replacement's IP (the first of its IPs).
         ip: String,
     },
     /// A pod started (any other).
@@ -101,8 +103,8 @@ pub enum KubeletEvent {
 /// State shared between the emulation task and the harness.
 #[derive(Debug, Default)]
 struct KubeletState {
-    /// The nodes this emulation is the kubelet of: name → InternalIP.
-    nodes: BTreeMap<String, String>,
+    /// The nodes this emulation is the kubelet of: name → InternalIPs (IPv4 first).
+    nodes: BTreeMap<String, Vec<String>>,
     /// CNI agent pods started per node.
     agents: BTreeMap<String, u32>,
     /// When each node's Lease was last renewed.
@@ -143,10 +145,10 @@ impl Kubelet {
         f(&mut guard)
     }
 
-    /// Be the kubelet of `node` (address `host_ip`).
-    pub fn add_node(&self, node: &str, host_ip: &str) {
+    /// Be the kubelet of `node` (its InternalIPs `host_ips`, IPv4 first).
+    pub fn add_node(&self, node: &str, host_ips: &[String]) {
         self.with(|s| {
-            s.nodes.insert(node.to_string(), host_ip.to_string());
+            s.nodes.insert(node.to_string(), host_ips.to_vec());
         });
     }
 
@@ -202,7 +204,7 @@ impl Kubelet {
     async fn heartbeat(
         &self,
         client: &Client,
-        nodes: &BTreeMap<String, String>,
+        nodes: &BTreeMap<String, Vec<String>>,
     ) -> Result<(), String> {
         let due: Vec<String> = self.with(|s| {
             nodes
@@ -299,8 +301,8 @@ impl Kubelet {
                 .as_ref()
                 .and_then(|s| s.node_name.clone())
                 .unwrap_or_default();
-            let host_ip = nodes.get(&node).cloned().unwrap_or_default();
-            self.start(client, dataplane, pod, &node, &host_ip).await?;
+            let host_ips = nodes.get(&node).cloned().unwrap_or_default();
+            self.start(client, dataplane, pod, &node, &host_ips).await?;
         }
         Ok(())
     }
@@ -311,7 +313,7 @@ impl Kubelet {
         dataplane: &Arc<dyn Dataplane>,
         pod: &Pod,
         node: &str,
-        host_ip: &str,
+        host_ips: &[String],
     ) -> Result<(), String> {
         let (namespace, name) = key(pod);
         let uid = pod.metadata.uid.clone().unwrap_or_default();
@@ -320,7 +322,7 @@ impl Kubelet {
             .as_ref()
             .and_then(|s| s.host_network)
             .unwrap_or(false);
-        let ip = if host_network {
+        let pod_ips = if host_network {
             if objects::is_cni_agent(pod) {
                 let before = self.with(|s| s.agents.get(node).copied().unwrap_or(0));
                 if before > 0 {
@@ -334,11 +336,11 @@ impl Kubelet {
                     restart: before > 0,
                 });
             }
-            host_ip.to_string()
+            host_ips.to_vec()
         } else {
             let (ns, n) = (namespace.clone(), name.clone());
-            match blocking_dp(dataplane, move |dp| Ok(dp.pod_ip(&ns, &n))).await? {
-                Some(ip) => ip,
+            match blocking_dp(dataplane, move |dp| Ok(dp.pod_ips(&ns, &n))).await? {
+                Some(ips) => ips,
                 None => {
                     let annotations = pod.metadata.annotations.clone().unwrap_or_default();
                     let style = annotations
@@ -352,10 +354,11 @@ impl Kubelet {
                         .and_then(|l| l.get("app").cloned())
                         .unwrap_or_else(|| name.clone());
                     let (nd, ns, n) = (node.to_string(), namespace.clone(), name.clone());
-                    let ip = blocking_dp(dataplane, move |dp| {
+                    let ips = blocking_dp(dataplane, move |dp| {
                         dp.start_pod(&nd, &ns, &n, &style, &app)
                     })
                     .await?;
+                    let ip = ips.first().cloned().unwrap_or_default();
                     let replaced = controller_uid(pod).and_then(|owner| {
                         self.with(|s| {
                             let list = s.gone.get_mut(&owner)?;
@@ -377,7 +380,7 @@ impl Kubelet {
                             ip: ip.clone(),
                         },
                     });
-                    ip
+                    ips
                 }
             }
         };
@@ -386,14 +389,18 @@ impl Kubelet {
             .as_ref()
             .and_then(|s| s.containers.first().cloned())
             .unwrap_or_default();
-        let parse = |what: &str, ip: &str| {
-            ip.parse::<std::net::Ipv4Addr>()
-                .map_err(|e| format!("{what} {ip:?} of {namespace}/{name}: {e}"))
+        let parse = |what: &str, ips: &[String]| {
+            ips.iter()
+                .map(|ip| {
+                    ip.parse::<std::net::IpAddr>()
+                        .map_err(|e| format!("{what} {ip:?} of {namespace}/{name}: {e}"))
+                })
+                .collect::<Result<Vec<_>, String>>()
         };
         let status = crate::cluster::objects::running_status(
             &container,
-            parse("host IP", host_ip)?,
-            parse("pod IP", &ip)?,
+            &parse("host IP", host_ips)?,
+            &parse("pod IP", &pod_ips)?,
             k8s_openapi::jiff::Timestamp::now(),
         );
         Api::<Pod>::namespaced(client.clone(), &namespace)

@@ -22,7 +22,7 @@ pub mod show;
 pub mod wait;
 pub mod writer;
 
-use crate::cluster::{Cluster, ClusterError, PodOptions};
+use crate::cluster::{Cluster, ClusterError, PodOptions, Stack};
 use crate::container::{self, translate};
 use crate::controlplane::ControlPlane;
 use crate::netns::Netns;
@@ -31,7 +31,7 @@ use kube::Client;
 use netheal_crds::{Mode, NetworkHealthPolicy, NetworkHealthPolicySpec, NodeNetworkReport};
 use process::ChildProcess;
 use std::collections::BTreeMap;
-use std::net::Ipv4Addr;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
@@ -94,6 +94,8 @@ pub struct HarnessOptions {
     pub relayed_agents: Vec<String>,
     /// Extra environment of every agent process.
     pub agent_env: Vec<(String, String)>,
+    /// The cluster's address families (default IPv4 only).
+    pub stack: Stack,
 }
 
 impl HarnessOptions {
@@ -109,7 +111,14 @@ impl HarnessOptions {
             operator_container: false,
             relayed_agents: Vec::new(),
             agent_env: Vec::new(),
+            stack: Stack::Ipv4,
         }
+    }
+
+    /// The same, dual-stack (IPv4 and IPv6).
+    pub fn dual_stack(mut self) -> Self {
+        self.stack = Stack::DualStack;
+        self
     }
 }
 
@@ -124,6 +133,8 @@ pub struct PodInfo {
     pub netns: String,
     /// Address.
     pub ip: Ipv4Addr,
+    /// IPv6 address (dual-stack clusters).
+    pub ip6: Option<Ipv6Addr>,
 }
 
 /// A running cluster-in-a-box with netheal. Field order is drop order: the processes go
@@ -193,8 +204,8 @@ impl Harness {
         install::install(&controlplane, &bins::workspace_root(), opts.keep_baseline).await?;
         tracing::info!("netheal installed");
         api::create_cni_daemonset(&client).await?;
-        let cluster_name = opts.cluster.clone();
-        let cluster = blocking(move || Ok(Cluster::new(&cluster_name)?)).await?;
+        let (cluster_name, stack) = (opts.cluster.clone(), opts.stack);
+        let cluster = blocking(move || Ok(Cluster::with_stack(&cluster_name, stack)?)).await?;
         let cluster = Arc::new(Mutex::new(cluster));
         let kubelet = kubelet::Kubelet::default();
         let cancel = CancellationToken::new();
@@ -309,14 +320,16 @@ impl Harness {
     pub async fn register_node(&self, node: &Node) -> Result<(), HarnessError> {
         api::create_node(&self.client, node).await?;
         let name = node.metadata.name.clone().unwrap_or_default();
-        let ip = node
+        let ips: Vec<String> = node
             .status
             .as_ref()
             .and_then(|s| s.addresses.as_ref())
-            .and_then(|a| a.iter().find(|a| a.type_ == "InternalIP"))
+            .into_iter()
+            .flatten()
+            .filter(|a| a.type_ == "InternalIP")
             .map(|a| a.address.clone())
-            .unwrap_or_default();
-        self.kubelet.add_node(&name, &ip);
+            .collect();
+        self.kubelet.add_node(&name, &ips);
         Ok(())
     }
 
@@ -324,10 +337,21 @@ impl Harness {
     /// after a VTEP MAC change: what flannel writes when the node rejoins).
     pub async fn sync_node_object(&self, node: &str) -> Result<(), HarnessError> {
         let name = node.to_string();
-        let mac = self
-            .with_cluster(move |c| Ok(c.node(&name)?.vtep_mac.clone()))
+        let (mac, mac6) = self
+            .with_cluster(move |c| {
+                let node = c.node(&name)?;
+                Ok((
+                    node.vtep_mac.clone(),
+                    node.v6.as_ref().map(|v6| v6.vtep_mac.clone()),
+                ))
+            })
             .await?;
-        api::patch_node(&self.client, node, objects::vtep_mac_patch(&mac)).await?;
+        api::patch_node(
+            &self.client,
+            node,
+            objects::vtep_mac_patch(&mac, mac6.as_deref()),
+        )
+        .await?;
         Ok(())
     }
 
@@ -344,6 +368,7 @@ impl Harness {
                     node: p.node.clone(),
                     netns: p.netns.name().to_string(),
                     ip: p.ip,
+                    ip6: p.ip6,
                 };
                 let pod = pod_object_of(c, &info.name);
                 Ok((info, pod))
@@ -879,11 +904,12 @@ impl Harness {
     pub async fn wait_ping(
         &self,
         from: &str,
-        to: Ipv4Addr,
+        to: impl Into<IpAddr>,
         reachable: bool,
         timeout: Duration,
     ) -> Result<(), HarnessError> {
         let from = from.to_string();
+        let to: IpAddr = to.into();
         let what = format!(
             "ping {from} -> {to} to {}",
             if reachable { "succeed" } else { "fail" }
@@ -916,9 +942,10 @@ fn init_tracing(path: &Path) {
     }
 }
 
-/// One ping (1 s timeout) from namespace `from` to `to`; true when it was answered. Does not
-/// lock the cluster.
-pub fn ping(from: &str, to: Ipv4Addr) -> bool {
+/// One ping (1 s timeout) from namespace `from` to `to` (IPv4 or IPv6); true when it was
+/// answered. Does not lock the cluster.
+pub fn ping(from: &str, to: impl Into<IpAddr>) -> bool {
+    let to: IpAddr = to.into();
     crate::netns::run(
         "ip",
         &[

@@ -110,11 +110,19 @@ pub fn paused_patch(paused: bool) -> Value {
     json!({"metadata": {"annotations": {netheal_crds::PAUSED_ANNOTATION: value}}})
 }
 
-/// A merge patch that sets a Node's flannel `backend-data` to `vtep_mac` (what flannel does
-/// when a node rejoins with a new VTEP).
-pub fn vtep_mac_patch(vtep_mac: &str) -> Value {
+/// A merge patch that sets a Node's flannel `backend-data` to `vtep_mac` and, on a dual-stack
+/// node, `backend-v6-data` to `vtep_mac6` (what flannel does when a node rejoins with a new
+/// VTEP).
+pub fn vtep_mac_patch(vtep_mac: &str, vtep_mac6: Option<&str>) -> Value {
+    use crate::cluster::objects::{BACKEND_DATA, BACKEND_V6_DATA};
+    let mut annotations = serde_json::Map::new();
     let backend = json!({"VNI": 1, "VtepMAC": vtep_mac}).to_string();
-    json!({"metadata": {"annotations": {crate::cluster::objects::BACKEND_DATA: backend}}})
+    annotations.insert(BACKEND_DATA.into(), Value::String(backend));
+    if let Some(mac6) = vtep_mac6 {
+        let backend6 = json!({"VNI": 1, "VtepMAC": mac6}).to_string();
+        annotations.insert(BACKEND_V6_DATA.into(), Value::String(backend6));
+    }
+    json!({"metadata": {"annotations": annotations}})
 }
 
 #[cfg(test)]
@@ -131,7 +139,9 @@ mod tests {
             app: "web".into(),
             node: "node1".into(),
             host_ip: "172.31.9.1".parse().unwrap(),
+            host_ip6: None,
             ip: "10.244.1.2".parse().unwrap(),
+            ip6: None,
             owner,
             netns: "cni-t-node1-0".into(),
             style: crate::cluster::PodStyle::Calico,
