@@ -376,7 +376,8 @@ fn remove_reject_rule(
     let reject_policy = policy.checks.reject_rules.clone();
     // Without this node's routes, any interface but lo may carry the cluster's traffic: the
     // order was already matched against the node's own finding, which had them.
-    let net = checks::reject_scope::ClusterNetwork::of_family(family, &config.cluster, &[], &[]);
+    let net =
+        checks::reject_scope::ClusterNetwork::of_family(family, &config.cluster, &[], &[], &[]);
     let ns = order_netns(order, config)?;
     let dry_run = order.dry_run;
     let outcome = netns::run_in(ns.as_deref(), move || -> Result<FixOutcome, ProbeError> {
@@ -434,8 +435,9 @@ fn remove_nft_rule(
     let reject_policy = policy.checks.reject_rules.clone();
     // As for iptables: the order was matched against the node's own finding, made with its
     // routes; here any interface but lo may carry the cluster's traffic.
-    let nets = [IpFamily::V4, IpFamily::V6]
-        .map(|f| checks::reject_scope::ClusterNetwork::of_family(f, &config.cluster, &[], &[]));
+    let nets = [IpFamily::V4, IpFamily::V6].map(|f| {
+        checks::reject_scope::ClusterNetwork::of_family(f, &config.cluster, &[], &[], &[])
+    });
     let ns = order_netns(order, config)?;
     let dry_run = order.dry_run;
     Ok(netns::run_in(ns.as_deref(), move || {

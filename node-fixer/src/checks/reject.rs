@@ -141,7 +141,13 @@ pub fn check(input: &Input<'_>) -> Vec<Finding> {
     if let Some(ipt) = &host.iptables {
         out.extend(iptables_findings(ipt, input, &net));
     }
-    let net6 = ClusterNetwork::of_family(IpFamily::V6, input.cluster, &host.links, &host.routes);
+    let net6 = ClusterNetwork::of_family(
+        IpFamily::V6,
+        input.cluster,
+        &host.links,
+        &host.routes,
+        &host.routes6,
+    );
     // A single-stack IPv4 cluster has no IPv6 traffic of its own to lose.
     if let Some(ipt) = &host.ip6tables
         && !net6.pod_cidrs.is_empty()

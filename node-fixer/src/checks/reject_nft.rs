@@ -831,6 +831,27 @@ mod tests {
     }
 
     #[test]
+    fn a_pod_interface_reject_is_kept_on_a_dual_stack_cluster_whose_ipv6_uplinks_are_known() {
+        let nft = parse_ruleset(FIREWALLD).unwrap();
+        let policy = RejectRulesCheck::default();
+        let searched = searched_chains(&nft, &policy);
+        let cni_rule = rule(&nft, 30, "filter_IN_public");
+        let mut nets = dual_stack();
+        nets[1].node_ips = vec!["fd31::1".parse().unwrap(), "fd31::2".parse().unwrap()];
+        // Unknown IPv6 uplinks: node traffic (BGP) might arrive on cni0, so the rule drops it.
+        assert!(matches!(
+            verdict(&cni_rule, &searched, &policy, &nets),
+            Verdict::Remove(_)
+        ));
+        // Known (the IPv6 routes to the nodes leave through eth0): it drops none of it.
+        nets[1].uplinks = Some(vec!["eth0".into()]);
+        assert!(matches!(
+            verdict(&cni_rule, &searched, &policy, &nets),
+            Verdict::Keep(_)
+        ));
+    }
+
+    #[test]
     fn rules_render_in_nft_syntax() {
         let nft = parse_ruleset(FIREWALLD).unwrap();
         let text = |h, c| render(&rule(&nft, h, c));

@@ -10,7 +10,7 @@
 //! match netheal cannot see through (`-m set`, `-m mac`, ...) is never said to drop anything.
 
 use crate::engine::ClusterFacts;
-use crate::snapshot::{IpFamily, Link, Route};
+use crate::snapshot::{IpFamily, Link, Route, Route6};
 use ipnet::IpNet;
 use std::net::IpAddr;
 use std::ops::RangeInclusive;
@@ -56,16 +56,18 @@ impl ClusterNetwork {
     /// The cluster's IPv4 network from the Node objects and, when given, this node's links and
     /// routes (which tell the interfaces peers are reached through).
     pub fn from_facts(cluster: &ClusterFacts, links: &[Link], routes: &[Route]) -> Self {
-        Self::of_family(IpFamily::V4, cluster, links, routes)
+        Self::of_family(IpFamily::V4, cluster, links, routes, &[])
     }
 
-    /// The cluster's network of `family` (see [`Self::from_facts`]). Routes are IPv4 only: the
-    /// IPv6 uplinks are unknown (any interface but `lo`).
+    /// The cluster's network of `family` (see [`Self::from_facts`]): the uplinks of IPv4 from
+    /// `routes`, of IPv6 from `routes6` (unknown, so any interface but `lo`, when the table has
+    /// no route to some node address).
     pub fn of_family(
         family: IpFamily,
         cluster: &ClusterFacts,
         links: &[Link],
         routes: &[Route],
+        routes6: &[Route6],
     ) -> Self {
         let in_family = |ip: &IpAddr| match family {
             IpFamily::V4 => ip.is_ipv4(),
@@ -110,10 +112,18 @@ impl ClusterNetwork {
         pod_cidrs.dedup();
         node_ips.sort();
         node_ips.dedup();
-        let uplinks = match family {
-            IpFamily::V4 => uplinks(&node_ips, links, routes),
-            IpFamily::V6 => None,
-        };
+        let uplinks = uplinks(&node_ips, links, |ip| match ip {
+            IpAddr::V4(ip) => routes
+                .iter()
+                .filter(|r| r.table == MAIN_TABLE && r.dst.contains(ip))
+                .max_by_key(|r| r.dst.prefix_len())
+                .and_then(|r| r.oif),
+            IpAddr::V6(ip) => routes6
+                .iter()
+                .filter(|r| r.table == MAIN_TABLE && r.dst.contains(ip))
+                .max_by_key(|r| r.dst.prefix_len())
+                .and_then(|r| r.oif),
+        });
         Self {
             family,
             pod_cidrs,
@@ -123,20 +133,24 @@ impl ClusterNetwork {
     }
 }
 
-/// The interfaces of the main-table routes to the nodes' addresses; `None` when some address
+/// The main routing table.
+const MAIN_TABLE: u32 = 254;
+
+/// The interfaces of the main-table routes to the nodes' addresses (`best_oif`: the output
+/// interface of the longest-prefix main-table route to an address); `None` when some address
 /// has no such route (then any interface but `lo` may carry node traffic).
-fn uplinks(node_ips: &[IpAddr], links: &[Link], routes: &[Route]) -> Option<Vec<String>> {
-    if node_ips.is_empty() || routes.is_empty() {
+fn uplinks(
+    node_ips: &[IpAddr],
+    links: &[Link],
+    best_oif: impl Fn(&IpAddr) -> Option<u32>,
+) -> Option<Vec<String>> {
+    if node_ips.is_empty() {
         return None;
     }
     let mut out = Vec::new();
     for ip in node_ips {
-        let IpAddr::V4(ip) = ip else { return None };
-        let best = routes
-            .iter()
-            .filter(|r| r.table == 254 && r.dst.contains(ip))
-            .max_by_key(|r| r.dst.prefix_len())?;
-        let name = &links.iter().find(|l| Some(l.index) == best.oif)?.name;
+        let oif = best_oif(ip)?;
+        let name = &links.iter().find(|l| l.index == oif)?.name;
         if name != "lo" && !out.contains(name) {
             out.push(name.clone());
         }
@@ -737,6 +751,48 @@ mod tests {
             Scope::Opaque(_)
         ));
         assert!(matches!(of("-s not-an-ip -j REJECT"), Scope::Opaque(_)));
+    }
+
+    #[test]
+    fn ipv6_uplinks_come_from_the_ipv6_routes_to_the_nodes() {
+        let node: k8s_openapi::api::core::v1::Node = serde_json::from_value(serde_json::json!({
+            "metadata": {"name": "n1"},
+            "spec": {"podCIDRs": ["10.244.1.0/24", "fd00:10:244:1::/64"]},
+            "status": {"addresses": [
+                {"type": "InternalIP", "address": "192.168.50.1"},
+                {"type": "InternalIP", "address": "fd31::1"}]},
+        }))
+        .unwrap();
+        let cluster = ClusterFacts {
+            nodes: vec![node],
+            ..Default::default()
+        };
+        let link = |index, name: &str| Link {
+            index,
+            name: name.into(),
+            mac: None,
+            mtu: None,
+            up: true,
+            kind: None,
+            master: None,
+        };
+        let links = [link(1, "lo"), link(2, "eth0"), link(3, "flannel-v6.1")];
+        let route6 = |dst: &str, oif| Route6 {
+            dst: dst.parse().unwrap(),
+            oif: Some(oif),
+            table: MAIN_TABLE,
+        };
+        let routes6 = [route6("fd31::/64", 2), route6("fd00:10:244:2::/64", 3)];
+        let net6 = ClusterNetwork::of_family(IpFamily::V6, &cluster, &links, &[], &routes6);
+        assert_eq!(net6.node_ips, vec!["fd31::1".parse::<IpAddr>().unwrap()]);
+        assert_eq!(net6.uplinks, Some(vec!["eth0".to_string()]));
+        // No IPv6 route to a node address: unknown, any interface but lo.
+        let unrouted =
+            ClusterNetwork::of_family(IpFamily::V6, &cluster, &links, &[], &routes6[1..]);
+        assert_eq!(unrouted.uplinks, None);
+        // The IPv4 routes do not tell the IPv6 uplinks.
+        let v4_only = ClusterNetwork::of_family(IpFamily::V6, &cluster, &links, &[], &[]);
+        assert_eq!(v4_only.uplinks, None);
     }
 
     #[test]
