@@ -5,14 +5,21 @@
 use netheal_crds::{Action, Check, Mode};
 use netheal_e2e::harness::policies::POLICY;
 use netheal_e2e::harness::{Harness, ping};
-use std::net::Ipv4Addr;
+use std::net::IpAddr;
 use std::time::Duration;
 
 /// A fault on `node` that `RestartCniPod` repairs, already injected and reported as `check`:
 /// DryRun proposes the restart and deletes nothing (the ping from `from` to `to` still fails);
 /// Enforce deletes that node's CNI agent pod and no other, the new agent programs the data
-/// plane again, the ping works, the action and its Event are recorded and the finding clears.
-pub async fn cni_restart_heals(h: &Harness, node: &str, check: Check, from: &str, to: Ipv4Addr) {
+/// plane again, the ping (IPv4 or IPv6) works, the action and its Event are recorded and the finding clears.
+pub async fn cni_restart_heals(
+    h: &Harness,
+    node: &str,
+    check: Check,
+    from: &str,
+    to: impl Into<IpAddr>,
+) {
+    let to: IpAddr = to.into();
     h.expect_proposed(POLICY, node, check, Action::RestartCniPod)
         .await
         .unwrap();
