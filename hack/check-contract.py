@@ -35,6 +35,7 @@ NODE_FIXER_RULES = {
     ("netheal.io", "nodenetworkreports/status"): {"patch", "update"},
     ("", "nodes"): {"get", "list", "watch"},
     ("", "services"): {"get", "list", "watch"},
+    ("crd.projectcalico.org", "blockaffinities"): {"get", "list", "watch"},
 }
 HOST_PATHS = {
     "/proc/sys/net": "/host/proc/sys/net",

@@ -26,6 +26,9 @@ pub struct ClusterFacts {
     /// The Services kube-proxy must have programmed on the node (`ServiceVipMissing`; the
     /// cluster DNS).
     pub services: Vec<Service>,
+    /// Calico's IPAM blocks in force (its `BlockAffinity` objects), on a cluster with Calico
+    /// IPAM; empty otherwise.
+    pub calico_blocks: Vec<crate::checks::calico_blocks::CalicoBlock>,
 }
 
 /// Where and how the engine works.

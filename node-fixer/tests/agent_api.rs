@@ -314,6 +314,7 @@ fn fixture(report: Option<NodeNetworkReport>) -> Fixture {
             nodes,
             reports,
             services: Vec::new(),
+            calico_blocks: None,
             reports_ready: Arc::new(AtomicBool::new(true)),
         },
         reports: rw,

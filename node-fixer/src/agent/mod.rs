@@ -20,7 +20,7 @@ use anyhow::Context;
 use futures::{Stream, StreamExt};
 use k8s_openapi::api::core::v1::Service;
 use kube::Client;
-use kube::api::Api;
+use kube::api::{Api, DynamicObject, GroupVersionKind};
 use kube::runtime::WatchStreamExt;
 use kube::runtime::reflector::{self, Store};
 use kube::runtime::watcher::{self, Event};
@@ -206,6 +206,43 @@ fn spawn_watch<K, S>(
     });
 }
 
+/// Calico's `BlockAffinity` objects, watched when the API server serves them (a cluster with
+/// Calico IPAM); `None` otherwise (looked up once at start: installing Calico's CRDs later
+/// takes an agent restart to be noticed).
+async fn watch_calico_blocks(
+    client: &Client,
+    wake: &mpsc::Sender<()>,
+    metrics: &Arc<Metrics>,
+) -> Option<Store<DynamicObject>> {
+    let gvk = GroupVersionKind::gvk(
+        crate::checks::calico_blocks::GROUP,
+        crate::checks::calico_blocks::VERSION,
+        crate::checks::calico_blocks::KIND,
+    );
+    let resource = match kube::discovery::pinned_kind(client, &gvk).await {
+        Ok((resource, _)) => resource,
+        Err(e) => {
+            tracing::info!(error = %e, "no Calico BlockAffinity API: Calico IPAM blocks are not read");
+            return None;
+        }
+    };
+    tracing::info!("watching Calico BlockAffinity objects");
+    let writer = reflector::store::Writer::<DynamicObject>::new(resource.clone());
+    let store = writer.as_reader();
+    let api: Api<DynamicObject> = Api::all_with(client.clone(), &resource);
+    spawn_watch(
+        watcher::watcher(api, watcher::Config::default())
+            .default_backoff()
+            .modify(|o| o.metadata.managed_fields = None)
+            .reflect(writer),
+        wake.clone(),
+        metrics.clone(),
+        None,
+        "blockaffinities",
+    );
+    Some(store)
+}
+
 async fn shutdown_signal(token: CancellationToken) {
     let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
         Ok(s) => s,
@@ -314,11 +351,13 @@ async fn run_async(args: AgentArgs) -> anyhow::Result<()> {
         );
         services.push(store);
     }
+    let calico_blocks = watch_calico_blocks(&client, &wake_tx, &metrics).await;
     let stores = Stores {
         policies,
         nodes,
         reports,
         services,
+        calico_blocks,
         reports_ready,
     };
     let mut worker = Worker::new(

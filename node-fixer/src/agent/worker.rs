@@ -9,9 +9,11 @@ use super::policy_select::{Effective, NamedPolicy, no_policy_message, select};
 use super::status::{
     ScanFacts, WriteDecision, build_status, decide_write, merge_results, now_seconds,
 };
+use crate::checks::calico_blocks::{CalicoBlock, block_from_object};
 use crate::engine::{ClusterFacts, EngineConfig, ScanOutput};
 use k8s_openapi::api::core::v1::{Node, Service};
 use kube::Client;
+use kube::api::DynamicObject;
 use kube::runtime::reflector::{ObjectRef, Store};
 use netheal_crds::{
     Finding, NetworkHealthPolicy, NetworkHealthPolicySpec, NodeNetworkReport,
@@ -67,6 +69,8 @@ pub struct Stores {
     /// The Services whose cluster IPs kube-proxy must have programmed (one store each,
     /// watched by name).
     pub services: Vec<Store<Service>>,
+    /// Calico's `BlockAffinity` objects, on a cluster whose API serves them.
+    pub calico_blocks: Option<Store<DynamicObject>>,
     /// True once the reports watch listed: only then are orders executed, so that answers
     /// recorded before a restart are known.
     pub reports_ready: Arc<AtomicBool>,
@@ -180,8 +184,28 @@ impl Worker {
         self.stores.nodes.get(&ObjectRef::new(&self.config.node))
     }
 
-    fn engine_config(&self) -> EngineConfig {
+    /// The blocks of the `BlockAffinity` objects in force, and an error for each object that
+    /// is not what Calico writes (reported, never fatal).
+    fn calico_blocks(&self) -> (Vec<CalicoBlock>, Vec<String>) {
+        let mut blocks = Vec::new();
+        let mut errors = Vec::new();
+        for object in self.stores.calico_blocks.iter().flat_map(|s| s.state()) {
+            let parsed = serde_json::to_value(&*object)
+                .map_err(|e| e.to_string())
+                .and_then(|v| block_from_object(&v).map_err(|e| e.to_string()));
+            match parsed {
+                Ok(Some(block)) => blocks.push(block),
+                Ok(None) => {}
+                Err(e) => errors.push(format!("Calico blocks: {e}")),
+            }
+        }
+        blocks.sort_by(|a, b| (&a.node, a.cidr).cmp(&(&b.node, b.cidr)));
+        (blocks, errors)
+    }
+
+    fn engine_config(&self) -> (EngineConfig, Vec<String>) {
         let mut cfg = self.config.engine.clone();
+        let (calico_blocks, errors) = self.calico_blocks();
         cfg.cluster = ClusterFacts {
             this_node: Some(self.config.node.clone()),
             nodes: self
@@ -198,8 +222,9 @@ impl Worker {
                 .flat_map(|store| store.state())
                 .map(|s| (*s).clone())
                 .collect(),
+            calico_blocks,
         };
-        cfg
+        (cfg, errors)
     }
 
     async fn scan(&self, effective: Option<&Effective>, cfg: &EngineConfig) -> ScanOutput {
@@ -239,7 +264,7 @@ impl Worker {
             .filter(|p| effective.is_some_and(|e| e.applying.contains(&p.name)))
             .cloned()
             .collect();
-        let cfg = self.engine_config();
+        let (cfg, cluster_errors) = self.engine_config();
         let mut scan = self.scan(effective, &cfg).await;
 
         // Orders: only once the report's listing is known (answers from before a restart).
@@ -331,6 +356,7 @@ impl Worker {
             errors.push(no_policy_message(&self.config.node));
         }
         errors.extend(self.extra_errors.iter().cloned());
+        errors.extend(cluster_errors);
         errors.extend(scan.errors);
         self.metrics.scanned(scan.duration, &scan.findings);
         let facts = ScanFacts {

@@ -3,6 +3,7 @@
 
 pub mod arp_ignore;
 pub mod bridge_subnet;
+pub mod calico_blocks;
 pub mod findings;
 pub mod ip_forward;
 pub mod mtu;
@@ -85,6 +86,7 @@ pub fn run_all(input: &Input<'_>) -> Findings {
     }
     if checks.is_enabled(Check::VtepMissing) {
         out.extend(overlay::check(input));
+        out.extend(calico_blocks::check(input));
     }
     if checks.is_enabled(Check::RejectRule) {
         out.extend(reject::check(input));

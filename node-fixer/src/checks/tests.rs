@@ -132,6 +132,7 @@ fn cluster() -> ClusterFacts {
             node("b", "10.244.2.0/24", "02:00:00:00:00:02", "192.168.0.2"),
         ],
         services: Vec::new(),
+        calico_blocks: Vec::new(),
     }
 }
 
@@ -350,6 +351,46 @@ fn overlay_gaps_are_reported_per_peer() {
     let mut p = default_policy();
     p.checks.overlay.enabled = false;
     assert!(run(&s, &p, &cluster()).is_empty());
+}
+
+#[test]
+fn calico_blocks_of_live_peers_need_a_route_in_their_family() {
+    use crate::checks::calico_blocks::CalicoBlock;
+    use crate::snapshot::Route6;
+    let block = |node: &str, cidr: &str| CalicoBlock {
+        name: format!("{node}-{cidr}"),
+        node: node.into(),
+        cidr: cidr.parse().unwrap(),
+    };
+    let mut c = cluster();
+    c.calico_blocks = vec![
+        block("a", "10.40.1.0/26"),      // this node's own block
+        block("b", "10.40.2.0/26"),      // routed below
+        block("b", "10.40.2.64/26"),     // not routed
+        block("b", "fd00:40:2::/122"),   // IPv6, not routed
+        block("b", "fd00:40:2::40/122"), // IPv6, routed by a covering /64
+        block("gone", "10.40.9.0/26"),   // no Node object
+    ];
+    let mut s = base();
+    s.host.routes.push(Route {
+        dst: "10.40.2.0/26".parse().unwrap(),
+        oif: Some(2),
+        gateway: Some("192.168.0.2".parse().unwrap()),
+        table: 254,
+    });
+    s.host.routes6.push(Route6 {
+        dst: "fd00:40:2::40/122".parse().unwrap(),
+        oif: Some(2),
+        table: 254,
+    });
+    let f = run(&s, &default_policy(), &c);
+    let routes: Vec<&str> = f
+        .iter()
+        .filter(|f| f.check == Check::PeerRouteMissing)
+        .map(|f| f.target.as_str())
+        .collect();
+    // The Node's podCIDR (10.244.2.0/24, routed or not) is not Calico's business.
+    assert_eq!(routes, ["route 10.40.2.64/26", "route fd00:40:2::/122"]);
 }
 
 /// A dual-stack cluster: the Nodes of [`cluster`] with IPv6 pod ranges beside their IPv4 ones.

@@ -40,6 +40,11 @@ pub struct ScanArgs {
     /// (`ServiceVipMissing`). Without it that check has nothing to compare.
     #[arg(long, value_name = "FILE")]
     pub services: Option<PathBuf>,
+    /// Calico's `BlockAffinity` objects as `kubectl get blockaffinities.crd.projectcalico.org -o
+    /// json` prints them (a List): the IPAM blocks of each node, whose routes
+    /// `PeerRouteMissing` checks on a cluster with Calico IPAM.
+    #[arg(long = "calico-blocks", value_name = "FILE")]
+    pub calico_blocks: Option<PathBuf>,
     /// This node's name (its own Node object is not a peer); defaults to the hostname.
     #[arg(long = "node-name", value_name = "NAME", env = "NODE_NAME")]
     pub node_name: Option<String>,

@@ -3,6 +3,7 @@
 
 use super::args::{FixArgs, OutputFormat, ScanArgs};
 use super::output;
+use crate::checks::calico_blocks::{CalicoBlock, block_from_object};
 use crate::engine::{self, ClusterFacts, EngineConfig};
 use anyhow::{Context, Result, bail};
 use k8s_openapi::api::core::v1::{Node, Service};
@@ -89,6 +90,30 @@ pub fn load_services(args: &ScanArgs) -> Result<Vec<Service>> {
     Ok(vec![service])
 }
 
+/// The blocks in force of the `BlockAffinity` objects of `--calico-blocks` (a `List`); a
+/// malformed object fails naming its index and field.
+pub fn load_calico_blocks(args: &ScanArgs) -> Result<Vec<CalicoBlock>> {
+    let Some(path) = &args.calico_blocks else {
+        return Ok(Vec::new());
+    };
+    let value = read_json("--calico-blocks", path)?;
+    let Some(items) = value.get("items").and_then(|i| i.as_array()) else {
+        bail!(
+            "--calico-blocks {}: items: expected a List of BlockAffinity objects with an \"items\" array",
+            path.display()
+        );
+    };
+    let mut blocks = Vec::new();
+    for (i, item) in items.iter().enumerate() {
+        if let Some(block) = block_from_object(item)
+            .with_context(|| format!("--calico-blocks {}: items[{i}]", path.display()))?
+        {
+            blocks.push(block);
+        }
+    }
+    Ok(blocks)
+}
+
 fn hostname() -> String {
     std::fs::read_to_string("/proc/sys/kernel/hostname")
         .map(|h| h.trim().to_string())
@@ -115,6 +140,7 @@ pub fn config(args: &ScanArgs) -> Result<(EngineConfig, String)> {
                 this_node: Some(node.clone()),
                 nodes,
                 services: load_services(args)?,
+                calico_blocks: load_calico_blocks(args)?,
             },
         },
         node,

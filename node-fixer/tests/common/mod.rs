@@ -67,6 +67,7 @@ pub fn config(
             this_node: Some(this.to_string()),
             nodes,
             services: Vec::new(),
+            calico_blocks: Vec::new(),
         },
     }
 }
