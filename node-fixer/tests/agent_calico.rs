@@ -72,7 +72,7 @@ async fn the_agent_reads_block_affinities_and_reports_a_lost_peer_block_route() 
     let server = ControlPlane::for_test("nfc").await.unwrap();
     let client = server.admin_client().await.unwrap();
     server.apply_crds().unwrap();
-    let crd = include_str!("fixtures/calico-blockaffinity-crd.yaml");
+    let crd = include_str!("../../e2e/calico/blockaffinity-crd.yaml");
     server.apply_manifest(crd).unwrap();
     server
         .kubectl(&[

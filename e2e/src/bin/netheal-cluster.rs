@@ -11,7 +11,7 @@ use clap::{Parser, Subcommand};
 use netheal_e2e::cluster::state::{
     ClusterState, cleanup_stale, list_cluster_namespaces, state_path,
 };
-use netheal_e2e::cluster::{Cluster, PodOptions, PodStyle, Stack};
+use netheal_e2e::cluster::{Cluster, Overlay, PodOptions, PodStyle, Stack};
 
 /// Network-namespace nodes with a flannel-style overlay, for trying netheal on one machine.
 #[derive(Debug, Parser)]
@@ -41,6 +41,10 @@ enum Command {
         /// address per pod beside the IPv4 ones.
         #[arg(long)]
         dual_stack: bool,
+        /// The overlay: `flannel` (flannel.1, host-local IPAM from podCIDR) or `calico-vxlan`
+        /// (vxlan.calico, one /26 Calico IPAM block per node; Calico-style pods only).
+        #[arg(long, default_value = "flannel")]
+        overlay: Overlay,
     },
     /// Remove a cluster (every `nhc-<name>-*` and `cni-<name>-*` namespace and its state).
     Down {
@@ -72,6 +76,7 @@ async fn main() -> anyhow::Result<()> {
             pod_style,
             pods_per_node,
             dual_stack,
+            overlay,
         } => {
             up(UpArgs {
                 nodes,
@@ -83,6 +88,7 @@ async fn main() -> anyhow::Result<()> {
                 } else {
                     Stack::Ipv4
                 },
+                overlay,
             })
             .await
         }
@@ -96,11 +102,12 @@ struct UpArgs {
     pod_style: PodStyle,
     pods_per_node: usize,
     stack: Stack,
+    overlay: Overlay,
 }
 
 fn build(args: &UpArgs) -> anyhow::Result<Cluster> {
-    let mut cluster =
-        Cluster::build_with(&args.name, args.nodes, args.stack).context("building the cluster")?;
+    let mut cluster = Cluster::build_shaped(&args.name, args.nodes, args.stack, args.overlay)
+        .context("building the cluster")?;
     let names: Vec<String> = cluster.nodes().iter().map(|n| n.name.clone()).collect();
     for node in &names {
         for _ in 0..args.pods_per_node {
@@ -114,13 +121,16 @@ fn build(args: &UpArgs) -> anyhow::Result<Cluster> {
 
 fn print_cluster(state: &ClusterState) {
     for node in &state.nodes {
-        let v6 = node
+        let mut extra = node
             .pod_cidr6
             .as_ref()
             .map(|cidr| format!(" podCIDR6: {cidr}"))
             .unwrap_or_default();
+        if let Some(block) = &node.calico_block {
+            extra.push_str(&format!(" calicoBlock: {block}"));
+        }
         println!(
-            "node: {} netns: {} ip: {} podCIDR: {} vtep: {}{v6}",
+            "node: {} netns: {} ip: {} podCIDR: {} vtep: {}{extra}",
             node.name, node.netns, node.underlay_ip, node.pod_cidr, node.vtep_mac
         );
     }

@@ -4,8 +4,8 @@
 use std::net::{Ipv4Addr, Ipv6Addr};
 
 use super::plan::{
-    CALICO_GATEWAY, CALICO_GATEWAY_V6, POD_BRIDGE, UPLINK, VNI, VXLAN_DEVICE, VXLAN_DEVICE_V6,
-    VXLAN_PORT,
+    CALICO_GATEWAY, CALICO_GATEWAY_V6, CALICO_VNI, CALICO_VXLAN_DEVICE, CALICO_VXLAN_PORT,
+    POD_BRIDGE, UPLINK, VNI, VXLAN_DEVICE, VXLAN_DEVICE_V6, VXLAN_PORT,
 };
 
 /// One command to run inside a network namespace (`ip -n NS …` / `bridge -n NS …`).
@@ -51,6 +51,19 @@ pub struct PeerFacts {
     pub pod_cidr: String,
     /// The peer's IPv6 side, on a dual-stack cluster.
     pub v6: Option<PeerFacts6>,
+    /// The peer's Calico side, on a Calico cluster (then the flannel fields are not programmed).
+    pub calico: Option<PeerCalico>,
+}
+
+/// What one node must know about a peer on a Calico VXLAN cluster (calico-node's view).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PeerCalico {
+    /// The peer's tunnel address on `vxlan.calico`.
+    pub tunnel_ip: Ipv4Addr,
+    /// The peer's `vxlan.calico` MAC.
+    pub vtep_mac: String,
+    /// The peer's IPAM block.
+    pub block: String,
 }
 
 /// What one node must know about a peer to reach its pods over IPv6 (`flannel-v6.1`).
@@ -147,6 +160,43 @@ pub fn vxlan_device(local: Ipv4Addr, vtep_mac: &str, vtep_ip: Ipv4Addr) -> Vec<C
     ]
 }
 
+/// Calico's VXLAN device `vxlan.calico` (VNI 4096, port 4789, no learning, its MAC, the tunnel
+/// address /32) and the blackhole route calico-node keeps for the node's own block (its pods are
+/// reached by their host routes).
+pub fn calico_vxlan_device(
+    local: Ipv4Addr,
+    vtep_mac: &str,
+    tunnel_ip: Ipv4Addr,
+    block: &str,
+) -> Vec<Cmd> {
+    let local = local.to_string();
+    let vni = CALICO_VNI.to_string();
+    let port = CALICO_VXLAN_PORT.to_string();
+    let addr = format!("{tunnel_ip}/32");
+    vec![
+        Cmd::ip(&[
+            "link",
+            "add",
+            CALICO_VXLAN_DEVICE,
+            "type",
+            "vxlan",
+            "id",
+            &vni,
+            "local",
+            &local,
+            "dev",
+            UPLINK,
+            "dstport",
+            &port,
+            "nolearning",
+        ]),
+        Cmd::ip(&["link", "set", CALICO_VXLAN_DEVICE, "address", vtep_mac]),
+        Cmd::ip(&["addr", "add", &addr, "dev", CALICO_VXLAN_DEVICE]),
+        Cmd::ip(&["link", "set", CALICO_VXLAN_DEVICE, "up"]),
+        Cmd::ip(&["route", "add", "blackhole", block]),
+    ]
+}
+
 /// Change a VXLAN device's MAC (a node that rejoins with a new VTEP).
 pub fn vxlan_mac(device: &str, vtep_mac: &str) -> Vec<Cmd> {
     vec![
@@ -178,6 +228,16 @@ struct Overlay<'a> {
 
 impl PeerFacts {
     fn overlays(&self) -> Vec<Overlay<'_>> {
+        if let Some(calico) = &self.calico {
+            return vec![Overlay {
+                family: "-4",
+                device: CALICO_VXLAN_DEVICE,
+                vtep_ip: calico.tunnel_ip.to_string(),
+                underlay_ip: self.underlay_ip.to_string(),
+                vtep_mac: &calico.vtep_mac,
+                pod_cidr: &calico.block,
+            }];
+        }
         let mut all = vec![Overlay {
             family: "-4",
             device: VXLAN_DEVICE,
@@ -350,7 +410,38 @@ mod tests {
             vtep_ip: Ipv4Addr::new(10, 244, 2, 0),
             pod_cidr: "10.244.2.0/24".into(),
             v6: None,
+            calico: None,
         }
+    }
+
+    #[test]
+    fn a_calico_peer_gets_its_block_routed_over_vxlan_calico() {
+        let mut facts = peer();
+        facts.calico = Some(PeerCalico {
+            tunnel_ip: Ipv4Addr::new(10, 40, 2, 0),
+            vtep_mac: "66:ca:14:02:00:00".into(),
+            block: "10.40.2.0/26".into(),
+        });
+        let lines: Vec<String> = peer_entries(&facts).iter().map(Cmd::display).collect();
+        assert_eq!(
+            lines,
+            [
+                "ip -4 neigh replace 10.40.2.0 lladdr 66:ca:14:02:00:00 dev vxlan.calico nud permanent",
+                "bridge fdb append 66:ca:14:02:00:00 dev vxlan.calico dst 172.31.20.2",
+                "ip -4 route replace 10.40.2.0/26 via 10.40.2.0 dev vxlan.calico onlink",
+            ]
+        );
+        let device = calico_vxlan_device(
+            Ipv4Addr::new(172, 31, 20, 1),
+            "66:ca:14:01:00:00",
+            Ipv4Addr::new(10, 40, 1, 0),
+            "10.40.1.0/26",
+        );
+        assert_eq!(
+            device[0].display(),
+            "ip link add vxlan.calico type vxlan id 4096 local 172.31.20.1 dev eth0 dstport 4789 nolearning"
+        );
+        assert_eq!(device[4].display(), "ip route add blackhole 10.40.1.0/26");
     }
 
     #[test]

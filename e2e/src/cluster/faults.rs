@@ -6,7 +6,7 @@
 use std::net::{IpAddr, Ipv4Addr};
 
 use super::inspect::Neighbour;
-use super::plan::{VXLAN_DEVICE, VXLAN_DEVICE_V6};
+use super::plan::{CALICO_VXLAN_DEVICE, VXLAN_DEVICE, VXLAN_DEVICE_V6};
 use super::{Cluster, ClusterError, PodOptions, PodOwner, PodStyle, commands, read_sysctl, run_in};
 use crate::netns::run;
 
@@ -309,6 +309,18 @@ impl Cluster {
         }
     }
 
+    /// Refuse a flannel-only injector on a Calico cluster.
+    fn require_flannel(&self, injector: &str) -> Result<(), ClusterError> {
+        if self.overlay == super::Overlay::Flannel {
+            Ok(())
+        } else {
+            Err(ClusterError::Value {
+                what: format!("{injector} on cluster {}", self.name()),
+                value: "a Calico cluster (the fault is flannel's)".into(),
+            })
+        }
+    }
+
     fn write_sysctl(&self, netns: &str, path: &str, value: &str) -> Result<Change, ClusterError> {
         let ns = self.netns(netns)?;
         let before = read_sysctl(ns, path)?;
@@ -565,6 +577,7 @@ impl Cluster {
     /// peers keep stale IPv6 entries as well; the symptom stays the IPv4 one (the IPv6 ping
     /// fails the same way).
     pub fn inject_vtep_mac_change(&mut self, node: &str) -> Result<Injected, ClusterError> {
+        self.require_flannel("inject_vtep_mac_change")?;
         let symptom = Symptom::Unreachable {
             from_pod: self.first_pod_off(node)?,
             to_pod: self.first_pod_on(node)?,
@@ -658,6 +671,16 @@ impl Cluster {
         let symptom = self.unreachable(self.first_pod_on(on)?, self.first_pod_on(peer)?, family)?;
         let (vtep, dev, lladdr): (IpAddr, &str, String) = match (family, &target.v6) {
             (Family::V6, Some(v6)) => (v6.vtep_ip.into(), VXLAN_DEVICE_V6, v6.vtep_mac.clone()),
+            _ if target.calico.is_some() => {
+                let calico = target.calico.as_ref().ok_or_else(|| {
+                    ClusterError::UnknownNode(format!("{peer} without a Calico side"))
+                })?;
+                (
+                    calico.tunnel_ip.into(),
+                    CALICO_VXLAN_DEVICE,
+                    calico.vtep_mac.clone(),
+                )
+            }
             _ => (target.vtep_ip.into(), VXLAN_DEVICE, target.vtep_mac.clone()),
         };
         let vtep_s = vtep.to_string();
@@ -699,8 +722,10 @@ impl Cluster {
         let this = self.node(on)?;
         let target = self.node(peer)?;
         let symptom = self.unreachable(self.first_pod_on(on)?, self.first_pod_on(peer)?, family)?;
-        let dst = match (family, &target.v6) {
-            (Family::V6, Some(v6)) => v6.pod_cidr.clone(),
+        let dst = match (family, &target.v6, &target.calico) {
+            (Family::V6, Some(v6), _) => v6.pod_cidr.clone(),
+            // Calico routes the peer's IPAM block (seed 001's `<block> via … onlink`).
+            (_, _, Some(calico)) => calico.block.clone(),
             _ => target.pod_cidr.clone(),
         };
         this.netns.ip(&["route", "del", &dst])?;
@@ -720,6 +745,7 @@ impl Cluster {
     /// fdb entry and route for it, for a subnet that no Node owns any more. Unlike
     /// [`Cluster::remove_node`], which cleans the peers up like flannel does.
     pub fn inject_vanished_node(&mut self, node: &str) -> Result<Injected, ClusterError> {
+        self.require_flannel("inject_vanished_node")?;
         let facts = self.node(node)?.peer_facts();
         let peers: Vec<(String, String)> = self
             .nodes

@@ -18,6 +18,11 @@
 //! `fd00:10:244:I::<n+2>` (/64 on a bridge pod, /128 with a host route and the default route via
 //! `fe80::ecee:eeff:feee:eeee` on a Calico pod, whose host veth has Calico's `ee:ee:ee:ee:ee:ee`).
 //!
+//! A Calico cluster ([`Overlay::CalicoVxlan`]) has `vxlan.calico` (VNI 4096 :4789, tunnel address
+//! `10.40.I.0/32`, `blackhole 10.40.I.0/26`) instead of `flannel.1` and `cni0`, Calico pods only,
+//! `10.40.I.<n+2>` from the node's block, and per peer block a route `via <peer tunnel address>
+//! dev vxlan.calico onlink` with its neighbour and fdb entry.
+//!
 //! Everything is removed when the [`Cluster`] is dropped (also when a test panics);
 //! [`state::cleanup_stale`] removes what a killed process left behind.
 
@@ -33,13 +38,13 @@ use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::process::Output;
 
 use crate::netns::{Netns, NetnsError, run};
-use commands::{Cmd, PeerFacts, PeerFacts6};
+use commands::{Cmd, PeerCalico, PeerFacts, PeerFacts6};
 use inspect::{FdbEntry, Neighbour, Route};
-pub use plan::Stack;
 use plan::{
     ClusterPlan, MAX_NODE_INDEX, MAX_NODE_NAME, UNDERLAY_BRIDGE, UPLINK, VXLAN_DEVICE,
     VXLAN_DEVICE_V6,
 };
+pub use plan::{Overlay, Stack};
 
 /// An error building, changing or inspecting a cluster.
 #[derive(Debug, thiserror::Error)]
@@ -240,7 +245,20 @@ pub struct ClusterNode {
     pub generation: u8,
     /// The node's IPv6 side, on a dual-stack cluster.
     pub v6: Option<NodeV6>,
+    /// The node's Calico side, on a Calico cluster.
+    pub calico: Option<NodeCalico>,
     next_pod: u32,
+}
+
+/// A node's Calico side on a Calico VXLAN cluster.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NodeCalico {
+    /// Its IPAM block (its `BlockAffinity`).
+    pub block: String,
+    /// Its tunnel address on `vxlan.calico`.
+    pub tunnel_ip: Ipv4Addr,
+    /// The MAC of its `vxlan.calico`.
+    pub vtep_mac: String,
 }
 
 /// A node's IPv6 side on a dual-stack cluster.
@@ -269,6 +287,11 @@ impl ClusterNode {
                 vtep_mac: v6.vtep_mac.clone(),
                 vtep_ip: v6.vtep_ip,
                 pod_cidr: v6.pod_cidr.clone(),
+            }),
+            calico: self.calico.as_ref().map(|c| PeerCalico {
+                tunnel_ip: c.tunnel_ip,
+                vtep_mac: c.vtep_mac.clone(),
+                block: c.block.clone(),
             }),
         }
     }
@@ -315,6 +338,7 @@ pub const INHERITED_DEVCONF: [&str; 3] = ["arp_ignore", "arp_announce", "rp_filt
 pub struct Cluster {
     plan: ClusterPlan,
     stack: Stack,
+    overlay: Overlay,
     // Field order is drop order: pods, then nodes, then the underlay.
     pods: Vec<ClusterPod>,
     nodes: Vec<ClusterNode>,
@@ -348,8 +372,21 @@ impl Cluster {
         Self::with_stack(name, Stack::Ipv4)
     }
 
-    /// An empty cluster of `stack` (see [`Cluster::new`]).
+    /// An empty flannel cluster of `stack` (see [`Cluster::new`]).
     pub fn with_stack(name: &str, stack: Stack) -> Result<Self, ClusterError> {
+        Self::create(name, stack, Overlay::Flannel)
+    }
+
+    /// An empty cluster of `stack` and `overlay` (see [`Cluster::new`]). Calico is IPv4 only
+    /// here.
+    pub fn create(name: &str, stack: Stack, overlay: Overlay) -> Result<Self, ClusterError> {
+        if stack.has_ipv6() && overlay == Overlay::CalicoVxlan {
+            return Err(ClusterError::InvalidName {
+                field: "overlay".into(),
+                value: overlay.as_str().into(),
+                reason: "the Calico cluster is IPv4 only".into(),
+            });
+        }
         let plan = ClusterPlan::new(name)?;
         state::cleanup_stale(name)?;
         let net = Netns::create(&plan.net_netns())?;
@@ -369,6 +406,7 @@ impl Cluster {
         Ok(Self {
             plan,
             stack,
+            overlay,
             pods: Vec::new(),
             nodes: Vec::new(),
             net,
@@ -380,9 +418,19 @@ impl Cluster {
         Self::build_with(name, nodes, Stack::Ipv4)
     }
 
-    /// A cluster of `stack` with nodes `node1..=nodeN`, no pods.
+    /// A flannel cluster of `stack` with nodes `node1..=nodeN`, no pods.
     pub fn build_with(name: &str, nodes: usize, stack: Stack) -> Result<Self, ClusterError> {
-        let mut cluster = Self::with_stack(name, stack)?;
+        Self::build_shaped(name, nodes, stack, Overlay::Flannel)
+    }
+
+    /// A cluster of `stack` and `overlay` with nodes `node1..=nodeN`, no pods.
+    pub fn build_shaped(
+        name: &str,
+        nodes: usize,
+        stack: Stack,
+        overlay: Overlay,
+    ) -> Result<Self, ClusterError> {
+        let mut cluster = Self::create(name, stack, overlay)?;
         for i in 1..=nodes {
             cluster.add_node(&format!("node{i}"))?;
         }
@@ -392,6 +440,11 @@ impl Cluster {
     /// The address families the cluster runs.
     pub fn stack(&self) -> Stack {
         self.stack
+    }
+
+    /// The overlay and IPAM the cluster runs.
+    pub fn overlay(&self) -> Overlay {
+        self.overlay
     }
 
     /// The cluster's naming and addressing.
@@ -495,6 +548,11 @@ impl Cluster {
                 vtep_ip: self.plan.vtep_ip6(index),
                 vtep_mac: self.plan.vtep_mac6(index, 0),
             }),
+            calico: (self.overlay == Overlay::CalicoVxlan).then(|| NodeCalico {
+                block: self.plan.calico_block(index),
+                tunnel_ip: self.plan.calico_tunnel_ip(index),
+                vtep_mac: self.plan.calico_vtep_mac(index),
+            }),
             next_pod: 0,
             netns,
         };
@@ -545,6 +603,17 @@ impl Cluster {
         node.netns.set_sysctl("net/ipv4/conf/all/arp_ignore", "0")?;
         node.netns
             .set_sysctl("net/ipv4/conf/default/arp_ignore", "0")?;
+        if let Some(calico) = &node.calico {
+            return run_all(
+                ns,
+                &commands::calico_vxlan_device(
+                    node.underlay_ip,
+                    &calico.vtep_mac,
+                    calico.tunnel_ip,
+                    &calico.block,
+                ),
+            );
+        }
         run_all(
             ns,
             &commands::vxlan_device(node.underlay_ip, &node.vtep_mac, node.vtep_ip),
@@ -618,8 +687,17 @@ impl Cluster {
             .position(|n| n.name == node)
             .ok_or_else(|| ClusterError::UnknownNode(node.to_string()))?;
         let (index, n) = (self.nodes[pos].index, self.nodes[pos].next_pod);
+        let calico_ipam = self.overlay == Overlay::CalicoVxlan;
+        if calico_ipam && opts.style != PodStyle::Calico {
+            return Err(ClusterError::InvalidName {
+                field: "pod style".into(),
+                value: opts.style.as_str().into(),
+                reason: "a Calico cluster has Calico-style pods only".into(),
+            });
+        }
         let ip = match opts.ip {
             Some(ip) => ip,
+            None if calico_ipam => self.plan.calico_pod_ip(index, n)?,
             None => self.plan.pod_ip(index, n)?,
         };
         let ip6 = match (self.stack.has_ipv6(), opts.ip6) {

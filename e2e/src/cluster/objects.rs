@@ -14,7 +14,7 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, OwnerReference,
 use k8s_openapi::jiff::Timestamp;
 
 use super::plan::fnv1a;
-use super::{Cluster, ClusterNode, ClusterPod, NodeV6, PodOwner, PodStyle};
+use super::{Cluster, ClusterNode, ClusterPod, NodeCalico, NodeV6, Overlay, PodOwner, PodStyle};
 
 /// Annotation with flannel's backend data (`{"VNI":1,"VtepMAC":"…"}`).
 pub const BACKEND_DATA: &str = "flannel.alpha.coreos.com/backend-data";
@@ -30,8 +30,22 @@ pub const BACKEND_TYPE: &str = "flannel.alpha.coreos.com/backend-type";
 pub const POOL_LABEL: &str = "netheal.io/pool";
 /// The kubelet version every node reports.
 pub const KUBELET_VERSION: &str = "v1.33.0";
-/// The CNI agent DaemonSet (in `kube-system`).
+/// The CNI agent DaemonSet of a flannel cluster (in `kube-system`).
 pub const CNI_DAEMONSET: &str = "canal";
+/// The CNI agent DaemonSet of a Calico cluster (in `kube-system`).
+pub const CALICO_DAEMONSET: &str = "calico-node";
+/// Calico's annotation with a node's address and prefix.
+pub const CALICO_IPV4_ADDRESS: &str = "projectcalico.org/IPv4Address";
+/// Calico's annotation with a node's VXLAN tunnel address.
+pub const CALICO_VXLAN_TUNNEL_ADDR: &str = "projectcalico.org/IPv4VXLANTunnelAddr";
+
+/// The CNI agent DaemonSet (and `k8s-app` label) of a cluster's overlay.
+pub fn cni_agent(overlay: Overlay) -> &'static str {
+    match overlay {
+        Overlay::Flannel => CNI_DAEMONSET,
+        Overlay::CalicoVxlan => CALICO_DAEMONSET,
+    }
+}
 
 /// What a Node object says about a node.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -48,6 +62,10 @@ pub struct NodeFacts {
     pub vtep_mac: String,
     /// The IPv6 side of a dual-stack node.
     pub v6: Option<NodeV6>,
+    /// The Calico side of a node of a Calico cluster (then no flannel annotations).
+    pub calico: Option<NodeCalico>,
+    /// The underlay prefix length (Calico's `IPv4Address` annotation carries it).
+    pub underlay_prefix_len: u8,
 }
 
 /// What a Pod object says about a pod.
@@ -132,11 +150,20 @@ pub fn dual(v4: Ipv4Addr, v6: Option<Ipv6Addr>) -> Vec<IpAddr> {
 /// flannel's `backend-v6-data` and `public-ipv6`).
 pub fn node_object(facts: &NodeFacts, now: Timestamp) -> Node {
     let backend = serde_json::json!({"VNI": 1, "VtepMAC": facts.vtep_mac}).to_string();
-    let mut annotations = labels(&[
-        (BACKEND_DATA, &backend),
-        (BACKEND_TYPE, "vxlan"),
-        (PUBLIC_IP, &facts.underlay_ip.to_string()),
-    ]);
+    let mut annotations = match &facts.calico {
+        Some(calico) => labels(&[
+            (
+                CALICO_IPV4_ADDRESS,
+                &format!("{}/{}", facts.underlay_ip, facts.underlay_prefix_len),
+            ),
+            (CALICO_VXLAN_TUNNEL_ADDR, &calico.tunnel_ip.to_string()),
+        ]),
+        None => labels(&[
+            (BACKEND_DATA, &backend),
+            (BACKEND_TYPE, "vxlan"),
+            (PUBLIC_IP, &facts.underlay_ip.to_string()),
+        ]),
+    };
     let mut pod_cidrs = vec![facts.pod_cidr.clone()];
     let mut addresses = vec![NodeAddress {
         type_: "InternalIP".into(),
@@ -307,13 +334,18 @@ pub fn pod_object(facts: &PodFacts, now: Timestamp) -> Pod {
     }
 }
 
-/// The CNI agent pod (canal) of a node: `kube-system`, `k8s-app: canal`, owned by DaemonSet
-/// `canal`, host network, its IPs are the node's.
-pub fn cni_agent_pod(node: &str, host_ips: &[IpAddr], now: Timestamp) -> Pod {
-    let name = format!("{CNI_DAEMONSET}-{node}");
+/// The CNI agent pod (`agent`: canal or calico-node) of a node: `kube-system`, `k8s-app:
+/// <agent>`, owned by DaemonSet `<agent>`, host network, its IPs are the node's.
+pub fn cni_agent_pod(agent: &str, node: &str, host_ips: &[IpAddr], now: Timestamp) -> Pod {
+    let name = format!("{agent}-{node}");
+    let (container_name, image) = if agent == CALICO_DAEMONSET {
+        ("calico-node", "docker.io/calico/node:v3.30.0")
+    } else {
+        ("kube-flannel", "docker.io/flannel/flannel:v0.26.0")
+    };
     let container = Container {
-        name: "kube-flannel".into(),
-        image: Some("docker.io/flannel/flannel:v0.26.0".into()),
+        name: container_name.into(),
+        image: Some(image.into()),
         ..Container::default()
     };
     Pod {
@@ -321,11 +353,11 @@ pub fn cni_agent_pod(node: &str, host_ips: &[IpAddr], now: Timestamp) -> Pod {
             name: Some(name.clone()),
             namespace: Some("kube-system".into()),
             uid: Some(uid_of(&format!("pod/kube-system/{name}"))),
-            labels: Some(labels(&[("k8s-app", CNI_DAEMONSET)])),
+            labels: Some(labels(&[("k8s-app", agent)])),
             owner_references: Some(vec![owner_reference(
                 "DaemonSet",
                 "apps/v1",
-                CNI_DAEMONSET,
+                agent,
                 "kube-system",
             )]),
             ..ObjectMeta::default()
@@ -350,6 +382,8 @@ impl ClusterNode {
             pod_cidr: self.pod_cidr.clone(),
             vtep_mac: self.vtep_mac.clone(),
             v6: self.v6.clone(),
+            calico: self.calico.clone(),
+            underlay_prefix_len: 24,
         }
     }
 
@@ -407,10 +441,31 @@ impl Cluster {
         pods.extend(
             self.nodes
                 .iter()
-                .map(|n| cni_agent_pod(&n.name, &n.host_ips(), now)),
+                .map(|n| cni_agent_pod(cni_agent(self.overlay), &n.name, &n.host_ips(), now)),
         );
         pods
     }
+
+    /// The `BlockAffinity` objects calico-node writes on a Calico cluster (one per node, its
+    /// block confirmed); none on a flannel cluster.
+    pub fn block_affinity_objects(&self) -> Vec<serde_json::Value> {
+        self.nodes
+            .iter()
+            .filter_map(|n| Some(block_affinity_object(&n.name, &n.calico.as_ref()?.block)))
+            .collect()
+    }
+}
+
+/// Calico's `BlockAffinity` (`crd.projectcalico.org/v1`) of `block` for `node`, as calico-node
+/// writes it once the block is claimed: named `<node>-<block with dashes>`, `state: confirmed`,
+/// `deleted: "false"`.
+pub fn block_affinity_object(node: &str, block: &str) -> serde_json::Value {
+    serde_json::json!({
+        "apiVersion": "crd.projectcalico.org/v1",
+        "kind": "BlockAffinity",
+        "metadata": {"name": format!("{node}-{}", block.replace(['.', '/', ':'], "-"))},
+        "spec": {"cidr": block, "node": node, "state": "confirmed", "deleted": "false", "type": "host"},
+    })
 }
 
 #[cfg(test)]
@@ -425,7 +480,35 @@ mod tests {
             pod_cidr: "10.244.2.0/24".into(),
             vtep_mac: "0a:e1:14:02:00:00".into(),
             v6: None,
+            calico: None,
+            underlay_prefix_len: 24,
         }
+    }
+
+    #[test]
+    fn a_calico_node_carries_calico_annotations_and_its_block_affinity() {
+        let mut facts = node_facts();
+        facts.calico = Some(NodeCalico {
+            block: "10.40.2.0/26".into(),
+            tunnel_ip: Ipv4Addr::new(10, 40, 2, 0),
+            vtep_mac: "66:ca:14:02:00:00".into(),
+        });
+        let ann = node_object(&facts, Timestamp::UNIX_EPOCH)
+            .metadata
+            .annotations
+            .unwrap();
+        assert_eq!(ann[CALICO_IPV4_ADDRESS], "172.31.20.2/24");
+        assert_eq!(ann[CALICO_VXLAN_TUNNEL_ADDR], "10.40.2.0");
+        assert!(
+            !ann.contains_key(BACKEND_DATA),
+            "no flannel on a Calico node"
+        );
+        let affinity = block_affinity_object("node2", "10.40.2.0/26");
+        assert_eq!(affinity["metadata"]["name"], "node2-10-40-2-0-26");
+        assert_eq!(affinity["spec"]["state"], "confirmed");
+        let agent = cni_agent_pod(CALICO_DAEMONSET, "node2", &[], Timestamp::UNIX_EPOCH);
+        assert_eq!(agent.metadata.name.as_deref(), Some("calico-node-node2"));
+        assert_eq!(agent.metadata.labels.unwrap()["k8s-app"], "calico-node");
     }
 
     #[test]
@@ -548,6 +631,7 @@ mod tests {
     #[test]
     fn cni_agent_is_a_host_network_daemonset_pod() {
         let pod = cni_agent_pod(
+            CNI_DAEMONSET,
             "node1",
             &[IpAddr::V4(Ipv4Addr::new(172, 31, 20, 1))],
             Timestamp::UNIX_EPOCH,

@@ -42,6 +42,56 @@ pub const CALICO_HOST_MAC: &str = "ee:ee:ee:ee:ee:ee";
 pub const CALICO_GATEWAY_V6: Ipv6Addr =
     Ipv6Addr::new(0xfe80, 0, 0, 0, 0xecee, 0xeeff, 0xfeee, 0xeeee);
 
+/// Calico's VXLAN device (Calico's `vxlanMode: Always`).
+pub const CALICO_VXLAN_DEVICE: &str = "vxlan.calico";
+/// Calico's VXLAN VNI.
+pub const CALICO_VNI: u32 = 4096;
+/// Calico's VXLAN UDP port.
+pub const CALICO_VXLAN_PORT: u16 = 4789;
+/// Pods per node on a Calico cluster: one /26 IPAM block per node, its first address the
+/// node's tunnel address.
+pub const MAX_CALICO_PODS_PER_NODE: u32 = 62;
+
+/// Which overlay and IPAM a cluster runs.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Overlay {
+    /// flannel's VXLAN (`flannel.1`), host-local IPAM from each Node's `spec.podCIDR`, the
+    /// `canal` agent.
+    #[default]
+    Flannel,
+    /// Calico's VXLAN (`vxlan.calico`), Calico IPAM: one /26 block per node recorded in a
+    /// `BlockAffinity` object, one route per peer block; the `calico-node` agent. Calico's IPIP
+    /// (`tunl0`) cannot run here: this kernel has no `ipip` device type.
+    CalicoVxlan,
+}
+
+impl Overlay {
+    /// The name `FromStr` reads (`flannel`, `calico-vxlan`).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Flannel => "flannel",
+            Self::CalicoVxlan => "calico-vxlan",
+        }
+    }
+}
+
+impl std::str::FromStr for Overlay {
+    type Err = ClusterError;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s {
+            "flannel" => Ok(Self::Flannel),
+            "calico-vxlan" => Ok(Self::CalicoVxlan),
+            other => Err(ClusterError::InvalidName {
+                field: "overlay".into(),
+                value: other.into(),
+                reason: "must be `flannel` or `calico-vxlan`".into(),
+            }),
+        }
+    }
+}
+
 /// Which address families a cluster runs.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 #[serde(rename_all = "kebab-case")]
@@ -266,6 +316,31 @@ impl ClusterPlan {
         )
     }
 
+    /// Node `index`'s Calico IPAM block, `10.40.<index>.0/26`.
+    pub fn calico_block(&self, index: u8) -> String {
+        format!("{}/26", self.calico_tunnel_ip(index))
+    }
+
+    /// Node `index`'s Calico tunnel address (`vxlan.calico`, /32), the block's first address.
+    pub fn calico_tunnel_ip(&self, index: u8) -> Ipv4Addr {
+        Ipv4Addr::new(10, 40, index, 0)
+    }
+
+    /// The address of pod `n` on node `index` of a Calico cluster: `10.40.<index>.<n + 2>`.
+    pub fn calico_pod_ip(&self, index: u8, n: u32) -> Result<Ipv4Addr, ClusterError> {
+        if n >= MAX_CALICO_PODS_PER_NODE {
+            return Err(ClusterError::Exhausted(format!(
+                "node index {index}'s Calico block is full ({MAX_CALICO_PODS_PER_NODE} pods)"
+            )));
+        }
+        Ok(Ipv4Addr::new(10, 40, index, (n + 2) as u8))
+    }
+
+    /// Node `index`'s `vxlan.calico` MAC: `66:ca:<octet>:<index>:00:00`.
+    pub fn calico_vtep_mac(&self, index: u8) -> String {
+        format!("66:ca:{:02x}:{:02x}:00:00", self.octet, index)
+    }
+
     /// Node `index`'s VTEP MAC for its `generation`-th join: locally administered, unicast,
     /// `0a:e1:<octet>:<index>:00:<generation>` in hex.
     pub fn vtep_mac(&self, index: u8, generation: u8) -> String {
@@ -333,6 +408,33 @@ mod tests {
         assert!(plan.pod_ip6(3, MAX_PODS_PER_NODE).is_err());
         assert_ne!(plan.vtep_mac6(3, 0), plan.vtep_mac(3, 0));
         assert_eq!(CALICO_GATEWAY_V6.to_string(), "fe80::ecee:eeff:feee:eeee");
+    }
+
+    #[test]
+    fn calico_addresses_follow_the_node_index() {
+        let plan = ClusterPlan::new("t1").unwrap();
+        assert_eq!(plan.calico_block(3), "10.40.3.0/26");
+        assert_eq!(plan.calico_tunnel_ip(3), Ipv4Addr::new(10, 40, 3, 0));
+        assert_eq!(
+            plan.calico_pod_ip(3, 0).unwrap(),
+            Ipv4Addr::new(10, 40, 3, 2)
+        );
+        assert_eq!(
+            plan.calico_pod_ip(3, 61).unwrap(),
+            Ipv4Addr::new(10, 40, 3, 63)
+        );
+        assert!(plan.calico_pod_ip(3, MAX_CALICO_PODS_PER_NODE).is_err());
+        assert_eq!(
+            "calico-vxlan".parse::<Overlay>().unwrap(),
+            Overlay::CalicoVxlan
+        );
+        assert!(
+            "ipip"
+                .parse::<Overlay>()
+                .unwrap_err()
+                .to_string()
+                .contains("overlay")
+        );
     }
 
     #[test]

@@ -100,15 +100,20 @@ pub async fn unregister_node(client: &Client, node: &str) -> Result<(), ClusterE
         Err(err) if is_not_found(&err) => {}
         Err(err) => return Err(api_error(format!("delete Node {node}"))(err)),
     }
-    let agent = format!("{}-{node}", super::objects::CNI_DAEMONSET);
     let pods: Api<Pod> = Api::namespaced(client.clone(), "kube-system");
-    match pods
-        .delete(&agent, &DeleteParams::default().grace_period(0))
-        .await
-    {
-        Ok(_) => {}
-        Err(err) if is_not_found(&err) => {}
-        Err(err) => return Err(api_error(format!("delete Pod kube-system/{agent}"))(err)),
+    for daemonset in [
+        super::objects::CNI_DAEMONSET,
+        super::objects::CALICO_DAEMONSET,
+    ] {
+        let agent = format!("{daemonset}-{node}");
+        match pods
+            .delete(&agent, &DeleteParams::default().grace_period(0))
+            .await
+        {
+            Ok(_) => {}
+            Err(err) if is_not_found(&err) => {}
+            Err(err) => return Err(api_error(format!("delete Pod kube-system/{agent}"))(err)),
+        }
     }
     Ok(())
 }

@@ -24,11 +24,14 @@ pub struct NodeState {
     pub underlay_ip: Ipv4Addr,
     /// Pod CIDR.
     pub pod_cidr: String,
-    /// VTEP MAC.
+    /// VTEP MAC (`flannel.1`'s, or `vxlan.calico`'s on a Calico cluster).
     pub vtep_mac: String,
     /// IPv6 pod range (dual-stack).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub pod_cidr6: Option<String>,
+    /// Calico IPAM block (Calico cluster).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub calico_block: Option<String>,
 }
 
 /// A pod as recorded in the state file.
@@ -82,8 +85,12 @@ impl ClusterState {
                     netns: n.netns.name().to_string(),
                     underlay_ip: n.underlay_ip,
                     pod_cidr: n.pod_cidr.clone(),
-                    vtep_mac: n.vtep_mac.clone(),
+                    vtep_mac: n
+                        .calico
+                        .as_ref()
+                        .map_or_else(|| n.vtep_mac.clone(), |c| c.vtep_mac.clone()),
                     pod_cidr6: n.v6.as_ref().map(|v6| v6.pod_cidr.clone()),
+                    calico_block: n.calico.as_ref().map(|c| c.block.clone()),
                 })
                 .collect(),
             pods: cluster

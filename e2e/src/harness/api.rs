@@ -181,16 +181,16 @@ pub async fn create_replicaset(client: &Client, rs: &ReplicaSet) -> Result<(), A
     Ok(())
 }
 
-/// Create the CNI agent DaemonSet (`kube-system/canal`).
-pub async fn create_cni_daemonset(client: &Client) -> Result<(), ApiError> {
-    let ds = super::objects::cni_daemonset().map_err(|e| ApiError::Manifest {
-        path: "DaemonSet canal".into(),
+/// Create the CNI agent DaemonSet (`kube-system/<agent>`: canal or calico-node).
+pub async fn create_cni_daemonset(client: &Client, agent: &str) -> Result<(), ApiError> {
+    let ds = super::objects::cni_daemonset(agent).map_err(|e| ApiError::Manifest {
+        path: format!("DaemonSet {agent}"),
         message: e.to_string(),
     })?;
     Api::<DaemonSet>::namespaced(client.clone(), super::objects::AGENT_NAMESPACE)
         .create(&PostParams::default(), &ds)
         .await
-        .map_err(kube_err("create DaemonSet canal"))?;
+        .map_err(kube_err(&format!("create DaemonSet {agent}")))?;
     Ok(())
 }
 

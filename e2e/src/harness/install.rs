@@ -61,6 +61,21 @@ pub async fn install(
     Ok(())
 }
 
+/// Serve Calico's `BlockAffinity` API (`e2e/calico/blockaffinity-crd.yaml`), as a Calico install
+/// does, and wait until it is Established: node-fixer looks it up once at start.
+pub fn calico_crds(cp: &ControlPlane, root: &Path) -> Result<(), HarnessError> {
+    let crd = root.join("e2e/calico/blockaffinity-crd.yaml");
+    let crd = crd.display().to_string();
+    cp.kubectl(&["apply", "-f", &crd])?;
+    cp.kubectl(&[
+        "wait",
+        "--for=condition=Established",
+        "crd/blockaffinities.crd.projectcalico.org",
+        "--timeout=30s",
+    ])?;
+    Ok(())
+}
+
 /// The API server enforces a new ValidatingAdmissionPolicy a moment after it is created (its
 /// admission plugin loads policies from an informer). Wait until it refuses a server-side dry
 /// run of a report creation made as node-fixer (impersonated, so the token carries no node

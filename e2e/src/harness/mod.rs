@@ -22,7 +22,7 @@ pub mod show;
 pub mod wait;
 pub mod writer;
 
-use crate::cluster::{Cluster, ClusterError, PodOptions, Stack};
+use crate::cluster::{Cluster, ClusterError, Overlay, PodOptions, Stack};
 use crate::container::{self, translate};
 use crate::controlplane::ControlPlane;
 use crate::netns::Netns;
@@ -96,6 +96,8 @@ pub struct HarnessOptions {
     pub agent_env: Vec<(String, String)>,
     /// The cluster's address families (default IPv4 only).
     pub stack: Stack,
+    /// The cluster's overlay and IPAM (default flannel).
+    pub overlay: Overlay,
 }
 
 impl HarnessOptions {
@@ -112,7 +114,15 @@ impl HarnessOptions {
             relayed_agents: Vec::new(),
             agent_env: Vec::new(),
             stack: Stack::Ipv4,
+            overlay: Overlay::Flannel,
         }
+    }
+
+    /// The same on Calico's VXLAN overlay with Calico IPAM (`BlockAffinity` objects served by
+    /// the API server, the `calico-node` agent).
+    pub fn calico(mut self) -> Self {
+        self.overlay = Overlay::CalicoVxlan;
+        self
     }
 
     /// The same, dual-stack (IPv4 and IPv6).
@@ -203,9 +213,13 @@ impl Harness {
         let client = controlplane.admin_client().await?;
         install::install(&controlplane, &bins::workspace_root(), opts.keep_baseline).await?;
         tracing::info!("netheal installed");
-        api::create_cni_daemonset(&client).await?;
-        let (cluster_name, stack) = (opts.cluster.clone(), opts.stack);
-        let cluster = blocking(move || Ok(Cluster::with_stack(&cluster_name, stack)?)).await?;
+        let agent = crate::cluster::objects::cni_agent(opts.overlay);
+        api::create_cni_daemonset(&client, agent).await?;
+        if opts.overlay == Overlay::CalicoVxlan {
+            install::calico_crds(&controlplane, &bins::workspace_root())?;
+        }
+        let (cluster_name, stack, overlay) = (opts.cluster.clone(), opts.stack, opts.overlay);
+        let cluster = blocking(move || Ok(Cluster::create(&cluster_name, stack, overlay)?)).await?;
         let cluster = Arc::new(Mutex::new(cluster));
         let kubelet = kubelet::Kubelet::default();
         let cancel = CancellationToken::new();
@@ -305,13 +319,22 @@ impl Harness {
     /// Its node-fixer is not started (see [`Harness::start_agent`]).
     pub async fn add_node(&mut self, name: &str) -> Result<(), HarnessError> {
         let node_name = name.to_string();
-        let node = self
+        let (node, affinities) = self
             .with_cluster(move |c| {
                 c.add_node(&node_name)?;
-                Ok(node_object_of(c, &node_name))
+                let affinities: Vec<serde_json::Value> = c
+                    .block_affinity_objects()
+                    .into_iter()
+                    .filter(|a| a["spec"]["node"] == node_name.as_str())
+                    .collect();
+                Ok((node_object_of(c, &node_name), affinities))
             })
-            .await?
-            .ok_or_else(|| HarnessError::Other(format!("no Node object for {name}")))?;
+            .await?;
+        let node = node.ok_or_else(|| HarnessError::Other(format!("no Node object for {name}")))?;
+        // calico-node claims the node's block as it starts.
+        for affinity in affinities {
+            self.controlplane.apply_manifest(&affinity.to_string())?;
+        }
         self.register_node(&node).await
     }
 
@@ -444,7 +467,7 @@ impl Harness {
                 pod.metadata.namespace.clone().unwrap_or_default(),
                 pod.metadata.name.clone().unwrap_or_default(),
             );
-            let is_agent = pod.metadata.namespace.as_deref() == Some(objects::AGENT_NAMESPACE);
+            let is_agent = objects::is_cni_agent(&pod);
             if !is_agent && !existing.contains(&key) {
                 self.register_pod(&pod).await?;
                 added.push(key.1);
@@ -999,10 +1022,10 @@ pub fn node_object_of(cluster: &Cluster, name: &str) -> Option<Node> {
 
 /// The Pod object of workload pod `name`, as the cluster builder describes it.
 pub fn pod_object_of(cluster: &Cluster, name: &str) -> Option<Pod> {
-    cluster.pod_objects().into_iter().find(|p| {
-        p.metadata.name.as_deref() == Some(name)
-            && p.metadata.namespace.as_deref() != Some(objects::AGENT_NAMESPACE)
-    })
+    cluster
+        .pod_objects()
+        .into_iter()
+        .find(|p| p.metadata.name.as_deref() == Some(name) && !objects::is_cni_agent(p))
 }
 
 impl Harness {

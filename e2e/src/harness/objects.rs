@@ -2,48 +2,53 @@
 //! DaemonSet, the ReplicaSet that adopts a workload pod, the kubelet's status patch, the pause
 //! annotation. Pure: values built from plain facts.
 
-use crate::cluster::objects::CNI_DAEMONSET;
+use crate::cluster::objects::{CALICO_DAEMONSET, CNI_DAEMONSET};
 use k8s_openapi::api::apps::v1::{DaemonSet, ReplicaSet};
 use k8s_openapi::api::core::v1::Pod;
 use serde_json::{Value, json};
 
 /// Namespace of the CNI agent pods (the policy's default `agentSelector`).
 pub const AGENT_NAMESPACE: &str = "kube-system";
-/// Label key and value of the CNI agent pods.
-pub const AGENT_LABEL: (&str, &str) = ("k8s-app", CNI_DAEMONSET);
+/// Label key of the CNI agent pods; its value is the DaemonSet's name.
+pub const AGENT_LABEL_KEY: &str = "k8s-app";
 /// The label by which a workload pod's own ReplicaSet selects it.
 pub const POD_LABEL: &str = "netheal.io/e2e-pod";
 
-/// True for a CNI agent pod (namespace and label).
+/// True for a CNI agent pod (namespace and the `k8s-app` label of canal or calico-node).
 pub fn is_cni_agent(pod: &Pod) -> bool {
     pod.metadata.namespace.as_deref() == Some(AGENT_NAMESPACE)
         && pod
             .metadata
             .labels
             .as_ref()
-            .and_then(|l| l.get(AGENT_LABEL.0))
-            .is_some_and(|v| v == AGENT_LABEL.1)
+            .and_then(|l| l.get(AGENT_LABEL_KEY))
+            .is_some_and(|v| v == CNI_DAEMONSET || v == CALICO_DAEMONSET)
 }
 
-/// The CNI agent DaemonSet (`kube-system/canal`): host network, on every node, tolerating
-/// every taint, as canal's manifest has it.
-pub fn cni_daemonset() -> Result<DaemonSet, serde_json::Error> {
+/// The CNI agent DaemonSet `kube-system/<agent>` (canal or calico-node): host network, on every
+/// node, tolerating every taint, as their manifests have it.
+pub fn cni_daemonset(agent: &str) -> Result<DaemonSet, serde_json::Error> {
+    let (container, image) = if agent == CALICO_DAEMONSET {
+        ("calico-node", "docker.io/calico/node:v3.30.0")
+    } else {
+        ("kube-flannel", "docker.io/flannel/flannel:v0.26.0")
+    };
     serde_json::from_value(json!({
         "apiVersion": "apps/v1",
         "kind": "DaemonSet",
-        "metadata": {"name": CNI_DAEMONSET, "namespace": AGENT_NAMESPACE,
-                     "labels": {AGENT_LABEL.0: AGENT_LABEL.1}},
+        "metadata": {"name": agent, "namespace": AGENT_NAMESPACE,
+                     "labels": {AGENT_LABEL_KEY: agent}},
         "spec": {
-            "selector": {"matchLabels": {AGENT_LABEL.0: AGENT_LABEL.1}},
+            "selector": {"matchLabels": {AGENT_LABEL_KEY: agent}},
             "updateStrategy": {"type": "RollingUpdate", "rollingUpdate": {"maxUnavailable": 1}},
             "template": {
-                "metadata": {"labels": {AGENT_LABEL.0: AGENT_LABEL.1}},
+                "metadata": {"labels": {AGENT_LABEL_KEY: agent}},
                 "spec": {
                     "hostNetwork": true,
                     "priorityClassName": "system-node-critical",
                     "terminationGracePeriodSeconds": 5,
                     "tolerations": [{"operator": "Exists"}],
-                    "containers": [{"name": "kube-flannel", "image": "docker.io/flannel/flannel:v0.26.0"}],
+                    "containers": [{"name": container, "image": image}],
                 },
             },
         },
@@ -188,6 +193,7 @@ mod tests {
             "true"
         );
         assert!(paused_patch(false)["metadata"]["annotations"]["netheal.io/paused"].is_null());
-        assert!(cni_daemonset().is_ok());
+        assert!(cni_daemonset("canal").is_ok());
+        assert!(cni_daemonset("calico-node").is_ok());
     }
 }

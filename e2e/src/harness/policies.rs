@@ -19,6 +19,19 @@ pub fn scenario_policy(mode: Mode) -> NetworkHealthPolicySpec {
     }
 }
 
+/// [`scenario_policy`] for a Calico cluster: the overlay audited is Calico's and the CNI agent
+/// restarted is `kube-system/calico-node` (`k8s-app: calico-node`).
+pub fn calico_scenario_policy(mode: Mode) -> NetworkHealthPolicySpec {
+    let mut spec = scenario_policy(mode);
+    spec.checks.overlay.cni = netheal_crds::Cni::Calico;
+    spec.checks.overlay.agent_selector.labels = [(
+        "k8s-app".to_string(),
+        crate::cluster::objects::CALICO_DAEMONSET.to_string(),
+    )]
+    .into();
+    spec
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

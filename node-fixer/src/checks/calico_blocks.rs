@@ -5,12 +5,21 @@
 //! `<block> via <peer VTEP> dev vxlan.calico onlink` in VXLAN mode, `<block> via <peer IP> dev
 //! eth0 proto bird` without encapsulation). A peer block no non-default route covers is the
 //! seed-001 gap; the remedy is restarting calico-node on this node (`RestartCniPod`).
+//!
+//! calico-node also writes each node's tunnel address into its Node object
+//! (`projectcalico.org/IPv4IPIPTunnelAddr`, `IPv4VXLANTunnelAddr`, `IPv6VXLANTunnelAddrV6`): an
+//! address from one of the node's blocks. A peer's tunnel address that none of its known blocks
+//! holds (the `BlockAffinity` API is not served or not readable) must be routed too: that finds
+//! seed 001 from the Node objects alone.
 
 use super::{Input, details, finding};
+use crate::snapshot::NsSnapshot;
 use ipnet::IpNet;
+use k8s_openapi::api::core::v1::Node;
 use netheal_crds::{Check, Finding};
 use serde_json::Value;
 use std::collections::BTreeSet;
+use std::net::IpAddr;
 
 /// The API group of Calico's `BlockAffinity`.
 pub const GROUP: &str = "crd.projectcalico.org";
@@ -29,6 +38,13 @@ pub struct CalicoBlock {
     /// The block (`spec.cidr`, a /26 for IPv4 by default, /122 for IPv6).
     pub cidr: IpNet,
 }
+
+/// The Node annotations with calico-node's tunnel addresses.
+pub const TUNNEL_ADDRESS_ANNOTATIONS: [&str; 3] = [
+    "projectcalico.org/IPv4IPIPTunnelAddr",
+    "projectcalico.org/IPv4VXLANTunnelAddr",
+    "projectcalico.org/IPv6VXLANTunnelAddrV6",
+];
 
 /// A `BlockAffinity` object that is not what Calico writes.
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
@@ -86,8 +102,44 @@ pub fn block_from_object(object: &Value) -> Result<Option<CalicoBlock>, BlockAff
     }))
 }
 
+/// Whether a non-default main-table route of this node covers `net`.
+fn routed(host: &NsSnapshot, net: IpNet) -> bool {
+    match net {
+        IpNet::V4(net) => host
+            .routes
+            .iter()
+            .any(|r| r.dst.prefix_len() > 0 && r.dst.contains(&net)),
+        IpNet::V6(net) => host
+            .routes6
+            .iter()
+            .any(|r| r.dst.prefix_len() > 0 && r.dst.contains(&net)),
+    }
+}
+
+/// The tunnel addresses calico-node annotated on a Node.
+fn tunnel_addresses(node: &Node) -> Vec<IpAddr> {
+    let Some(annotations) = node.metadata.annotations.as_ref() else {
+        return Vec::new();
+    };
+    TUNNEL_ADDRESS_ANNOTATIONS
+        .iter()
+        .filter_map(|key| annotations.get(*key)?.trim().parse().ok())
+        .collect()
+}
+
+/// Whether the cluster runs Calico IPAM: `BlockAffinity` objects are known, or a Node carries
+/// a calico-node tunnel address. Then the Nodes' `spec.podCIDR` is not what pods are routed by.
+pub fn calico_ipam(cluster: &crate::engine::ClusterFacts) -> bool {
+    !cluster.calico_blocks.is_empty()
+        || cluster
+            .nodes
+            .iter()
+            .any(|node| !tunnel_addresses(node).is_empty())
+}
+
 /// A finding for every block of a live peer (a Node object exists for its `spec.node`) that no
-/// non-default route covers.
+/// non-default route covers, and for every tunnel address of a live peer that none of its known
+/// blocks holds and no route covers.
 pub fn check(input: &Input<'_>) -> Vec<Finding> {
     let cluster = input.cluster;
     let live: BTreeSet<&str> = cluster
@@ -98,21 +150,43 @@ pub fn check(input: &Input<'_>) -> Vec<Finding> {
     let this = cluster.this_node.as_deref();
     let host = &input.snapshot.host;
     let mut out = Vec::new();
+    for node in &cluster.nodes {
+        let Some(name) = node.metadata.name.as_deref() else {
+            continue;
+        };
+        if Some(name) == this {
+            continue;
+        }
+        for addr in tunnel_addresses(node) {
+            let held = cluster
+                .calico_blocks
+                .iter()
+                .any(|b| b.node == name && b.cidr.contains(&addr));
+            let host_net = IpNet::from(addr);
+            if held || routed(host, host_net) {
+                continue;
+            }
+            out.push(finding(
+                Check::PeerRouteMissing,
+                format!("route {host_net}"),
+                "no route".to_string(),
+                format!("route to Node {name}'s Calico tunnel address"),
+                format!(
+                    "no route to Node {name}'s Calico tunnel address {addr} (its Node annotation), so none to the IPAM block holding it: calico-node on this node programs it"
+                ),
+                details([
+                    ("netns", String::new()),
+                    ("node", name.to_string()),
+                    ("tunnelAddress", addr.to_string()),
+                ]),
+            ));
+        }
+    }
     for block in &cluster.calico_blocks {
         if Some(block.node.as_str()) == this || !live.contains(block.node.as_str()) {
             continue;
         }
-        let routed = match block.cidr {
-            IpNet::V4(net) => host
-                .routes
-                .iter()
-                .any(|r| r.dst.prefix_len() > 0 && r.dst.contains(&net)),
-            IpNet::V6(net) => host
-                .routes6
-                .iter()
-                .any(|r| r.dst.prefix_len() > 0 && r.dst.contains(&net)),
-        };
-        if routed {
+        if routed(host, block.cidr) {
             continue;
         }
         let cidr = block.cidr.to_string();

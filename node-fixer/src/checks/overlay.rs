@@ -32,7 +32,7 @@ pub fn check(input: &Input<'_>) -> Vec<Finding> {
     let host = &input.snapshot.host;
     let flannel = matches!(input.policy.checks.overlay.cni, Cni::Canal | Cni::Flannel);
     // Calico IPAM routes its blocks, not `spec.podCIDR` (see `calico_blocks`).
-    let pod_cidr_routes = input.cluster.calico_blocks.is_empty();
+    let pod_cidr_routes = !super::calico_blocks::calico_ipam(input.cluster);
     let mut out = Vec::new();
     for peer in peers(input.cluster).iter().filter(|p| !p.is_self) {
         for mut expected in [ipv4(host, peer), ipv6(host, peer)].into_iter().flatten() {

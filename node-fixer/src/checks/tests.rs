@@ -393,6 +393,37 @@ fn calico_blocks_of_live_peers_need_a_route_in_their_family() {
     assert_eq!(routes, ["route 10.40.2.64/26", "route fd00:40:2::/122"]);
 }
 
+#[test]
+fn without_block_affinities_a_peers_calico_tunnel_address_must_be_routed() {
+    let mut c = cluster();
+    c.nodes[1]
+        .metadata
+        .annotations
+        .get_or_insert_with(Default::default)
+        .insert(
+            "projectcalico.org/IPv4IPIPTunnelAddr".into(),
+            "10.40.7.1".into(),
+        );
+    let mut s = base();
+    s.host.routes.clear();
+    let routes = |s: &Snapshot| -> Vec<String> {
+        run(s, &default_policy(), &c)
+            .iter()
+            .filter(|f| f.check == Check::PeerRouteMissing)
+            .map(|f| f.target.clone())
+            .collect()
+    };
+    // Not the podCIDR (Calico IPAM), the tunnel address.
+    assert_eq!(routes(&s), ["route 10.40.7.1/32"]);
+    s.host.routes.push(Route {
+        dst: "10.40.7.0/26".parse().unwrap(),
+        oif: Some(2),
+        gateway: Some("192.168.0.2".parse().unwrap()),
+        table: 254,
+    });
+    assert!(routes(&s).is_empty());
+}
+
 /// A dual-stack cluster: the Nodes of [`cluster`] with IPv6 pod ranges beside their IPv4 ones.
 fn dual_stack_cluster() -> ClusterFacts {
     let mut c = cluster();
