@@ -86,12 +86,14 @@ CLUSTER_NODES ?= 3
 .PHONY: cluster-up cluster-down
 
 NETHEAL ?=
+DUAL_STACK ?=
+CLUSTER_OVERLAY ?=
 UP_LOG = target/e2e-logs/$(CLUSTER_NAME)-up.log
 
-cluster-up: controlplane ## Bring up a cluster-in-a-box on a real control plane (CLUSTER_NAME, CLUSTER_NODES) in the background until `make cluster-down`; NETHEAL=1 also runs the operator and one agent per node
+cluster-up: controlplane ## Bring up a cluster-in-a-box on a real control plane (CLUSTER_NAME, CLUSTER_NODES) in the background until `make cluster-down`; NETHEAL=1 also runs the operator and one agent per node; DUAL_STACK=1, CLUSTER_OVERLAY=calico-vxlan
 	$(CARGO) build --locked -q -p netheal-e2e --bins -p node-fixer -p netheal-operator
 	mkdir -p target/e2e-logs
-	nohup target/debug/netheal-demo up --name $(CLUSTER_NAME) --nodes $(CLUSTER_NODES) $(if $(filter 1,$(NETHEAL)),--policy,--no-netheal) >$(UP_LOG) 2>&1 &
+	nohup target/debug/netheal-demo up --name $(CLUSTER_NAME) --nodes $(CLUSTER_NODES) $(if $(filter 1,$(NETHEAL)),--policy,--no-netheal) $(if $(filter 1,$(DUAL_STACK)),--dual-stack) $(if $(CLUSTER_OVERLAY),--overlay $(CLUSTER_OVERLAY)) >$(UP_LOG) 2>&1 &
 	@for _ in $$(seq 180); do grep -q '^cluster is running' $(UP_LOG) 2>/dev/null && break; sleep 1; done
 	@grep -q '^cluster is running' $(UP_LOG) || { cat $(UP_LOG) >&2; echo "cluster-up: the cluster did not start (log: $(UP_LOG))" >&2; exit 1; }
 	@cat $(UP_LOG)

@@ -15,9 +15,9 @@
 use anyhow::{Context, bail};
 use clap::{Parser, Subcommand};
 use netheal_crds::{Mode, NetworkHealthPolicy};
-use netheal_e2e::cluster::PodOptions;
 use netheal_e2e::cluster::faults::LostHow;
-use netheal_e2e::harness::policies::{POLICY, scenario_policy};
+use netheal_e2e::cluster::{Overlay, PodOptions, Stack};
+use netheal_e2e::harness::policies::{POLICY, calico_scenario_policy, scenario_policy};
 use netheal_e2e::harness::{Harness, HarnessOptions, ping, show};
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
@@ -55,6 +55,13 @@ enum Command {
         /// Only the cluster and its control plane: no operator, no agents.
         #[arg(long, conflicts_with = "policy")]
         no_netheal: bool,
+        /// Dual-stack: IPv6 underlay, `flannel-v6.1`, IPv6 pod addresses and dual-stack objects.
+        #[arg(long, conflicts_with = "overlay")]
+        dual_stack: bool,
+        /// The overlay: `flannel` or `calico-vxlan` (Calico IPAM, BlockAffinity objects,
+        /// calico-node; the policy then audits Calico).
+        #[arg(long, default_value = "flannel")]
+        overlay: Overlay,
     },
     /// Stop a running `up` and remove the cluster's leftovers.
     Down {
@@ -80,7 +87,18 @@ async fn main() -> anyhow::Result<()> {
             nodes,
             policy,
             no_netheal,
-        } => up(&name, nodes, policy, !no_netheal).await,
+            dual_stack,
+            overlay,
+        } => {
+            let mut opts = HarnessOptions::new(&name, nodes);
+            opts.stack = if dual_stack {
+                Stack::DualStack
+            } else {
+                Stack::Ipv4
+            };
+            opts.overlay = overlay;
+            up(opts, policy, !no_netheal).await
+        }
         Command::Down { name } => down(&name),
     }
 }
@@ -145,8 +163,8 @@ fn kubectl(h: &Harness, args: &[&str]) {
     }
 }
 
-async fn start(name: &str, nodes: usize, netheal: bool) -> anyhow::Result<Harness> {
-    let mut opts = HarnessOptions::new(name, nodes);
+async fn start(mut opts: HarnessOptions, netheal: bool) -> anyhow::Result<Harness> {
+    let nodes = opts.nodes;
     opts.start_agents = netheal;
     opts.start_operator = netheal;
     let h = Harness::start(opts)
@@ -164,7 +182,7 @@ async fn run(name: &str, timeout: Duration) -> anyhow::Result<()> {
     section(
         "a 3-node cluster-in-a-box on a real control plane: netheal installed with kubectl apply -k, netheal-operator, one node-fixer agent per node",
     );
-    let h = start(name, 3, true).await?;
+    let h = start(HarnessOptions::new(name, 3), true).await?;
     println!("{}", h.log_files());
     kubectl(&h, &["version"]);
     let pods: Vec<(String, String, std::net::Ipv4Addr)> = h
@@ -317,11 +335,18 @@ fn print_pings(pods: &[(String, std::net::Ipv4Addr)]) {
     println!("{}", show::table(&header, &rows));
 }
 
-async fn up(name: &str, nodes: usize, policy: bool, netheal: bool) -> anyhow::Result<()> {
-    let h = start(name, nodes, netheal).await?;
+async fn up(opts: HarnessOptions, policy: bool, netheal: bool) -> anyhow::Result<()> {
+    let name = opts.cluster.clone();
+    let calico = opts.overlay == Overlay::CalicoVxlan;
+    let h = start(opts, netheal).await?;
+    let name = name.as_str();
     if policy {
-        h.create_policy(POLICY, scenario_policy(Mode::DryRun))
-            .await?;
+        let spec = if calico {
+            calico_scenario_policy(Mode::DryRun)
+        } else {
+            scenario_policy(Mode::DryRun)
+        };
+        h.create_policy(POLICY, spec).await?;
     }
     let pid = pid_file(name);
     if let Some(dir) = pid.parent() {
