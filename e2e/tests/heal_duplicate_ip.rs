@@ -3,9 +3,10 @@
 //! and evicts nothing; Enforce evicts the controller-owned copies (the ReplicaSet brings them
 //! back with fresh IPs), keeps the pod that owns the host route, and the stale neighbours go.
 
+mod heal_common;
+
 use netheal_crds::{Action, Check, Mode};
 use netheal_e2e::cluster::PodOptions;
-use netheal_e2e::harness::expect::policy_findings;
 use netheal_e2e::harness::kubelet::KubeletEvent;
 use netheal_e2e::harness::policies::{POLICY, scenario_policy};
 use netheal_e2e::harness::wait::{Check as WaitCheck, wait_for};
@@ -56,27 +57,7 @@ async fn duplicate_pod_ips_are_proposed_then_the_copies_are_recreated() {
         "DryRun must not evict"
     );
 
-    h.set_mode(POLICY, Mode::Enforce).await.unwrap();
-    let recreated = h
-        .expect_applied(POLICY, "node1", Action::RecreatePod, |_| true)
-        .await
-        .unwrap();
-    assert!(
-        recreated.iter().all(|r| !r.target.contains(&original.name)),
-        "the pod with the host route is kept: {recreated:?}"
-    );
-    h.wait_policy(
-        POLICY,
-        "the duplicate IP to clear",
-        Duration::from_secs(60),
-        |p| {
-            policy_findings(p, "node1", Check::DuplicatePodIp)
-                .is_empty()
-                .then_some(())
-        },
-    )
-    .await
-    .unwrap();
+    heal_common::copies_recreated_keeping(&h, "node1", &original.name).await;
     // The duplicate clears when the copies are gone; their replacements start a little later
     // (ReplicaSet, scheduler, the kubelet emulation's tick).
     let replaced: Vec<String> = wait_for(

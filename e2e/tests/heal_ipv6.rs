@@ -358,27 +358,7 @@ async fn dual_stack_duplicate_pods_are_one_finding_and_their_ipv6_neighbours_go(
     .await
     .unwrap();
 
-    h.set_mode(POLICY, Mode::Enforce).await.unwrap();
-    let recreated = h
-        .expect_applied(POLICY, "node1", Action::RecreatePod, |_| true)
-        .await
-        .unwrap();
-    assert!(
-        recreated.iter().all(|r| !r.target.contains(&original.name)),
-        "the pod with the host routes is kept: {recreated:?}"
-    );
-    h.wait_policy(
-        POLICY,
-        "the duplicate IP to clear",
-        Duration::from_secs(60),
-        |p| {
-            policy_findings(p, "node1", Check::DuplicatePodIp)
-                .is_empty()
-                .then_some(())
-        },
-    )
-    .await
-    .unwrap();
+    heal_common::copies_recreated_keeping(&h, "node1", &original.name).await;
     h.expect_finding_cleared("node1", Check::StaleNeighbour)
         .await
         .unwrap();

@@ -7,6 +7,9 @@
 // Tests may unwrap: a panic is how a test fails (helpers outside #[test] included).
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod common;
+
+use common::wait_for;
 use k8s_openapi::api::core::v1::Node;
 use kube::api::{Api, PostParams};
 use netheal_crds::{Check, NodeNetworkReport, NodeNetworkReportStatus};
@@ -14,7 +17,7 @@ use netheal_e2e::controlplane::ControlPlane;
 use netheal_e2e::netns::Netns;
 use serde_json::json;
 use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 const NODE: &str = "nfc-node1";
 const PEER: &str = "nfc-node2";
@@ -26,21 +29,6 @@ impl Drop for Agent {
     fn drop(&mut self) {
         let _ = self.0.kill();
         let _ = self.0.wait();
-    }
-}
-
-async fn wait_for<T>(
-    what: &str,
-    timeout: Duration,
-    mut probe: impl AsyncFnMut() -> Option<T>,
-) -> T {
-    let deadline = Instant::now() + timeout;
-    loop {
-        if let Some(v) = probe().await {
-            return v;
-        }
-        assert!(Instant::now() < deadline, "timed out waiting for {what}");
-        tokio::time::sleep(Duration::from_millis(100)).await;
     }
 }
 

@@ -90,6 +90,27 @@ pub fn uplink(ip: Ipv4Addr, prefix_len: u8, gateway: Ipv4Addr) -> Vec<Cmd> {
     ]
 }
 
+/// `ip link add DEVICE type vxlan id VNI local LOCAL dev eth0 dstport PORT nolearning`.
+fn vxlan_link(device: &str, vni: u32, local: &str, port: u16) -> Cmd {
+    let (vni, port) = (vni.to_string(), port.to_string());
+    Cmd::ip(&[
+        "link",
+        "add",
+        device,
+        "type",
+        "vxlan",
+        "id",
+        &vni,
+        "local",
+        local,
+        "dev",
+        UPLINK,
+        "dstport",
+        &port,
+        "nolearning",
+    ])
+}
+
 /// The node's IPv6 underlay: an address on the uplink (no duplicate address detection: the
 /// underlay is the cluster's own) and a default route via the IPv6 underlay gateway.
 pub fn uplink6(ip: Ipv6Addr, prefix_len: u8, gateway: Ipv6Addr) -> Vec<Cmd> {
@@ -105,26 +126,9 @@ pub fn uplink6(ip: Ipv6Addr, prefix_len: u8, gateway: Ipv6Addr) -> Vec<Cmd> {
 /// learning, its own fixed MAC, `<range>::/128`.
 pub fn vxlan_device6(local: Ipv6Addr, vtep_mac: &str, vtep_ip: Ipv6Addr) -> Vec<Cmd> {
     let local = local.to_string();
-    let vni = VNI.to_string();
-    let port = VXLAN_PORT.to_string();
     let addr = format!("{vtep_ip}/128");
     vec![
-        Cmd::ip(&[
-            "link",
-            "add",
-            VXLAN_DEVICE_V6,
-            "type",
-            "vxlan",
-            "id",
-            &vni,
-            "local",
-            &local,
-            "dev",
-            UPLINK,
-            "dstport",
-            &port,
-            "nolearning",
-        ]),
+        vxlan_link(VXLAN_DEVICE_V6, VNI, &local, VXLAN_PORT),
         Cmd::ip(&["link", "set", VXLAN_DEVICE_V6, "address", vtep_mac]),
         Cmd::ip(&["-6", "addr", "add", &addr, "dev", VXLAN_DEVICE_V6, "nodad"]),
         Cmd::ip(&["link", "set", VXLAN_DEVICE_V6, "up"]),
@@ -134,26 +138,9 @@ pub fn vxlan_device6(local: Ipv6Addr, vtep_mac: &str, vtep_ip: Ipv6Addr) -> Vec<
 /// flannel's VXLAN device: VNI 1, port 8472, no learning, fixed MAC, `<subnet>.0/32`.
 pub fn vxlan_device(local: Ipv4Addr, vtep_mac: &str, vtep_ip: Ipv4Addr) -> Vec<Cmd> {
     let local = local.to_string();
-    let vni = VNI.to_string();
-    let port = VXLAN_PORT.to_string();
     let addr = format!("{vtep_ip}/32");
     vec![
-        Cmd::ip(&[
-            "link",
-            "add",
-            VXLAN_DEVICE,
-            "type",
-            "vxlan",
-            "id",
-            &vni,
-            "local",
-            &local,
-            "dev",
-            UPLINK,
-            "dstport",
-            &port,
-            "nolearning",
-        ]),
+        vxlan_link(VXLAN_DEVICE, VNI, &local, VXLAN_PORT),
         Cmd::ip(&["link", "set", VXLAN_DEVICE, "address", vtep_mac]),
         Cmd::ip(&["addr", "add", &addr, "dev", VXLAN_DEVICE]),
         Cmd::ip(&["link", "set", VXLAN_DEVICE, "up"]),
@@ -170,26 +157,9 @@ pub fn calico_vxlan_device(
     block: &str,
 ) -> Vec<Cmd> {
     let local = local.to_string();
-    let vni = CALICO_VNI.to_string();
-    let port = CALICO_VXLAN_PORT.to_string();
     let addr = format!("{tunnel_ip}/32");
     vec![
-        Cmd::ip(&[
-            "link",
-            "add",
-            CALICO_VXLAN_DEVICE,
-            "type",
-            "vxlan",
-            "id",
-            &vni,
-            "local",
-            &local,
-            "dev",
-            UPLINK,
-            "dstport",
-            &port,
-            "nolearning",
-        ]),
+        vxlan_link(CALICO_VXLAN_DEVICE, CALICO_VNI, &local, CALICO_VXLAN_PORT),
         Cmd::ip(&["link", "set", CALICO_VXLAN_DEVICE, "address", vtep_mac]),
         Cmd::ip(&["addr", "add", &addr, "dev", CALICO_VXLAN_DEVICE]),
         Cmd::ip(&["link", "set", CALICO_VXLAN_DEVICE, "up"]),

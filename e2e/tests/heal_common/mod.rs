@@ -1,8 +1,9 @@
 //! Steps the scenarios share.
 
-#![allow(clippy::unwrap_used)]
+#![allow(clippy::unwrap_used, dead_code)] // each scenario uses some of the steps
 
 use netheal_crds::{Action, Check, Mode};
+use netheal_e2e::harness::expect::policy_findings;
 use netheal_e2e::harness::policies::POLICY;
 use netheal_e2e::harness::{Harness, ping};
 use std::net::IpAddr;
@@ -59,4 +60,31 @@ pub async fn cni_restart_heals(
     }
     h.expect_finding_cleared(node, check).await.unwrap();
     h.expect_event("RestartCniPod", node).await.unwrap();
+}
+
+/// Duplicate pods already proposed for `RecreatePod` on `node`: switch to Enforce, and the
+/// copies are evicted (never `keeper`, the pod that owns the host route) until no
+/// `DuplicatePodIp` finding is left in the policy.
+pub async fn copies_recreated_keeping(h: &Harness, node: &str, keeper: &str) {
+    h.set_mode(POLICY, Mode::Enforce).await.unwrap();
+    let recreated = h
+        .expect_applied(POLICY, node, Action::RecreatePod, |_| true)
+        .await
+        .unwrap();
+    assert!(
+        recreated.iter().all(|r| !r.target.contains(keeper)),
+        "the pod with the host route is kept: {recreated:?}"
+    );
+    h.wait_policy(
+        POLICY,
+        "the duplicate IP to clear",
+        Duration::from_secs(60),
+        |p| {
+            policy_findings(p, node, Check::DuplicatePodIp)
+                .is_empty()
+                .then_some(())
+        },
+    )
+    .await
+    .unwrap();
 }

@@ -155,3 +155,22 @@ pub fn findings_of(
         .filter(|f| f.check == check)
         .collect()
 }
+
+/// Poll `probe` every 100 ms until it returns a value; panic naming `what` after `timeout`.
+pub async fn wait_for<T>(
+    what: &str,
+    timeout: std::time::Duration,
+    mut probe: impl AsyncFnMut() -> Option<T>,
+) -> T {
+    let deadline = std::time::Instant::now() + timeout;
+    loop {
+        if let Some(v) = probe().await {
+            return v;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "timed out waiting for {what}"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+}
