@@ -1,14 +1,15 @@
 //! `PeerRouteMissing` on Calico (seed 001): on a cluster with Calico IPAM (VXLAN mode here:
 //! this kernel has no `ipip` device for `tunl0`), node1 lost its route to node2's IPAM block,
-//! so its pods cannot reach the cluster DNS pod on node2. node-fixer knows the block only from
+//! so its pods' DNS lookups time out: the cluster DNS (dnsmasq in a pod) runs on node2. node-fixer knows the block only from
 //! node2's `BlockAffinity` (served by the real API server, read under the RBAC users get). DryRun
 //! proposes restarting `calico-node` on node1 and deletes nothing; Enforce deletes that pod, the
-//! new one programs the block route again, and the pods reach the DNS pod.
+//! new one programs the block route again, and the lookups work again.
 
 mod heal_common;
 
 use netheal_crds::{Action, Check, Mode};
 use netheal_e2e::cluster::PodOptions;
+use netheal_e2e::harness::dns::{DnsServer, Resolver, SERVICE_IP};
 use netheal_e2e::harness::expect::findings_of;
 use netheal_e2e::harness::policies::{POLICY, calico_scenario_policy};
 use netheal_e2e::harness::{Harness, HarnessOptions};
@@ -27,6 +28,21 @@ async fn a_lost_calico_block_route_is_proposed_then_repaired_by_restarting_calic
     h.wait_ping(&client.netns, dns.ip, true, Duration::from_secs(10))
         .await
         .unwrap();
+    let _server = DnsServer::start(&dns.netns, dns.ip).unwrap();
+    let resolver = Resolver::new(&client.netns, dns.ip).unwrap();
+    let mut answered = None;
+    for _ in 0..50 {
+        answered = resolver.lookup();
+        if answered.is_some() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(
+        answered,
+        Some(SERVICE_IP.into()),
+        "the healthy cluster resolves"
+    );
     h.create_policy(POLICY, calico_scenario_policy(Mode::DryRun))
         .await
         .unwrap();
@@ -37,6 +53,11 @@ async fn a_lost_calico_block_route_is_proposed_then_repaired_by_restarting_calic
     h.wait_ping(&client.netns, dns.ip, false, Duration::from_secs(5))
         .await
         .unwrap();
+    assert_eq!(
+        resolver.lookup(),
+        None,
+        "seed 001: the DNS lookup times out"
+    );
     let block = "10.40.2.0/26";
     let f = h
         .expect_finding("node1", Check::PeerRouteMissing, |f| {
@@ -65,6 +86,11 @@ async fn a_lost_calico_block_route_is_proposed_then_repaired_by_restarting_calic
         .await
         .unwrap();
     assert!(back, "the new calico-node programmed the block route again");
+    assert_eq!(
+        resolver.lookup(),
+        Some(SERVICE_IP.into()),
+        "DNS works again"
+    );
     let events = h.events().await.unwrap();
     assert!(
         events

@@ -10,6 +10,7 @@ pub mod api;
 pub mod bins;
 pub mod dataplane;
 pub mod disrupt;
+pub mod dns;
 pub mod expect;
 pub mod install;
 pub mod kubelet;
