@@ -394,6 +394,21 @@ pub struct ProxyTables {
 }
 
 impl NsSnapshot {
+    /// Whether a non-default route of the dumped main tables (IPv4 or IPv6, by `net`'s family)
+    /// covers `net`.
+    pub fn routes_cover(&self, net: ipnet::IpNet) -> bool {
+        match net {
+            ipnet::IpNet::V4(net) => self
+                .routes
+                .iter()
+                .any(|r| r.dst.prefix_len() > 0 && r.dst.contains(&net)),
+            ipnet::IpNet::V6(net) => self
+                .routes6
+                .iter()
+                .any(|r| r.dst.prefix_len() > 0 && r.dst.contains(&net)),
+        }
+    }
+
     /// The name of interface `index`.
     pub fn link_name(&self, index: u32) -> Option<&str> {
         self.links

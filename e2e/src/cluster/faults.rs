@@ -669,18 +669,14 @@ impl Cluster {
         let this = self.node(on)?;
         let target = self.node(peer)?;
         let symptom = self.unreachable(self.first_pod_on(on)?, self.first_pod_on(peer)?, family)?;
-        let (vtep, dev, lladdr): (IpAddr, &str, String) = match (family, &target.v6) {
-            (Family::V6, Some(v6)) => (v6.vtep_ip.into(), VXLAN_DEVICE_V6, v6.vtep_mac.clone()),
-            _ if target.calico.is_some() => {
-                let calico = target.calico.as_ref().ok_or_else(|| {
-                    ClusterError::UnknownNode(format!("{peer} without a Calico side"))
-                })?;
-                (
-                    calico.tunnel_ip.into(),
-                    CALICO_VXLAN_DEVICE,
-                    calico.vtep_mac.clone(),
-                )
-            }
+        let (vtep, dev, lladdr): (IpAddr, &str, String) = match (family, &target.v6, &target.calico)
+        {
+            (Family::V6, Some(v6), _) => (v6.vtep_ip.into(), VXLAN_DEVICE_V6, v6.vtep_mac.clone()),
+            (_, _, Some(calico)) => (
+                calico.tunnel_ip.into(),
+                CALICO_VXLAN_DEVICE,
+                calico.vtep_mac.clone(),
+            ),
             _ => (target.vtep_ip.into(), VXLAN_DEVICE, target.vtep_mac.clone()),
         };
         let vtep_s = vtep.to_string();

@@ -39,6 +39,15 @@ pub const CALICO_IPV4_ADDRESS: &str = "projectcalico.org/IPv4Address";
 /// Calico's annotation with a node's VXLAN tunnel address.
 pub const CALICO_VXLAN_TUNNEL_ADDR: &str = "projectcalico.org/IPv4VXLANTunnelAddr";
 
+/// The container (name, image) of a CNI agent's pods, by its DaemonSet's name.
+pub fn agent_container(agent: &str) -> (&'static str, &'static str) {
+    if agent == CALICO_DAEMONSET {
+        ("calico-node", "docker.io/calico/node:v3.30.0")
+    } else {
+        ("kube-flannel", "docker.io/flannel/flannel:v0.26.0")
+    }
+}
+
 /// The CNI agent DaemonSet (and `k8s-app` label) of a cluster's overlay.
 pub fn cni_agent(overlay: Overlay) -> &'static str {
     match overlay {
@@ -338,11 +347,7 @@ pub fn pod_object(facts: &PodFacts, now: Timestamp) -> Pod {
 /// <agent>`, owned by DaemonSet `<agent>`, host network, its IPs are the node's.
 pub fn cni_agent_pod(agent: &str, node: &str, host_ips: &[IpAddr], now: Timestamp) -> Pod {
     let name = format!("{agent}-{node}");
-    let (container_name, image) = if agent == CALICO_DAEMONSET {
-        ("calico-node", "docker.io/calico/node:v3.30.0")
-    } else {
-        ("kube-flannel", "docker.io/flannel/flannel:v0.26.0")
-    };
+    let (container_name, image) = agent_container(agent);
     let container = Container {
         name: container_name.into(),
         image: Some(image.into()),

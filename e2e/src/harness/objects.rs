@@ -28,11 +28,7 @@ pub fn is_cni_agent(pod: &Pod) -> bool {
 /// The CNI agent DaemonSet `kube-system/<agent>` (canal or calico-node): host network, on every
 /// node, tolerating every taint, as their manifests have it.
 pub fn cni_daemonset(agent: &str) -> Result<DaemonSet, serde_json::Error> {
-    let (container, image) = if agent == CALICO_DAEMONSET {
-        ("calico-node", "docker.io/calico/node:v3.30.0")
-    } else {
-        ("kube-flannel", "docker.io/flannel/flannel:v0.26.0")
-    };
+    let (container, image) = crate::cluster::objects::agent_container(agent);
     serde_json::from_value(json!({
         "apiVersion": "apps/v1",
         "kind": "DaemonSet",

@@ -9,7 +9,7 @@ use super::policy_select::{Effective, NamedPolicy, no_policy_message, select};
 use super::status::{
     ScanFacts, WriteDecision, build_status, decide_write, merge_results, now_seconds,
 };
-use crate::checks::calico_blocks::{CalicoBlock, block_from_object};
+use crate::checks::calico_blocks::{CalicoBlock, block_from_spec};
 use crate::engine::{ClusterFacts, EngineConfig, ScanOutput};
 use k8s_openapi::api::core::v1::{Node, Service};
 use kube::Client;
@@ -190,10 +190,8 @@ impl Worker {
         let mut blocks = Vec::new();
         let mut errors = Vec::new();
         for object in self.stores.calico_blocks.iter().flat_map(|s| s.state()) {
-            let parsed = serde_json::to_value(&*object)
-                .map_err(|e| e.to_string())
-                .and_then(|v| block_from_object(&v).map_err(|e| e.to_string()));
-            match parsed {
+            let name = object.metadata.name.as_deref().unwrap_or_default();
+            match block_from_spec(name, &object.data["spec"]) {
                 Ok(Some(block)) => blocks.push(block),
                 Ok(None) => {}
                 Err(e) => errors.push(format!("Calico blocks: {e}")),

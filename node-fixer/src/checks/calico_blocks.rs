@@ -13,7 +13,6 @@
 //! seed 001 from the Node objects alone.
 
 use super::{Input, details, finding};
-use crate::snapshot::NsSnapshot;
 use ipnet::IpNet;
 use k8s_openapi::api::core::v1::Node;
 use netheal_crds::{Check, Finding};
@@ -62,16 +61,21 @@ pub struct BlockAffinityError {
 /// (`spec.state` other than `confirmed`, or `spec.deleted: "true"`: calico-node has not
 /// programmed, or is withdrawing, its routes).
 pub fn block_from_object(object: &Value) -> Result<Option<CalicoBlock>, BlockAffinityError> {
-    let name = object["metadata"]["name"]
-        .as_str()
-        .unwrap_or_default()
-        .to_string();
+    let name = object["metadata"]["name"].as_str().unwrap_or_default();
+    block_from_spec(name, &object["spec"])
+}
+
+/// [`block_from_object`] from the object's name and its `spec` (the agent's watched objects
+/// are read in place, not serialized again).
+pub fn block_from_spec(
+    name: &str,
+    spec: &Value,
+) -> Result<Option<CalicoBlock>, BlockAffinityError> {
     let error = |field, reason: String| BlockAffinityError {
-        name: name.clone(),
+        name: name.to_string(),
         field,
         reason,
     };
-    let spec = &object["spec"];
     let text = |field: &'static str, key: &str| {
         spec[key]
             .as_str()
@@ -96,24 +100,10 @@ pub fn block_from_object(object: &Value) -> Result<Option<CalicoBlock>, BlockAff
         .parse::<IpNet>()
         .map_err(|e| error("spec.cidr", e.to_string()))?;
     Ok(Some(CalicoBlock {
-        name: name.clone(),
+        name: name.to_string(),
         node: node.to_string(),
         cidr: cidr.trunc(),
     }))
-}
-
-/// Whether a non-default main-table route of this node covers `net`.
-fn routed(host: &NsSnapshot, net: IpNet) -> bool {
-    match net {
-        IpNet::V4(net) => host
-            .routes
-            .iter()
-            .any(|r| r.dst.prefix_len() > 0 && r.dst.contains(&net)),
-        IpNet::V6(net) => host
-            .routes6
-            .iter()
-            .any(|r| r.dst.prefix_len() > 0 && r.dst.contains(&net)),
-    }
 }
 
 /// The tunnel addresses calico-node annotated on a Node.
@@ -163,7 +153,7 @@ pub fn check(input: &Input<'_>) -> Vec<Finding> {
                 .iter()
                 .any(|b| b.node == name && b.cidr.contains(&addr));
             let host_net = IpNet::from(addr);
-            if held || routed(host, host_net) {
+            if held || host.routes_cover(host_net) {
                 continue;
             }
             out.push(finding(
@@ -186,7 +176,7 @@ pub fn check(input: &Input<'_>) -> Vec<Finding> {
         if Some(block.node.as_str()) == this || !live.contains(block.node.as_str()) {
             continue;
         }
-        if routed(host, block.cidr) {
+        if host.routes_cover(block.cidr) {
             continue;
         }
         let cidr = block.cidr.to_string();

@@ -35,8 +35,10 @@ pub fn check(input: &Input<'_>) -> Vec<Finding> {
     let pod_cidr_routes = !super::calico_blocks::calico_ipam(input.cluster);
     let mut out = Vec::new();
     for peer in peers(input.cluster).iter().filter(|p| !p.is_self) {
-        for mut expected in [ipv4(host, peer), ipv6(host, peer)].into_iter().flatten() {
-            expected.has_route |= !pod_cidr_routes;
+        for expected in [ipv4(host, peer), ipv6(host, peer)].into_iter().flatten() {
+            if pod_cidr_routes && !expected.has_route {
+                out.push(route_missing(peer, &expected.cidr));
+            }
             judge(host, peer, &expected, flannel, &mut out);
         }
     }
@@ -45,10 +47,7 @@ pub fn check(input: &Input<'_>) -> Vec<Finding> {
 
 fn ipv4(host: &NsSnapshot, peer: &Peer) -> Option<Expected> {
     let cidr = peer.pod_cidr?;
-    let has_route = host
-        .routes
-        .iter()
-        .any(|r| r.dst.prefix_len() > 0 && r.dst.contains(&cidr));
+    let has_route = host.routes_cover(cidr.into());
     let vtep = match (peer.vtep_mac, peer.public_ip, peer.vtep_ip()) {
         (Some(mac), Some(public_ip), Some(ip)) => Some(Vtep {
             interface: peer.interface(),
@@ -68,10 +67,7 @@ fn ipv4(host: &NsSnapshot, peer: &Peer) -> Option<Expected> {
 /// The IPv6 side: only for a peer with an IPv6 pod CIDR.
 fn ipv6(host: &NsSnapshot, peer: &Peer) -> Option<Expected> {
     let cidr = peer.pod_cidr6?;
-    let has_route = host
-        .routes6
-        .iter()
-        .any(|r| r.dst.prefix_len() > 0 && r.dst.contains(&cidr));
+    let has_route = host.routes_cover(cidr.into());
     let vtep = match (peer.vtep_mac6, peer.public_ipv6, peer.vtep_ip6()) {
         (Some(mac), Some(public_ip), Some(ip)) => Some(Vtep {
             interface: peer.interface6(),
@@ -88,6 +84,23 @@ fn ipv6(host: &NsSnapshot, peer: &Peer) -> Option<Expected> {
     })
 }
 
+/// `PeerRouteMissing` for a peer's pod CIDR.
+fn route_missing(peer: &Peer, cidr: &str) -> Finding {
+    finding(
+        Check::PeerRouteMissing,
+        format!("route {cidr}"),
+        "no route".to_string(),
+        format!("route to Node {}'s pod CIDR", peer.name),
+        format!("no route to Node {}'s pods ({cidr})", peer.name),
+        details([
+            ("netns", String::new()),
+            ("node", peer.name.clone()),
+            ("podCIDR", cidr.to_string()),
+        ]),
+    )
+}
+
+/// The VTEP entries towards a peer (flannel, canal).
 fn judge(
     host: &NsSnapshot,
     peer: &Peer,
@@ -95,21 +108,6 @@ fn judge(
     flannel: bool,
     out: &mut Vec<Finding>,
 ) {
-    let cidr = &expected.cidr;
-    if !expected.has_route {
-        out.push(finding(
-            Check::PeerRouteMissing,
-            format!("route {cidr}"),
-            "no route".to_string(),
-            format!("route to Node {}'s pod CIDR", peer.name),
-            format!("no route to Node {}'s pods ({cidr})", peer.name),
-            details([
-                ("netns", String::new()),
-                ("node", peer.name.clone()),
-                ("podCIDR", cidr.clone()),
-            ]),
-        ));
-    }
     let Some(vtep) = &expected.vtep else { return };
     if !flannel {
         return;
