@@ -128,24 +128,19 @@ fn nodes() -> Vec<k8s_openapi::api::core::v1::Node> {
     ]
 }
 
-fn pod_ping(o: &Overlay) -> bool {
+/// Two pings from node a's pod subnet address `from` to node b's `to` (ping picks the family).
+fn pings(o: &Overlay, from: &str, to: &str) -> bool {
     o.a.exec(
         "ping",
         &[
-            "-n",
-            "-q",
-            "-c",
-            "2",
-            "-W",
-            "1",
-            "-i",
-            "0.2",
-            "-I",
-            "10.244.1.1",
-            "10.244.2.1",
+            "-n", "-q", "-c", "2", "-W", "1", "-i", "0.2", "-I", from, to,
         ],
     )
     .is_ok()
+}
+
+fn pod_ping(o: &Overlay) -> bool {
+    pings(o, "10.244.1.1", "10.244.2.1")
 }
 
 #[test]
@@ -391,24 +386,7 @@ fn nodes6() -> Vec<k8s_openapi::api::core::v1::Node> {
 }
 
 fn pod_ping6(o: &Overlay) -> bool {
-    o.a.exec(
-        "ping",
-        &[
-            "-6",
-            "-n",
-            "-q",
-            "-c",
-            "2",
-            "-W",
-            "1",
-            "-i",
-            "0.2",
-            "-I",
-            "fd00:10:244:1::1",
-            "fd00:10:244:2::1",
-        ],
-    )
-    .is_ok()
+    pings(o, "fd00:10:244:1::1", "fd00:10:244:2::1")
 }
 
 #[test]
